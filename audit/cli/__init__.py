@@ -1,0 +1,1 @@
+"""Click commands only: parse arguments, call the core, render its result, return an exit code."""

@@ -1,0 +1,48 @@
+"""Options and output helpers shared by every command.
+
+Commands render results; they never decide exit codes for errors (main.py does).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Set by --json so the top-level error handler can answer in JSON as well.
+JSON_MODE: contextvars.ContextVar[bool] = contextvars.ContextVar("mlaudit_json", default=False)
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        JSON_MODE.set(True)
+    return value
+
+
+def json_option(func: F) -> F:
+    """`--json`: print one JSON document on stdout instead of text."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        default=False,
+        callback=_remember_json,
+        is_eager=True,
+        help="Print machine-readable JSON on stdout instead of text.",
+    )(func)
+
+
+def emit_json(data: object) -> None:
+    """Write one JSON document to stdout, keys in a stable order."""
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    click.echo(text, err=err)

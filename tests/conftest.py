@@ -1,0 +1,106 @@
+"""Shared test fixtures.
+
+Tests may reach only loopback: the guard below refuses any other connection, so
+a test that would phone home fails loudly instead of hanging on a closed network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def _is_loopback(address: object) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return True  # AF_UNIX paths and the like never leave the machine
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_loopback(address):
+        raise OSError(f"tests may reach only loopback; refused connection to {address!r}")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _is_loopback(address):
+        raise OSError(f"tests may reach only loopback; refused connection to {address!r}")
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `mlaudit ARGS...` in-process and capture what it prints."""
+    from audit.cli.main import main
+
+    def run(*args: str | os.PathLike[str]) -> CliResult:
+        capsys.readouterr()
+        code = main([os.fspath(a) for a in args])
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def run_mlaudit() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python -m audit ARGS...` as a real subprocess (for stdin, signals, exit codes)."""
+
+    def run(*args: str | os.PathLike[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+            [sys.executable, "-m", "audit", *[os.fspath(a) for a in args]],
+            capture_output=True,
+            text=True,
+            check=False,
+            **kwargs,
+        )
+
+    return run
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """An empty real git repository with an identity configured."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env_git = ["git", "-C", str(repo)]
+    subprocess.run([*env_git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*env_git, "config", "user.email", "test@example.com"], check=True)
+    subprocess.run([*env_git, "config", "user.name", "Test"], check=True)
+    subprocess.run([*env_git, "config", "commit.gpgsign", "false"], check=True)
+    return repo
