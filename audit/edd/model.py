@@ -1,0 +1,28 @@
+"""The loaded EDD as a value: its parsed document, canonical bytes and digest."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Edd:
+    path: Path
+    document: dict[str, Any]
+    canonical: bytes
+
+    @property
+    def digest(self) -> str:
+        """sha256 (hex) of the RFC 8785 canonical bytes: what approvers sign."""
+        return hashlib.sha256(self.canonical).hexdigest()
+
+    @property
+    def id(self) -> str:
+        return str(self.document["id"])
+
+    @property
+    def version(self) -> int:
+        return int(self.document["version"])
