@@ -1,0 +1,17 @@
+"""Immutable MLflow tracking: append-only store plugin, seals, server process, client logging.
+
+Import-light on purpose: MLflow loads the `mlflow.tracking_store` entry point while
+`import mlflow` is still running, so the entry point is the factory below, which
+imports the store class (and with it MLflow's SQL store) only when a store is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def tracking_store(store_uri: str, artifact_uri: str | None = None, **kwargs: Any) -> Any:
+    """Entry point for the `mlaudit+sqlite` / `mlaudit+postgresql` schemes."""
+    from audit.tracking.store import AppendOnlyTrackingStore
+
+    return AppendOnlyTrackingStore(store_uri, artifact_uri, **kwargs)

@@ -1,0 +1,243 @@
+"""The canonical record of a sealed MLflow run: one pure function, shared by the store and verify.
+
+It never touches a database or the network: the server-side store feeds it rows it
+just read inside the sealing transaction, `mlaudit track verify` feeds it what the
+REST API returns; both must produce the same bytes for an untouched run.
+
+Record layout (version ``mlaudit.run-record/1``)
+=================================================
+
+The record is the RFC 8785 (JCS) serialisation of this JSON object; the seal is
+``sha256(record)`` as lowercase hex, stored as tag ``mlaudit.seal.sha256`` next to
+the per-experiment sequence number ``mlaudit.seal.seq`` (decimal, contiguous from 0)::
+
+    {
+      "format":        "mlaudit.run-record/1",
+      "run_id":        str,              # run_uuid, 32 hex chars
+      "experiment_id": str,              # as MLflow reports it (a decimal string)
+      "run_name":      str,              # run_info.run_name ("" when unset)
+      "status":        str,              # terminal: "FINISHED" | "FAILED" | "KILLED"
+      "start_time":    int | null,       # ms since epoch
+      "end_time":      int | null,       # ms since epoch
+      "artifact_uri":  str,              # run_info.artifact_uri exactly as stored
+      "artifacts_sha256": str | null,    # value of tag "mlaudit.artifacts.sha256", else null
+      "params":  {key: value, ...},      # every param, values are strings
+      "tags":    {key: value, ...},      # every tag EXCEPT keys starting "mlaudit.seal."
+      "metrics": {key: [[step, timestamp, value], ...], ...},   # FULL histories
+      "datasets": [ {"name", "digest", "source_type", "source", "tags": {k: v}}, ... ]
+    }
+
+Encoding rules (the parts JSON alone leaves open):
+
+* ``metrics``: each history is the set of ``(step, timestamp, value)`` points MLflow
+  keeps for the key (its primary key dedups exact repeats), sorted by step, then
+  timestamp, then the JCS text of the encoded value. Exact duplicates are kept once.
+* Metric values are JSON numbers when finite; NaN, +inf and -inf are the strings
+  ``"NaN"``, ``"Infinity"``, ``"-Infinity"``. Note that MLflow's SQL store clamps
+  +/-inf to +/-1.7976931348623157e308 before storing, so a sealed record (built
+  from stored rows) shows the clamped number, and so does the REST API.
+* Integers (step, timestamps) outside JCS's safe range (|n| > 2**53 - 1) are
+  decimal strings; inside it they are JSON integers. ``-0.0`` serialises as ``0``.
+* ``datasets`` (from ``log_inputs``) are sorted by the JCS text of each entry.
+  Logged-model inputs/outputs are not part of the record.
+* Keys of every object are sorted by JCS itself (UTF-16 code units).
+
+``mlaudit.artifacts.sha256`` is set by the client to the sha256 (hex) of the
+artifact manifest it uploads as artifact ``mlaudit/artifacts.json`` before ending
+the run; being a tag it is also inside ``tags``. It is repeated at top level so a
+reader sees at a glance whether artifacts were covered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+RECORD_FORMAT = "mlaudit.run-record/1"
+SEAL_TAG_PREFIX = "mlaudit.seal."
+SEAL_SEQ_TAG = "mlaudit.seal.seq"
+SEAL_SHA256_TAG = "mlaudit.seal.sha256"
+ARTIFACTS_SHA256_TAG = "mlaudit.artifacts.sha256"
+ARTIFACT_MANIFEST_PATH = "mlaudit/artifacts.json"
+TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
+
+_SAFE_INT = 2**53 - 1
+
+# (step, timestamp, value) as MLflow reports one point of a metric history.
+MetricPoint = tuple[int, int, float]
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """One dataset input of a run (what `log_inputs` recorded)."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecordInput:
+    """Plain data a run record is built from; both the store and verify fill one."""
+
+    run_id: str
+    experiment_id: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    metric_history: Mapping[str, Sequence[MetricPoint]]
+    run_name: str = ""
+    artifact_uri: str = ""
+    datasets: Sequence[DatasetRef] = ()
+
+
+def _jcs(value: object) -> bytes:
+    import rfc8785  # light, but only record builders need it
+
+    return bytes(rfc8785.dumps(value))  # type: ignore[arg-type]
+
+
+def _encode_int(number: int | None) -> int | str | None:
+    if number is None:
+        return None
+    number = int(number)
+    return number if -_SAFE_INT <= number <= _SAFE_INT else str(number)
+
+
+def _encode_value(value: float) -> float | str:
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _history(points: Iterable[MetricPoint]) -> list[list[Any]]:
+    encoded = {
+        (int(step), int(timestamp), _jcs(_encode_value(value))): [
+            _encode_int(step),
+            _encode_int(timestamp),
+            _encode_value(value),
+        ]
+        for step, timestamp, value in points
+    }
+    return [encoded[key] for key in sorted(encoded)]
+
+
+def _dataset(ref: DatasetRef) -> dict[str, Any]:
+    return {
+        "name": ref.name,
+        "digest": ref.digest,
+        "source_type": ref.source_type,
+        "source": ref.source,
+        "tags": {str(k): str(v) for k, v in ref.tags.items()},
+    }
+
+
+def canonical_run_record(
+    run_id: str,
+    experiment_id: str,
+    status: str,
+    start_time: int | None,
+    end_time: int | None,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    metric_history: Mapping[str, Sequence[MetricPoint]],
+    *,
+    run_name: str = "",
+    artifact_uri: str = "",
+    datasets: Sequence[DatasetRef] = (),
+) -> bytes:
+    """The canonical bytes of a run (layout in the module docstring); seal tags excluded."""
+    kept_tags = {str(k): str(v) for k, v in tags.items() if not k.startswith(SEAL_TAG_PREFIX)}
+    encoded_datasets = sorted((_dataset(d) for d in datasets), key=_jcs)
+    document = {
+        "format": RECORD_FORMAT,
+        "run_id": str(run_id),
+        "experiment_id": str(experiment_id),
+        "run_name": run_name or "",
+        "status": str(status),
+        "start_time": _encode_int(start_time),
+        "end_time": _encode_int(end_time),
+        "artifact_uri": artifact_uri or "",
+        "artifacts_sha256": kept_tags.get(ARTIFACTS_SHA256_TAG),
+        "params": {str(k): str(v) for k, v in params.items()},
+        "tags": kept_tags,
+        "metrics": {str(k): _history(v) for k, v in metric_history.items()},
+        "datasets": encoded_datasets,
+    }
+    return _jcs(document)
+
+
+def record_bytes(data: RunRecordInput) -> bytes:
+    """`canonical_run_record` over a filled `RunRecordInput`."""
+    return canonical_run_record(
+        data.run_id,
+        data.experiment_id,
+        data.status,
+        data.start_time,
+        data.end_time,
+        data.params,
+        data.tags,
+        data.metric_history,
+        run_name=data.run_name,
+        artifact_uri=data.artifact_uri,
+        datasets=data.datasets,
+    )
+
+
+def record_sha256(record: bytes) -> str:
+    """The seal digest of a record: sha256, lowercase hex."""
+    return hashlib.sha256(record).hexdigest()
+
+
+def record_input_from_run(run: Any, metric_history: Mapping[str, Sequence[Any]]) -> RunRecordInput:
+    """Build the record input from an `mlflow.entities.Run` and its metric histories.
+
+    `metric_history` maps each metric key (all keys of `run.data.metrics`) to the
+    list of `mlflow.entities.Metric` that `MlflowClient.get_metric_history` returns
+    (objects with `.step`, `.timestamp`, `.value`); (step, timestamp, value) tuples
+    are accepted as well. Works on REST data, so verify needs no database.
+    """
+    info, data = run.info, run.data
+    datasets: list[DatasetRef] = []
+    inputs = getattr(run, "inputs", None)
+    for dataset_input in getattr(inputs, "dataset_inputs", None) or []:
+        ds = dataset_input.dataset
+        datasets.append(
+            DatasetRef(
+                name=ds.name,
+                digest=ds.digest,
+                source_type=ds.source_type,
+                source=ds.source,
+                tags={t.key: t.value for t in dataset_input.tags or []},
+            )
+        )
+    return RunRecordInput(
+        run_id=info.run_id,
+        experiment_id=str(info.experiment_id),
+        status=str(info.status),
+        start_time=info.start_time,
+        end_time=info.end_time,
+        params=dict(data.params),
+        tags=dict(data.tags),
+        metric_history={key: [_point(p) for p in points] for key, points in metric_history.items()},
+        run_name=info.run_name or "",
+        artifact_uri=info.artifact_uri or "",
+        datasets=datasets,
+    )
+
+
+def _point(point: Any) -> MetricPoint:
+    if isinstance(point, tuple):
+        step, timestamp, value = point
+        return int(step), int(timestamp), float(value)
+    return int(point.step), int(point.timestamp), float(point.value)
