@@ -1,0 +1,319 @@
+"""The merge gate: every rule judged on its evidence, then one Decision.
+
+Rules are pure functions of plain inputs (the EDD, its verification, results,
+analysis, tracking evidence) and return data; the CLI renders them as text,
+JSON or JUnit. The gate passes only when every rule passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.edd.model import Edd
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    title: str
+    passed: bool
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "title": self.title,
+            "passed": self.passed,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    passed: bool
+    rules: tuple[RuleResult, ...]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{r.rule}: {r.evidence}" for r in self.rules if not r.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": "mlaudit/gate/v1",
+            "passed": self.passed,
+            "rules": [r.to_dict() for r in self.rules],
+            "reasons": self.reasons,
+        }
+
+
+@dataclass(frozen=True)
+class TrackingEvidence:
+    """What `track verify` found for the runs of this study."""
+
+    uri: str
+    unsealed_trials: tuple[str, ...]
+    verify_passed: bool
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    edd: Edd
+    verification_passed: bool
+    verification_reasons: tuple[str, ...]
+    results: Mapping[str, Any]
+    results_sha256: str
+    analysis: Mapping[str, Any]
+    recomputed_analysis: Mapping[str, Any] | None = None
+    expected_plan: Mapping[str, Any] | None = None
+    plan_error: str | None = None
+    tracking: TrackingEvidence | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+Rule = Callable[[GateInputs], RuleResult]
+
+
+def _result(rule: str, title: str, problems: Sequence[str], ok_evidence: str) -> RuleResult:
+    if problems:
+        return RuleResult(rule, title, False, "; ".join(problems))
+    return RuleResult(rule, title, True, ok_evidence)
+
+
+def rule_edd_verified(inputs: GateInputs) -> RuleResult:
+    problems: list[str] = []
+    if not inputs.verification_passed:
+        problems.append("EDD approvals do not verify: " + "; ".join(inputs.verification_reasons))
+    digest = inputs.edd.digest
+    if inputs.results.get("edd", {}).get("digest") != digest:
+        problems.append("results.json was produced from another EDD digest")
+    if inputs.analysis.get("edd", {}).get("digest") != digest:
+        problems.append("analysis.json was produced from another EDD digest")
+    if inputs.analysis.get("results_sha256") != inputs.results_sha256:
+        problems.append("analysis.json was computed from a different results.json")
+    return _result(
+        "edd-verified",
+        "The EDD verifies against the trust ref and the results come from this exact EDD",
+        problems,
+        f"EDD {inputs.edd.id} v{inputs.edd.version} digest {digest[:16]}... approved; "
+        "results and analysis carry the same digest",
+    )
+
+
+def _arm_signature(arm: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    return str(arm.get("name")), tuple(str(o) for o in arm.get("overrides", []))
+
+
+def rule_protocol_as_signed(inputs: GateInputs) -> RuleResult:
+    problems: list[str] = []
+    plan = inputs.results.get("plan", {})
+    protocol = inputs.edd.document["protocol"]
+    if inputs.plan_error:
+        problems.append(inputs.plan_error)
+    if inputs.expected_plan is not None:
+        want = sorted(_arm_signature(a) for a in inputs.expected_plan.get("arms", []))
+        got = sorted(_arm_signature(a) for a in plan.get("arms", []))
+        if want != got:
+            missing = sorted({a for a, _ in want} - {a for a, _ in got})
+            extra = sorted({a for a, _ in got} - {a for a, _ in want})
+            detail = f" (missing {missing}, extra {extra})" if missing or extra else ""
+            problems.append(f"executed arms differ from the signed design{detail}")
+    if list(plan.get("seeds", [])) != list(protocol["seeds"]):
+        problems.append(f"seeds {plan.get('seeds')} differ from the signed {protocol['seeds']}")
+    if list(plan.get("command", [])) != list(protocol["command"]):
+        problems.append("the executed command template differs from the signed one")
+    data = inputs.results.get("provenance", {}).get("data", {}) or {}
+    for entry in inputs.edd.document["data"]:
+        if not data.get(entry["path"]):
+            problems.append(f"no recorded data hash for signed data path {entry['path']}")
+    return _result(
+        "protocol-as-signed",
+        "The executed protocol equals the signed one (arms, seeds, command, data)",
+        problems,
+        f"{len(plan.get('arms', []))} arms x {len(plan.get('seeds', []))} seeds, "
+        f"command and {len(data)} data hash(es) as signed",
+    )
+
+
+def rule_budget(inputs: GateInputs) -> RuleResult:
+    budget = inputs.results.get("budget", {})
+    signed = inputs.edd.document["budget"]
+    problems: list[str] = []
+    run = int(budget.get("trials_run", 0))
+    wall = float(budget.get("wall_seconds", 0.0))
+    if run > int(signed["max_trials"]):
+        problems.append(f"{run} trials run, signed maximum {signed['max_trials']}")
+    if wall > float(signed["max_wall_minutes"]) * 60:
+        problems.append(f"{wall:.0f} s wall time, signed maximum {signed['max_wall_minutes']} min")
+    if budget.get("exhausted"):
+        problems.append("the budget ran out before every trial ran")
+    return _result(
+        "budget",
+        "The signed budget was respected",
+        problems,
+        f"{run}/{signed['max_trials']} trials, {wall:.0f} s of {signed['max_wall_minutes']} min",
+    )
+
+
+def rule_no_attrition(inputs: GateInputs) -> RuleResult:
+    allowed = int(inputs.edd.document["decision"].get("allowed_failed_trials", 0))
+    bad = [
+        f"{t.get('arm')}/{t.get('seed')} {t.get('status')}"
+        for t in inputs.results.get("trials", [])
+        if t.get("status") != "succeeded"
+    ]
+    attrition = inputs.analysis.get("attrition", [])
+    problems: list[str] = []
+    if len(bad) > allowed:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        problems.append(f"{len(bad)} trial(s) did not succeed (policy allows {allowed}): {shown}")
+    if attrition and len(bad) > allowed:
+        problems.append(f"{len(attrition)} unpaired trial(s) in the analysis")
+    return _result(
+        "no-attrition",
+        "No attrition and no failed trials beyond what the EDD allows",
+        problems,
+        f"{len(bad)} non-succeeded trial(s), {allowed} allowed",
+    )
+
+
+def rule_provenance(inputs: GateInputs) -> RuleResult:
+    problems: list[str] = []
+    prov = inputs.results.get("provenance", {})
+    if not prov.get("fingerprint"):
+        problems.append("results.json records no provenance fingerprint")
+    git = prov.get("git", {}) or {}
+    if git.get("dirty") and not git.get("allow_dirty"):
+        problems.append("the work tree was dirty")
+    if git.get("dirty") and git.get("allow_dirty"):
+        problems.append("the work tree was dirty (--allow-dirty): code is not pinned by a commit")
+    if prov.get("dvc_status_clean") is False:
+        problems.append("DVC-tracked data did not match dvc.lock")
+    if inputs.plan_error and "confound" in inputs.plan_error.lower():
+        problems.append("a confound was found in the plan")
+    shards = {t.get("shard") for t in inputs.results.get("trials", [])} - {None}
+    return _result(
+        "provenance",
+        "No confound; provenance identical across all trials and shards",
+        problems,
+        f"commit {str(git.get('commit'))[:12]}, clean tree, {max(len(shards), 1)} shard(s) "
+        "with one provenance fingerprint",
+    )
+
+
+def rule_reproducible(inputs: GateInputs) -> RuleResult:
+    repro = inputs.results.get("reproducibility")
+    if not repro:
+        return RuleResult(
+            "reproducible",
+            "The determinism re-run is within tolerance",
+            False,
+            "no reproducibility re-run was recorded",
+        )
+    problems = [] if repro.get("passed") else [repro.get("reason") or "re-run outside tolerance"]
+    return _result(
+        "reproducible",
+        "The determinism re-run is within tolerance",
+        problems,
+        f"{repro.get('arm')}/{repro.get('seed')} re-ran within tolerance",
+    )
+
+
+def _verdicts(analysis: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    return {
+        (str(c.get("target")), str(c.get("metric"))): str(c.get("verdict"))
+        for c in analysis.get("comparisons", [])
+    }
+
+
+def rule_claims(inputs: GateInputs) -> RuleResult:
+    document = inputs.edd.document
+    primary = document["metrics"]["primary"]["name"]
+    verdicts = _verdicts(inputs.analysis)
+    problems: list[str] = []
+    met: list[str] = []
+    for claim in document["decision"]["claims"]:
+        key = (claim["target"], claim.get("metric", primary))
+        verdict = verdicts.get(key)
+        if verdict == claim["claim"]:
+            met.append(f"{key[0]} {claim['claim']} on {key[1]}")
+        else:
+            problems.append(f"{key[0]} on {key[1]}: claimed {claim['claim']}, verdict {verdict}")
+    if not inputs.analysis.get("decision", {}).get("passed"):
+        reasons = inputs.analysis.get("decision", {}).get("reasons", [])
+        problems.extend(f"analysis: {r}" for r in reasons)
+    if inputs.recomputed_analysis is not None:
+        problems.extend(_analysis_drift(inputs.analysis, inputs.recomputed_analysis))
+    return _result(
+        "claims",
+        "Every claim in the EDD is met by its decision rule",
+        problems,
+        "; ".join(met) or "no claims",
+    )
+
+
+def _analysis_drift(given: Mapping[str, Any], recomputed: Mapping[str, Any]) -> list[str]:
+    """A hand-edited analysis.json must not pass: compare it with a fresh computation."""
+    problems: list[str] = []
+    if bool(given.get("decision", {}).get("passed")) != bool(
+        recomputed.get("decision", {}).get("passed")
+    ):
+        problems.append("analysis.json decision differs from one recomputed from results.json")
+    fresh = {(c["target"], c["metric"]): c for c in recomputed.get("comparisons", [])}
+    for comparison in given.get("comparisons", []):
+        key = (comparison.get("target"), comparison.get("metric"))
+        other = fresh.get(key)
+        if other is None:
+            problems.append(f"analysis.json has a comparison {key} that results.json does not give")
+            continue
+        if comparison.get("verdict") != other.get("verdict"):
+            problems.append(f"verdict for {key[0]} on {key[1]} differs from the recomputed one")
+        if not _close(comparison.get("delta", {}).get("value"), other["delta"].get("value")):
+            problems.append(f"delta for {key[0]} on {key[1]} differs from the recomputed one")
+    return problems
+
+
+def _close(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is b
+    if not isinstance(a, int | float) or not isinstance(b, int | float):
+        return False
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def rule_tracking(inputs: GateInputs) -> RuleResult:
+    evidence = inputs.tracking
+    assert evidence is not None
+    problems: list[str] = []
+    if evidence.unsealed_trials:
+        shown = ", ".join(evidence.unsealed_trials[:5])
+        problems.append(f"{len(evidence.unsealed_trials)} trial(s) not sealed: {shown}")
+    if not evidence.verify_passed:
+        problems.append("track verify failed: " + "; ".join(evidence.problems[:5]))
+    return _result(
+        "tracking-sealed",
+        "Every trial is sealed and the ledger verifies against the checkpoint",
+        problems,
+        f"all trials sealed on {evidence.uri}; ledger verified",
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    rule_edd_verified,
+    rule_protocol_as_signed,
+    rule_budget,
+    rule_no_attrition,
+    rule_provenance,
+    rule_reproducible,
+    rule_claims,
+)
+
+
+def decide(inputs: GateInputs) -> Decision:
+    rules = [rule(inputs) for rule in RULES]
+    if inputs.tracking is not None:
+        rules.append(rule_tracking(inputs))
+    return Decision(passed=all(r.passed for r in rules), rules=tuple(rules))
