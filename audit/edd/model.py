@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ class Edd:
     path: Path
     document: dict[str, Any]
     canonical: bytes
+    # JSON pointer -> 1-based line in the YAML file, for error messages.
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -26,3 +28,11 @@ class Edd:
     @property
     def version(self) -> int:
         return int(self.document["version"])
+
+    @property
+    def owners(self) -> list[str]:
+        return [str(owner) for owner in self.document["owners"]]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(seed) for seed in self.document["protocol"]["seeds"]]

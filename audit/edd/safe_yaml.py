@@ -1,0 +1,220 @@
+"""A hostile-input YAML reader that yields plain JSON values, never Python objects.
+
+Rules (documented in docs/edd.md): YAML 1.2 core scalars only. Booleans are
+true/True/TRUE/false/False/FALSE; yes/no/on/off and dates stay strings; ints are
+decimal and within +-(2^53 - 1); floats are finite; null is null/Null/NULL/~ or
+empty. Refused: duplicate keys, anchors and aliases, any explicit tag, non-string
+keys, files over 1 MiB and nesting deeper than 64. It must never construct
+arbitrary objects or follow references, so it composes nodes itself and converts
+them by hand instead of using a yaml Constructor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+from audit.errors import InputError, Location, ValidationFailed
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_SAFE_INT = 2**53 - 1
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_OTHER_INT = re.compile(r"^[-+]?0[oxOX][0-9a-fA-F_]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOAT = re.compile(r"^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$")
+
+
+def escape_pointer_token(token: str | int) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def pointer_of(parts: Iterable[str | int]) -> str:
+    """RFC 6901 pointer for a path of keys / indexes (e.g. a jsonschema error path)."""
+    return "".join("/" + escape_pointer_token(p) for p in parts)
+
+
+class _Refused(Exception):
+    """Raised inside composition, where no pointer is known yet."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class _PlainResolver(BaseResolver):
+    # No implicit resolvers at all: every scalar is composed as a string and
+    # typed later by `_scalar`, which applies the YAML 1.2 core rules.
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012
+
+
+class _Loader(Reader, Scanner, Parser, Composer, _PlainResolver):
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _PlainResolver.__init__(self)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused("aliases (*name) are not allowed", line)
+        if getattr(event, "anchor", None) is not None:
+            raise _Refused("anchors (&name) are not allowed", line)
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise _Refused(f"tags are not allowed (found {tag!r})", line)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", line)
+            node: Node | None = super().compose_node(parent, index)
+            assert node is not None
+            return node
+        finally:
+            self._depth -= 1
+
+
+@dataclass
+class Parsed:
+    """A YAML document as JSON values plus the line (1-based) of every pointer."""
+
+    value: Any
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Converter:
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def refuse(self, pointer: str, message: str, node: Node) -> None:
+        self.problems.append((pointer, f"{message} (line {node.start_mark.line + 1})"))
+
+    def convert(self, node: Node, pointer: str) -> Any:
+        self.lines[pointer] = node.start_mark.line + 1
+        if isinstance(node, MappingNode):
+            return self._mapping(node, pointer)
+        if isinstance(node, SequenceNode):
+            return [self.convert(item, f"{pointer}/{i}") for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self._scalar(node, pointer)
+
+    def _mapping(self, node: MappingNode, pointer: str) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.refuse(pointer, "mapping keys must be plain strings", key_node)
+                continue
+            key = self._scalar(key_node, pointer)
+            if not isinstance(key, str):
+                self.refuse(pointer, f"key {key_node.value!r} is not a string; quote it", key_node)
+                continue
+            child = f"{pointer}/{escape_pointer_token(key)}"
+            if key in result:
+                first = self.lines.get(child, 0)
+                self.refuse(child, f"duplicate key {key!r} (first at line {first})", key_node)
+                continue
+            result[key] = self.convert(value_node, child)
+        return result
+
+    def _scalar(self, node: ScalarNode, pointer: str) -> Any:
+        text: str = node.value
+        if node.style is not None:  # quoted or block scalars are always strings
+            return text
+        if _NULL.match(text):
+            return None
+        if text in _BOOL:
+            return _BOOL[text]
+        if _INT.match(text):
+            return self._integer(text, node, pointer)
+        if _OTHER_INT.match(text):
+            self.refuse(pointer, f"{text!r}: only decimal integers are allowed", node)
+            return text
+        if _SPECIAL_FLOAT.match(text):
+            self.refuse(pointer, f"{text!r}: NaN and infinity are not allowed", node)
+            return text
+        if _FLOAT.match(text):
+            number = float(text)
+            if number in (float("inf"), float("-inf")):
+                self.refuse(pointer, f"{text!r}: number is out of range", node)
+            return number
+        return text
+
+    def _integer(self, text: str, node: ScalarNode, pointer: str) -> Any:
+        digits = text.lstrip("+-")
+        if len(digits) > 1 and digits.startswith("0"):
+            # YAML 1.1 reads 010 as octal 8, YAML 1.2 as 10: refuse the ambiguity.
+            self.refuse(pointer, f"{text!r}: leading zeros are ambiguous; quote it", node)
+            return text
+        number = int(text)
+        if abs(number) > MAX_SAFE_INT:
+            self.refuse(pointer, f"integer {text} is beyond 2^53 - 1", node)
+        return number
+
+
+def _compose(text: str, file: str) -> Node | None:
+    loader = _Loader(text)
+    try:
+        node: Node | None = loader.get_single_node()
+        return node
+    except _Refused as refused:
+        raise ValidationFailed(file, [("", f"{refused.message} (line {refused.line})")]) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = error.problem or error.context or "syntax error"
+        raise ValidationFailed(file, [("", f"not valid YAML: {problem}{where}")]) from None
+    except yaml.YAMLError as error:
+        raise ValidationFailed(file, [("", f"not valid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+
+
+def parse_yaml_bytes(data: bytes, file: str) -> Parsed:
+    """Parse untrusted YAML bytes; raise ValidationFailed listing every problem."""
+    if len(data) > MAX_BYTES:
+        raise ValidationFailed(file, [("", f"file is larger than {MAX_BYTES} bytes")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValidationFailed(file, [("", f"not UTF-8 (byte {error.start})")]) from None
+    node = _compose(text, file)
+    if node is None:
+        raise ValidationFailed(file, [("", "the document is empty")])
+    converter = _Converter()
+    value = converter.convert(node, "")
+    if converter.problems:
+        raise ValidationFailed(file, converter.problems)
+    return Parsed(value=value, lines=converter.lines)
+
+
+def read_limited(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """Read at most limit + 1 bytes, so a huge file is refused without loading it."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
+
+
+def parse_yaml_file(path: Path, display: str | None = None) -> Parsed:
+    return parse_yaml_bytes(read_limited(path), display or str(path))

@@ -1,0 +1,177 @@
+"""Checks an EDD must pass beyond its JSON Schema; each finding is (pointer, message).
+
+Runs only on schema-valid documents, so it may index fields the schema requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from audit.edd.overrides import (
+    OverrideSyntaxError,
+    baseline_value,
+    is_missing,
+    parse_override,
+)
+from audit.edd.trials import planned_arm_count, planned_trial_count
+
+Problem = tuple[str, str]
+
+
+def semantic_problems(document: dict[str, Any], *, at: datetime | None = None) -> list[Problem]:
+    """Every semantic problem; with `at`, also whether not_after has passed at that time."""
+    problems: list[Problem] = []
+    problems += _names(document)
+    problems += _overrides(document)
+    problems += _design(document)
+    problems += _metrics_and_claims(document)
+    problems += _reproducibility(document)
+    problems += _budget(document)
+    problems += _not_after(document, at)
+    return problems
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 date-time with an explicit offset (Z or +hh:mm); ValueError otherwise."""
+    if "T" not in text.upper():
+        raise ValueError(text)
+    value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(text)
+    return value
+
+
+def _names(document: dict[str, Any]) -> Iterator[Problem]:
+    seen: dict[str, str] = {"baseline": "(reserved for the baseline arm)"}
+    protocol = document["protocol"]
+    for kind in ("components", "references"):
+        for index, item in enumerate(protocol.get(kind, [])):
+            pointer = f"/protocol/{kind}/{index}/name"
+            name = item["name"]
+            if name in seen:
+                yield pointer, f"duplicate arm name {name!r} (also at {seen[name]})"
+            else:
+                seen[name] = pointer
+
+
+def _overrides(document: dict[str, Any]) -> Iterator[Problem]:
+    protocol = document["protocol"]
+    baseline = protocol["baseline"]
+    lists: list[tuple[str, list[str]]] = []
+    for index, component in enumerate(protocol["components"]):
+        for field in ("ablate", "replace"):
+            if field in component:
+                lists.append((f"/protocol/components/{index}/{field}", component[field]))
+    for index, reference in enumerate(protocol.get("references", [])):
+        lists.append((f"/protocol/references/{index}/overrides", reference["overrides"]))
+    for pointer, overrides in lists:
+        yield from _override_list(pointer, overrides, baseline)
+
+
+def _override_list(pointer: str, overrides: list[str], baseline: Any) -> Iterator[Problem]:
+    keys: set[str] = set()
+    for index, text in enumerate(overrides):
+        where = f"{pointer}/{index}"
+        try:
+            override = parse_override(text)
+        except OverrideSyntaxError as error:
+            yield where, str(error)
+            continue
+        if override.key in keys:
+            yield where, f"key {override.key!r} is overridden twice"
+        keys.add(override.key)
+        current = baseline_value(baseline, override.path)
+        if is_missing(current):
+            yield where, f"key {override.key!r} does not exist in protocol.baseline"
+        elif _same_value(current, override.scalar()):
+            yield where, f"override {text!r} does not change the baseline value"
+
+
+def _same_value(baseline: Any, value: Any) -> bool:
+    if isinstance(baseline, (dict, list)) or is_missing(value):
+        return False
+    if isinstance(baseline, bool) or isinstance(value, bool):
+        return baseline is value
+    return bool(type(baseline) is type(value) and baseline == value) or (
+        isinstance(baseline, (int, float))
+        and isinstance(value, (int, float))
+        and float(baseline) == float(value)
+    )
+
+
+def _design(document: dict[str, Any]) -> Iterator[Problem]:
+    protocol = document["protocol"]
+    if protocol["design"] == "replace-one":
+        for index, component in enumerate(protocol["components"]):
+            if "replace" not in component:
+                yield (
+                    f"/protocol/components/{index}",
+                    "design replace-one needs 'replace' overrides for every component",
+                )
+    if protocol.get("overrides_via", "argv") == "argv" and "{overrides}" not in protocol["command"]:
+        yield "/protocol/command", 'must contain the item "{overrides}" when overrides_via is argv'
+
+
+def _metrics_and_claims(document: dict[str, Any]) -> Iterator[Problem]:
+    metrics = document["metrics"]
+    names = [metrics["primary"]["name"]] + [m["name"] for m in metrics.get("secondary", [])]
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            yield f"/metrics/secondary/{index - 1}/name", f"metric {name!r} is listed twice"
+        seen.add(name)
+    protocol = document["protocol"]
+    targets = {c["name"] for c in protocol["components"]}
+    targets |= {r["name"] for r in protocol.get("references", [])}
+    claimed: set[tuple[str, str]] = set()
+    for index, claim in enumerate(document["decision"]["claims"]):
+        pointer = f"/decision/claims/{index}"
+        metric = claim.get("metric", names[0])
+        if claim["target"] not in targets:
+            yield f"{pointer}/target", f"{claim['target']!r} is not a component or reference arm"
+        if metric not in seen:
+            yield f"{pointer}/metric", f"metric {metric!r} is not declared under metrics"
+        if (claim["target"], metric) in claimed:
+            yield pointer, f"a second claim about {claim['target']!r} on {metric!r}"
+        claimed.add((claim["target"], metric))
+        if claim["claim"] == "improves" and "margin" in claim:
+            yield f"{pointer}/margin", "margin applies to non-inferior claims; use min_effect"
+
+
+def _reproducibility(document: dict[str, Any]) -> Iterator[Problem]:
+    check = document.get("reproducibility")
+    if check is None:
+        return
+    protocol = document["protocol"]
+    arms = {"baseline"} | {c["name"] for c in protocol["components"]}
+    arms |= {r["name"] for r in protocol.get("references", [])}
+    if check.get("arm", "baseline") not in arms:
+        yield "/reproducibility/arm", f"{check['arm']!r} is not an arm of this protocol"
+    if "seed" in check and check["seed"] not in protocol["seeds"]:
+        yield "/reproducibility/seed", f"seed {check['seed']} is not in protocol.seeds"
+
+
+def _budget(document: dict[str, Any]) -> Iterator[Problem]:
+    planned = planned_trial_count(document)
+    limit = document["budget"]["max_trials"]
+    if planned > limit:
+        arms = planned_arm_count(document)
+        seeds = len(document["protocol"]["seeds"])
+        rerun = planned - arms * seeds
+        yield (
+            "/budget/max_trials",
+            f"planned {planned} trials ({arms} arms x {seeds} seeds + {rerun} re-run) "
+            f"exceed max_trials {limit}",
+        )
+
+
+def _not_after(document: dict[str, Any], at: datetime | None) -> Iterator[Problem]:
+    try:
+        deadline = parse_rfc3339(document["not_after"])
+    except ValueError:
+        yield "/not_after", "not an RFC 3339 date-time with a time zone (e.g. 2030-01-31T00:00:00Z)"
+        return
+    if at is not None and deadline <= at.astimezone(timezone.utc):
+        yield "/not_after", f"the EDD expired at {document['not_after']}"
