@@ -1,0 +1,80 @@
+"""`mlaudit report render`: analysis.json (+ results, checkpoint) as Markdown, HTML, JSON, JUnit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from audit.cli._common import echo, emit_json, json_option
+from audit.errors import UsageError
+
+FORMATS = ("md", "html", "json", "junit")
+BUDGET_NAMES = ("github-comment", "github-check", "step-summary", "gitlab-note")
+
+
+@click.command("render")
+@click.argument("analysis", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--results", type=click.Path(path_type=Path, dir_okay=False), help="results.json.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Ledger checkpoint JSON from `mlaudit track checkpoint`.",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
+@click.option(
+    "--budget",
+    type=click.Choice(BUDGET_NAMES),
+    help="Fit the Markdown into this size limit (collapsing details, pointing to the artifact).",
+)
+@click.option("--key", help="Sticky-comment key in the hidden marker (default: the EDD id).")
+@click.option("--details-url", help="http(s) URL of the full report, named when cut to fit.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    required=True,
+    help="Where to write the report ('-' for stdout).",
+)
+@json_option
+def render(
+    analysis: Path,
+    results: Path | None,
+    checkpoint: Path | None,
+    fmt: str,
+    budget: str | None,
+    key: str | None,
+    details_url: str | None,
+    output: Path,
+    as_json: bool,
+) -> int:
+    """Render ANALYSIS (analysis.json) as a report.
+
+    The Markdown starts with the decision; HTML is a standalone page that opens
+    offline; JSON is a structured summary; JUnit has one testcase per gate rule.
+    """
+    from audit.report import load_inputs
+    from audit.report import render as render_report
+
+    if budget and fmt != "md":
+        raise UsageError("--budget applies to --format md only")
+    inputs = load_inputs(analysis, results, checkpoint)
+    text = render_report(inputs, fmt, budget=budget, key=key, details_url=details_url)
+    if str(output) == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"{output}: cannot write: {error.strerror}") from None
+    passed = bool(inputs.analysis["decision"]["passed"])
+    if as_json:
+        emit_json({"output": str(output), "format": fmt, "characters": len(text), "passed": passed})
+    else:
+        echo(
+            f"wrote {output} ({fmt}, {len(text):,} characters; decision: "
+            f"{'passed' if passed else 'failed'})"
+        )
+    return 0

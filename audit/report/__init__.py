@@ -1,0 +1,68 @@
+"""Reports from analysis.json (+ results.json, a checkpoint): Markdown, HTML, JSON, JUnit.
+
+Public API: `load_inputs`, `render`, `render_markdown`, `render_html`,
+`render_json`, `render_junit`, `rules_from_analysis`, `BUDGETS`. The renderers
+take plain values and return text; they never read the environment or print.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from audit.report.budget import BUDGETS, SizeBudget
+from audit.report.inputs import ReportInputs, load_inputs
+from audit.report.junit import render_junit, rules_from_analysis
+from audit.report.markdown import MarkdownOptions, render_markdown
+from audit.report.summary import build_summary, render_json
+
+Format = Literal["md", "html", "json", "junit"]
+FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")
+
+
+def render_html(inputs: ReportInputs) -> str:
+    from audit.report.html import render_html as _render_html
+
+    return _render_html(inputs)
+
+
+def render(
+    inputs: ReportInputs,
+    fmt: str = "md",
+    *,
+    budget: str | None = None,
+    key: str | None = None,
+    details_url: str | None = None,
+    suite_name: str | None = None,
+) -> str:
+    """The report in `fmt`; `budget` (a BUDGETS name) applies to Markdown only."""
+    if fmt == "md":
+        options = MarkdownOptions(
+            budget=BUDGETS[budget] if budget else None, key=key, details_url=details_url
+        )
+        return render_markdown(inputs, options)
+    if fmt == "html":
+        return render_html(inputs)
+    if fmt == "json":
+        return render_json(inputs)
+    if fmt == "junit":
+        name = suite_name or f"mlaudit {inputs.analysis['edd'].get('id')}"
+        return render_junit(rules_from_analysis(inputs.analysis, inputs.results), name)
+    raise ValueError(f"unknown report format {fmt!r}")
+
+
+__all__ = [
+    "BUDGETS",
+    "FORMATS",
+    "Format",
+    "MarkdownOptions",
+    "ReportInputs",
+    "SizeBudget",
+    "build_summary",
+    "load_inputs",
+    "render",
+    "render_html",
+    "render_json",
+    "render_junit",
+    "render_markdown",
+    "rules_from_analysis",
+]

@@ -1,0 +1,625 @@
+"""The Markdown report: decision first, then evidence, within a size budget.
+
+Every untrusted string is written through audit.report.escape; the only raw
+HTML here is our own (<details>, <summary>, the hidden marker), and the only
+links are built by audit.report.links from a validated base URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from audit import __version__
+from audit.report.budget import Section, SizeBudget, fit
+from audit.report.escape import md_code, md_text, mermaid_label
+from audit.report.inputs import ReportInputs
+from audit.report.links import mlflow_run_url, safe_http_base
+from audit.report.marker import Marker
+from audit.report.numbers import (
+    MISSING,
+    as_number,
+    estimate_value,
+    fmt,
+    fmt_ci,
+    fmt_p,
+    fmt_percent,
+    fmt_seconds,
+)
+
+VERDICT_BADGES = {
+    "improves": "✅ improves",
+    "non-inferior": "✅ non-inferior",
+    "not-shown": "❌ not shown",
+    "underpowered": "⚠️ underpowered",
+    "attrition": "⚠️ attrition",
+    "no-claim": "➖ no claim",
+}
+GOAL_WORDS = {"maximize": "higher is better", "minimize": "lower is better"}
+MAX_REASONS = 20
+CUT_ROWS = 25
+CHART_MAX_BARS = 30
+DEFAULT_POINTER = "the `mlaudit-report` artifact of this CI run"
+
+
+@dataclass(frozen=True)
+class MarkdownOptions:
+    """How to render: size budget, sticky key, where the full report lives."""
+
+    budget: SizeBudget | None = None
+    key: str | None = None
+    details_url: str | None = None  # validated http(s) URL of the full report
+    html_mode: bool = False  # <details markdown="1"> so Python-Markdown renders inside
+
+
+# -- small builders ------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines.extend("| " + " | ".join(cell or " " for cell in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def details(summary: str, body: str, options: MarkdownOptions) -> str:
+    attribute = ' markdown="1"' if options.html_mode else ""
+    # The blank lines make GitHub, GitLab and Python-Markdown parse the body as Markdown.
+    return f"<details{attribute}>\n<summary>{summary}</summary>\n\n{body.strip()}\n\n</details>"
+
+
+def cut_note(shown: int, total: int, what: str) -> str:
+    return f"_… {total - shown} more {what} in the full report._"
+
+
+def bullet_list(items: Sequence[str], limit: int = MAX_REASONS) -> str:
+    lines = [f"- {md_text(item)}" for item in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"- _… {len(items) - limit} more_")
+    return "\n".join(lines)
+
+
+def table_levels(
+    heading: str,
+    headers: Sequence[str],
+    rows: list[list[str]],
+    what: str,
+    wrap: Callable[[str], str] = lambda body: body,
+    empty: str = "",
+) -> list[str]:
+    """Full table, the first rows only, then one line: each a complete block."""
+    if not rows:
+        return [f"{heading}\n\n{empty}" if empty else ""]
+    full = f"{heading}\n\n" + wrap(table(headers, rows))
+    levels = [full]
+    if len(rows) > CUT_ROWS:
+        cut = table(headers, rows[:CUT_ROWS]) + "\n\n" + cut_note(CUT_ROWS, len(rows), what)
+        levels.append(f"{heading}\n\n" + wrap(cut))
+    levels.append(f"{heading}\n\n_{len(rows)} {what}: shown in the full report._")
+    return levels
+
+
+# -- the decision ---------------------------------------------------------------
+
+
+def claim_text(claim: object) -> str:
+    if not isinstance(claim, dict) or not claim.get("claim"):
+        return "—"
+    parts = [md_text(claim["claim"], 40)]
+    if as_number(claim.get("min_effect")) is not None:
+        parts.append(f"≥ {fmt(claim['min_effect'])}")
+    if as_number(claim.get("margin")) is not None:
+        parts.append(f"margin {fmt(claim['margin'])}")
+    return " ".join(parts)
+
+
+def claim_judged(comparison: dict[str, Any]) -> bool | None:
+    """Whether the comparison's EDD claim was shown; None when it makes no claim."""
+    claim = comparison.get("claim")
+    if not isinstance(claim, dict) or not claim.get("claim"):
+        return None
+    verdict = comparison.get("verdict")
+    if claim.get("claim") == "non-inferior":
+        return verdict in ("non-inferior", "improves")
+    return verdict == "improves"
+
+
+def decision_sentence(analysis: dict[str, Any]) -> str:
+    decision = analysis["decision"]
+    summary = decision.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        return md_text(summary, 300)
+    judged = [claim_judged(c) for c in analysis["comparisons"]]
+    claims = [j for j in judged if j is not None]
+    shown = sum(1 for j in claims if j)
+    sentence = f"{shown} of {len(claims)} signed claims shown"
+    if analysis["attrition"]:
+        sentence += f"; {len(analysis['attrition'])} trials lost to attrition"
+    return sentence + "."
+
+
+def headline(inputs: ReportInputs) -> str:
+    analysis = inputs.analysis
+    passed = bool(analysis["decision"]["passed"])
+    word = "✅ mlaudit: PASSED" if passed else "❌ mlaudit: FAILED"
+    edd = analysis["edd"]
+    return f"## {word} — {md_text(edd.get('id'), 80)} v{fmt(edd.get('version'))}: " + (
+        decision_sentence(analysis)
+    )
+
+
+def overview(inputs: ReportInputs) -> str:
+    analysis = inputs.analysis
+    edd = analysis["edd"]
+    digest = str(edd.get("digest", ""))
+    parts = [
+        f"EDD {md_code(edd.get('id'))} version {fmt(edd.get('version'))}",
+        f"digest {md_code(digest[:16])}",
+        f"alpha {fmt(analysis.get('alpha'))}",
+        f"correction {md_code(analysis.get('correction'))}",
+    ]
+    title = (inputs.results or {}).get("edd", {}).get("document", {}).get("title")
+    line = " · ".join(parts)
+    if isinstance(title, str) and title:
+        line = f"**{md_text(title, 200)}** — " + line
+    return line
+
+
+def header_levels(inputs: ReportInputs) -> list[str]:
+    reasons = [str(r) for r in inputs.analysis["decision"].get("reasons", [])]
+    base = headline(inputs) + "\n\n" + overview(inputs)
+    if not reasons:
+        return [base]
+    full = base + "\n\n**Why:**\n\n" + bullet_list(reasons)
+    short = base + "\n\n**Why:**\n\n" + bullet_list(reasons, limit=3)
+    return [full, short] if len(reasons) > 3 else [full]
+
+
+# -- comparisons ------------------------------------------------------------------
+
+COMPARISON_HEADERS = [
+    "Target",
+    "Candidate vs comparator",
+    "n",
+    "Δ mean",
+    "CI",
+    "Relative",
+    "p (adj.)",
+    "d_z",
+    "P(sup.)",
+    "Claim",
+    "Verdict",
+]
+
+
+def comparison_row(c: dict[str, Any]) -> list[str]:
+    ci = c.get("ci") or {}
+    level = as_number(ci.get("level"))
+    ci_text = fmt_ci(ci)
+    if level is not None and ci_text != MISSING:
+        ci_text = f"{level * 100:.0f}% {ci_text}"
+    p_raw, p_adj = estimate_value(c.get("p_value")), estimate_value(c.get("p_adjusted"))
+    p_text = fmt_p(p_adj if p_adj is not None else p_raw)
+    if p_adj is not None:
+        p_text += f" (raw {fmt_p(p_raw)})"
+    kind = "reference" if c.get("kind") == "reference" else "component"
+    verdict = str(c.get("verdict"))
+    return [
+        f"{md_text(c.get('target'), 80)} ({kind})",
+        f"{md_code(c.get('candidate_arm'), 80)} vs {md_code(c.get('comparator_arm'), 80)}",
+        fmt(c.get("n")),
+        fmt(estimate_value(c.get("delta")), signed=True),
+        ci_text,
+        fmt_percent(estimate_value(c.get("relative"))),
+        p_text,
+        fmt(estimate_value(c.get("effect_size")), 3, signed=True),
+        fmt(estimate_value(c.get("prob_superiority")), 3),
+        claim_text(c.get("claim")),
+        VERDICT_BADGES.get(verdict, md_text(verdict, 40)),
+    ]
+
+
+def metric_heading(name: object, goal: object, level: str = "###") -> str:
+    words = GOAL_WORDS.get(str(goal), "")
+    suffix = f" ({words})" if words else ""
+    return f"{level} {md_text(name, 120)}{suffix}"
+
+
+def comparisons_for(analysis: dict[str, Any], primary: bool) -> dict[str, list[dict[str, Any]]]:
+    primary_names = {m["name"] for m in analysis["metrics"] if m.get("primary")}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for c in analysis["comparisons"]:
+        is_primary = c.get("primary", c.get("metric") in primary_names)
+        if bool(is_primary) == primary:
+            grouped.setdefault(str(c.get("metric")), []).append(c)
+    return grouped
+
+
+def primary_levels(analysis: dict[str, Any]) -> list[str]:
+    grouped = comparisons_for(analysis, primary=True)
+    if not grouped:
+        return ["### Primary metric\n\n_No comparisons on a primary metric._"]
+    full, short = [], []
+    for metric, rows in grouped.items():
+        heading = metric_heading(metric, rows[0].get("goal"))
+        body = [comparison_row(c) for c in rows]
+        full.append(f"{heading}\n\n{table(COMPARISON_HEADERS, body)}")
+        cut = body[:CUT_ROWS]
+        text = table(COMPARISON_HEADERS, cut)
+        if len(body) > CUT_ROWS:
+            text += "\n\n" + cut_note(CUT_ROWS, len(body), "comparisons")
+        short.append(f"{heading}\n\n{text}")
+    return ["\n\n".join(full), "\n\n".join(short)]
+
+
+def secondary_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
+    grouped = comparisons_for(analysis, primary=False)
+    if not grouped:
+        return [""]
+    blocks = [
+        f"{metric_heading(m, rows[0].get('goal'), '####')}\n\n"
+        + table(COMPARISON_HEADERS, [comparison_row(c) for c in rows])
+        for m, rows in grouped.items()
+    ]
+    count = sum(len(rows) for rows in grouped.values())
+    heading = "### Secondary metrics"
+    body = details(f"{count} comparisons on secondary metrics", "\n\n".join(blocks), options)
+    return [f"{heading}\n\n{body}", f"{heading}\n\n_{count} comparisons: in the full report._"]
+
+
+def reasons_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
+    rows = [
+        [md_text(c.get("target"), 80), md_text(c.get("metric"), 80), md_text(r, 300)]
+        for c in analysis["comparisons"]
+        for r in c.get("reasons") or []
+    ]
+    if not rows:
+        return [""]
+    body = details("Why each verdict", table(["Target", "Metric", "Reason"], rows), options)
+    return [body, ""]
+
+
+# -- chart --------------------------------------------------------------------------
+
+
+def _mermaid_number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def chart_placeholder(index: int) -> str:
+    """Where the HTML renderer puts the index-th plot (an SVG) after conversion."""
+    return f"<!-- mlaudit:chart {index} -->"
+
+
+def chart_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
+    """A Mermaid xychart per primary metric: bars are deltas, lines the CI bounds."""
+    blocks = []
+    grouped = comparisons_for(analysis, primary=True)
+    if options.html_mode:
+        places = "\n\n".join(chart_placeholder(i) for i in range(len(grouped)))
+        return ["### Deltas with confidence intervals\n\n" + places] if grouped else [""]
+    for metric, rows in grouped.items():
+        points = []
+        for index, c in enumerate(rows[:CHART_MAX_BARS], start=1):
+            delta = estimate_value(c.get("delta"))
+            ci = c.get("ci") or {}
+            low, high = as_number(ci.get("low")), as_number(ci.get("high"))
+            if delta is None or low is None or high is None:
+                continue
+            # An index keeps labels distinct after unsafe characters are replaced.
+            points.append((f"{index} {mermaid_label(c.get('target'), 24)}", delta, low, high))
+        if not points:
+            continue
+        lowest = min(0.0, *(p[2] for p in points))
+        highest = max(0.0, *(p[3] for p in points))
+        pad = (highest - lowest) * 0.05 or 1.0
+        labels = ", ".join(f'"{label}"' for label, *_ in points)
+        lines = [
+            "```mermaid",
+            "xychart-beta",
+            f'    title "delta of {mermaid_label(metric, 40)} - bar mean, lines CI low and high"',
+            f"    x-axis [{labels}]",
+            f'    y-axis "delta" {_mermaid_number(lowest - pad)} --> '
+            f"{_mermaid_number(highest + pad)}",
+            "    bar [" + ", ".join(_mermaid_number(p[1]) for p in points) + "]",
+            "    line [" + ", ".join(_mermaid_number(p[2]) for p in points) + "]",
+            "    line [" + ", ".join(_mermaid_number(p[3]) for p in points) + "]",
+            "```",
+        ]
+        blocks.append("\n".join(lines))
+    if not blocks:
+        return [""]
+    return ["### Deltas with confidence intervals\n\n" + "\n\n".join(blocks), ""]
+
+
+# -- evidence from results.json -------------------------------------------------------
+
+
+def approvals_levels(results: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            md_text(a.get("principal"), 120),
+            md_text(a.get("role") or "—", 60),
+            md_code(a.get("key_fingerprint") or "—", 120),
+            md_text(a.get("verdict"), 40)
+            + (f": {md_text(a['reason'], 200)}" if a.get("reason") else ""),
+        ]
+        for a in results.get("approvals") or []
+    ]
+    trust = results.get("trust") or {}
+    trust_line = ""
+    if trust:
+        protected = "protected" if trust.get("protected") else "NOT protected (--trust-dir)"
+        trust_line = (
+            f"Trust files from {md_code(trust.get('ref') or '—')} at "
+            f"{md_code(str(trust.get('commit') or '—')[:40])}, {protected}."
+        )
+    heading = "### Approvals" + (f"\n\n{trust_line}" if trust_line else "")
+    return table_levels(
+        heading,
+        ["Principal", "Role", "Key fingerprint", "Verdict"],
+        rows,
+        "approvals",
+        empty="_No approvals recorded._",
+    )
+
+
+def provenance_levels(results: dict[str, Any], options: MarkdownOptions) -> list[str]:
+    prov = results.get("provenance") or {}
+    git = prov.get("git") or {}
+    env = prov.get("environment") or {}
+    rows = [
+        ["Commit", md_code(git.get("commit") or "—")],
+        ["Tree", md_code(git.get("tree") or "—")],
+        ["Working tree", "dirty ⚠️" if git.get("dirty") else "clean"],
+        ["Image digest", md_code(env.get("image_digest") or "—")],
+        ["Environment lock", md_text(env.get("lock_file") or "—", 120)],
+        ["Lock sha256", md_code(env.get("lock_sha256") or "—")],
+        ["Python", md_text(env.get("python") or "—", 60)],
+        ["Platform", md_text(env.get("platform") or "—", 120)],
+        ["Distributions sha256", md_code(env.get("distributions_sha256") or "—")],
+        ["Fingerprint", md_code(prov.get("fingerprint") or "—")],
+    ]
+    dvc_clean = prov.get("dvc_status_clean")
+    if dvc_clean is not None:
+        rows.append(["DVC status", "clean" if dvc_clean else "changed ⚠️"])
+    data = prov.get("data") or {}
+    data_rows = [[md_text(path, 200), md_code(digest)] for path, digest in sorted(data.items())]
+    full = "### Provenance\n\n" + table(["What", "Value"], rows)
+    if data_rows:
+        full += "\n\n" + details(
+            f"Data hashes ({len(data_rows)})", table(["Path", "Hash"], data_rows), options
+        )
+    compact = "### Provenance\n\n" + table(["What", "Value"], [rows[0], rows[3], rows[9]])
+    return [full, compact]
+
+
+def reproducibility_levels(results: dict[str, Any]) -> list[str]:
+    repro = results.get("reproducibility")
+    if not isinstance(repro, dict):
+        return ["### Reproducibility\n\n_No reproducibility check was run._"]
+    status = "✅ reproduced" if repro.get("passed") else "❌ NOT reproduced"
+    line = (
+        f"### Reproducibility\n\n{status}: {md_code(repro.get('arm'))} seed "
+        f"{fmt(repro.get('seed'))} was re-run"
+    )
+    tolerance = repro.get("tolerance") or {}
+    if tolerance:
+        line += " with tolerance " + ", ".join(
+            f"{md_text(k, 20)} {fmt(v)}" for k, v in sorted(tolerance.items())
+        )
+    line += "."
+    if repro.get("reason"):
+        line += f" {md_text(repro['reason'], 300)}"
+    rows = [
+        [md_text(name, 80), fmt(m.get("original")), fmt(m.get("rerun")), fmt(m.get("abs_diff"))]
+        for name, m in sorted((repro.get("metrics") or {}).items())
+        if isinstance(m, dict)
+    ]
+    if rows:
+        return [
+            line + "\n\n" + table(["Metric", "Original", "Re-run", "Abs. difference"], rows),
+            line,
+        ]
+    return [line]
+
+
+def attrition_levels(inputs: ReportInputs) -> list[str]:
+    rows = [
+        [md_code(a.get("arm")), fmt(a.get("seed")), md_text(a.get("reason"), 300)]
+        for a in inputs.analysis["attrition"]
+    ]
+    failed = [
+        [
+            md_code(t.get("trial_id"), 120),
+            md_text(t.get("status"), 20),
+            fmt(t.get("exit_code")),
+            md_text(t.get("reason") or "—", 300),
+        ]
+        for t in (inputs.results or {}).get("trials", [])
+        if t.get("status") != "succeeded"
+    ]
+    if not rows and not failed:
+        return ["### Attrition and failed trials\n\n_None: every planned trial succeeded._"]
+    parts, short = ["### Attrition and failed trials"], ["### Attrition and failed trials"]
+    if rows:
+        parts.append(table(["Arm", "Seed", "Reason"], rows))
+        short.append(table(["Arm", "Seed", "Reason"], rows[:10]))
+        if len(rows) > 10:
+            short.append(cut_note(10, len(rows), "attrition records"))
+    if failed:
+        parts.append(table(["Trial", "Status", "Exit code", "Reason"], failed))
+        short.append(table(["Trial", "Status", "Exit code", "Reason"], failed[:10]))
+        if len(failed) > 10:
+            short.append(cut_note(10, len(failed), "failed trials"))
+    minimal = (
+        f"### Attrition and failed trials\n\n_{len(rows)} attrition records, "
+        f"{len(failed)} trials not succeeded: listed in the full report._"
+    )
+    return ["\n\n".join(parts), "\n\n".join(short), minimal]
+
+
+def budget_levels(results: dict[str, Any]) -> list[str]:
+    budget = results.get("budget") or {}
+    minutes = as_number(budget.get("wall_seconds"))
+    rows = [
+        ["Trials", fmt(budget.get("trials_run")), fmt(budget.get("max_trials"))],
+        [
+            "Wall time (min)",
+            fmt(minutes / 60 if minutes is not None else None, 3),
+            fmt(budget.get("max_wall_minutes")),
+        ],
+    ]
+    if budget.get("trial_timeout_seconds") is not None:
+        rows.append(["Per-trial timeout (s)", "—", fmt(budget.get("trial_timeout_seconds"))])
+    note = " ⚠️ The budget was exhausted." if budget.get("exhausted") else ""
+    return ["### Budget: used vs signed" + note + "\n\n" + table(["", "Used", "Signed"], rows)]
+
+
+def checkpoint_levels(checkpoint: dict[str, Any] | None) -> list[str]:
+    if checkpoint is None:
+        return [""]
+    return [
+        "### Ledger checkpoint\n\n"
+        + table(
+            ["Origin", "Size", "Root"],
+            [
+                [
+                    md_text(checkpoint.get("origin"), 200),
+                    fmt(checkpoint.get("size"), 20),
+                    md_code(checkpoint.get("root")),
+                ]
+            ],
+        )
+    ]
+
+
+def tracking_base(results: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+    tracking = (results or {}).get("tracking") or {}
+    return safe_http_base(tracking.get("uri")), tracking
+
+
+def mlflow_levels(results: dict[str, Any]) -> list[str]:
+    base, tracking = tracking_base(results)
+    if base is None:
+        return [""]
+    line = f"### MLflow\n\nTracking server: <{base}>"
+    parent = mlflow_run_url(base, tracking.get("experiment_id"), tracking.get("parent_run_id"))
+    if parent:
+        line += f" · [parent run]({parent})"
+    return [line, ""]
+
+
+def trial_rows(inputs: ReportInputs) -> tuple[list[str], list[list[str]]]:
+    results = inputs.results or {}
+    metric_names = [str(m["name"]) for m in inputs.analysis["metrics"]][:4]
+    base, tracking = tracking_base(results)
+    headers = ["Trial", "Arm", "Seed", "Status", "Duration (s)"]
+    headers += [md_text(name, 40) for name in metric_names]
+    headers += ["Cached from", "MLflow"]
+    rows = []
+    for t in results.get("trials", []):
+        metrics = t.get("metrics") or {}
+        link = "—"
+        if base:
+            url = mlflow_run_url(base, tracking.get("experiment_id"), t.get("mlflow_run_id"))
+            link = f"[run]({url})" if url else "—"
+        rows.append(
+            [
+                md_code(t.get("trial_id"), 120),
+                md_code(t.get("arm"), 80),
+                fmt(t.get("seed"), 20),
+                md_text(t.get("status"), 20),
+                fmt_seconds(t.get("duration_seconds")),
+                *[fmt(metrics.get(name), 6) for name in metric_names],
+                md_code(t.get("cached_from") or "—", 120),
+                link,
+            ]
+        )
+    return headers, rows
+
+
+def trials_levels(inputs: ReportInputs, options: MarkdownOptions) -> list[str]:
+    headers, rows = trial_rows(inputs)
+    if not rows:
+        return [""]
+    counts: dict[str, int] = {}
+    for t in (inputs.results or {}).get("trials", []):
+        status = str(t.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    summary_text = ", ".join(f"{n} {md_text(s, 20)}" for s, n in sorted(counts.items()))
+    heading = "### Trials"
+    full = details(f"Per-trial details: {summary_text}", table(headers, rows), options)
+    cut_body = table(headers, rows[:CUT_ROWS]) + "\n\n" + cut_note(CUT_ROWS, len(rows), "trials")
+    cut = details(f"Per-trial details: {summary_text}", cut_body, options)
+    return [
+        f"{heading}\n\n{full}",
+        f"{heading}\n\n{cut}",
+        f"{heading}\n\n{len(rows)} trials: {summary_text}. Details are in the full report.",
+    ]
+
+
+def footer(inputs: ReportInputs, options: MarkdownOptions) -> str:
+    key = options.key or str(inputs.analysis["edd"].get("id") or "default")
+    sha = str(inputs.analysis.get("results_sha256", ""))[:12]
+    return (
+        f"<sub>mlaudit {__version__} · analysis of results {md_code(sha)}</sub>\n\n"
+        + Marker(key).render()
+    )
+
+
+def pointer(options: MarkdownOptions) -> str:
+    where = DEFAULT_POINTER
+    base = safe_http_base(options.details_url) if options.details_url else None
+    if base:
+        where = f"<{base}>"
+    budget = options.budget
+    size = f" ({budget.where}, {budget.limit:,} characters)" if budget else ""
+    return (
+        f"> [!NOTE]\n> Parts of this report were shortened to fit the size limit{size}.\n"
+        f"> The full report is {where}."
+    )
+
+
+def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Section]:
+    """The report's sections in reading order; priority = which shrinks first."""
+    analysis, results = inputs.analysis, inputs.results
+    sections = [
+        Section("decision", header_levels(inputs), priority=90),
+        Section("primary", primary_levels(analysis), priority=80),
+        Section("chart", chart_levels(analysis, options), priority=30),
+        Section("verdict-reasons", reasons_levels(analysis, options), priority=20),
+        Section("secondary", secondary_levels(analysis, options), priority=25),
+    ]
+    if results is not None:
+        sections += [
+            Section("approvals", approvals_levels(results), priority=60),
+            Section("provenance", provenance_levels(results, options), priority=40),
+            Section("reproducibility", reproducibility_levels(results), priority=70),
+        ]
+    sections.append(Section("attrition", attrition_levels(inputs), priority=50))
+    if results is not None:
+        sections += [
+            Section("budget", budget_levels(results), priority=70),
+            Section("mlflow", mlflow_levels(results), priority=35),
+        ]
+    sections.append(Section("checkpoint", checkpoint_levels(inputs.checkpoint), priority=70))
+    if results is not None:
+        sections.append(Section("trials", trials_levels(inputs, options), priority=10))
+    sections.append(Section("footer", [footer(inputs, options)], priority=100))
+    return sections
+
+
+def render_markdown(inputs: ReportInputs, options: MarkdownOptions | None = None) -> str:
+    """The report as GitHub/GitLab-flavoured Markdown, within `options.budget`."""
+    options = options or MarkdownOptions()
+    sections = build_sections(inputs, options)
+    fallback = (
+        headline(inputs)
+        + "\n\n"
+        + pointer(options).replace("Parts of this report were shortened", "This report was cut")
+        + "\n\n"
+        + footer(inputs, options)
+        + "\n"
+    )
+    return fit(sections, options.budget, pointer(options), fallback).text

@@ -1,0 +1,76 @@
+"""Forest plots of the deltas with their CIs, as deterministic inline SVG.
+
+matplotlib is imported here only (it is slow to import). The SVG must be the
+same bytes for the same analysis: a fixed hash salt, no date in the metadata,
+and text kept as text (labels are untrusted; matplotlib XML-escapes them and
+math parsing is off so a '$' in a name cannot break or inject anything).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from audit.report.escape import clean_text
+from audit.report.numbers import as_number, estimate_value
+
+_MAX_ROWS = 40
+
+
+def _points(comparisons: Sequence[dict[str, Any]]) -> list[tuple[str, float, float, float]]:
+    points = []
+    for c in comparisons[:_MAX_ROWS]:
+        delta = estimate_value(c.get("delta"))
+        ci = c.get("ci") or {}
+        low, high = as_number(ci.get("low")), as_number(ci.get("high"))
+        if delta is not None and low is not None and high is not None:
+            points.append((clean_text(c.get("target"), 40), delta, low, high))
+    return points
+
+
+def forest_svg(metric: str, comparisons: Sequence[dict[str, Any]]) -> str | None:
+    """One SVG document (no XML prolog) or None when nothing can be plotted."""
+    points = _points(comparisons)
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(
+        {
+            "svg.hashsalt": "mlaudit",
+            "svg.fonttype": "none",
+            "text.parse_math": False,
+            "font.size": 9,
+        }
+    ):
+        figure = Figure(figsize=(6.4, 0.45 * len(points) + 1.1))
+        FigureCanvasSVG(figure)
+        axes = figure.add_subplot()
+        ys = list(range(len(points)))[::-1]
+        deltas = [p[1] for p in points]
+        errors = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+        axes.errorbar(deltas, ys, xerr=errors, fmt="o", color="#1f5fa8", capsize=3)
+        axes.axvline(0.0, color="#888888", linewidth=0.8, linestyle="--")
+        axes.set_yticks(ys, [p[0] for p in points])
+        axes.set_xlabel(f"delta of {clean_text(metric, 60)} (candidate - comparator), CI")
+        # Fixed margins instead of tight_layout: measuring text is the slowest step.
+        longest = max(len(p[0]) for p in points)
+        height = 0.45 * len(points) + 1.1
+        figure.subplots_adjust(
+            left=min(0.5, 0.06 + 0.0105 * longest), right=0.97, bottom=0.75 / height, top=0.97
+        )
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    # Drop the XML prolog and DOCTYPE: the SVG is embedded in an HTML page.
+    return svg[svg.index("<svg") :] if "<svg" in svg else None
+
+
+def strip_comments(svg: str) -> str:
+    return re.sub(r"<!--.*?-->", "", svg, flags=re.S)
