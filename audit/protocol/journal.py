@@ -1,0 +1,69 @@
+"""The run journal: an append-only, fsynced JSON-lines file in the out dir.
+
+Every event is one line written with a single write() and made durable before
+the runner moves on, so a SIGKILL loses at most the line being written; a torn
+last line is ignored on reading and fenced off with a newline before appending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size:
+            with path.open("rb") as handle:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    os.write(self._fd, b"\n")
+
+    def append(self, event: dict[str, Any], *, durable: bool = True) -> None:
+        line = json.dumps(event, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        data = (line + "\n").encode("utf-8")
+        with self._lock:
+            os.write(self._fd, data)
+            if durable:
+                os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every complete event in order; a torn or garbled line (a crash mid-write) is skipped."""
+    if not path.is_file():
+        return []
+    events = []
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                continue
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+    return events

@@ -1,0 +1,133 @@
+"""The data under test as DVC records it: hashes from dvc.lock / .dvc files, and `dvc status`.
+
+Hashes are read from the lock files (plain YAML) so recording them is cheap;
+`dvc status` goes through DVC's Python API, imported only here, with analytics off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from audit.errors import ProvenanceError
+
+
+@dataclass(frozen=True)
+class TrackedOut:
+    path: str  # relative to the project root, posix
+    hash: str
+    source: str  # dvc.lock or the .dvc file that records it
+
+
+def _out_hash(out: dict[str, Any]) -> str | None:
+    for key in ("md5", "etag", "checksum"):
+        if isinstance(out.get(key), str):
+            return str(out[key])
+    return None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ProvenanceError(f"{path}: cannot read: {error}") from None
+
+
+def _lock_outs(root: Path) -> Iterator[TrackedOut]:
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return
+    document = _read_yaml(lock) or {}
+    stages = document.get("stages", {}) if isinstance(document, dict) else {}
+    for stage in stages.values() if isinstance(stages, dict) else []:
+        wdir = PurePosixPath(str(stage.get("wdir", "."))) if isinstance(stage, dict) else None
+        for out in stage.get("outs", []) if isinstance(stage, dict) else []:
+            digest = _out_hash(out) if isinstance(out, dict) else None
+            if digest and wdir is not None:
+                path = (wdir / str(out["path"])).as_posix().removeprefix("./")
+                yield TrackedOut(path, digest, "dvc.lock")
+
+
+def _dvc_file_outs(root: Path, data_path: str) -> Iterator[TrackedOut]:
+    parts = PurePosixPath(data_path).parts
+    for depth in range(len(parts), 0, -1):
+        candidate = PurePosixPath(*parts[:depth])
+        dvc_file = root / f"{candidate}.dvc"
+        if not dvc_file.is_file():
+            continue
+        document = _read_yaml(dvc_file) or {}
+        for out in document.get("outs", []) if isinstance(document, dict) else []:
+            digest = _out_hash(out) if isinstance(out, dict) else None
+            if digest:
+                path = (candidate.parent / str(out["path"])).as_posix().removeprefix("./")
+                yield TrackedOut(path, digest, dvc_file.relative_to(root).as_posix())
+
+
+def _covers(out_path: str, data_path: str) -> bool:
+    return data_path == out_path or data_path.startswith(out_path.rstrip("/") + "/")
+
+
+def tracked_outs(root: Path, data_paths: Sequence[str]) -> dict[str, TrackedOut]:
+    """For every EDD data path, the DVC out that records it (the path itself or a parent dir)."""
+    lock_outs = list(_lock_outs(root))
+    found: dict[str, TrackedOut] = {}
+    missing = []
+    for data_path in data_paths:
+        candidates = [o for o in lock_outs if _covers(o.path, data_path)]
+        candidates += [o for o in _dvc_file_outs(root, data_path) if _covers(o.path, data_path)]
+        if not candidates:
+            missing.append(data_path)
+            continue
+        # The most specific out wins (a file recorded inside a tracked directory).
+        found[data_path] = max(candidates, key=lambda o: len(o.path))
+    if missing:
+        raise ProvenanceError(
+            f"data path {missing[0]!r} is not tracked by DVC (no dvc.lock out or .dvc file "
+            "records it); track it with `dvc add` or a dvc.yaml stage and commit the lock"
+        )
+    return found
+
+
+def data_hashes(root: Path, data_paths: Sequence[str]) -> dict[str, str]:
+    """EDD data path -> the hash DVC recorded for it (md5 as written in the lock)."""
+    return {path: out.hash for path, out in tracked_outs(root, data_paths).items()}
+
+
+def dvc_status(root: Path, data_paths: Sequence[str]) -> list[str]:
+    """Problems `dvc status` reports for the EDD's data; empty when the workspace matches."""
+    # Nothing phones home, even when the caller forgot to say so.
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    outs = tracked_outs(root, data_paths)
+    targets = sorted(
+        {out.path if out.source == "dvc.lock" else out.source for out in outs.values()}
+    )
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.status(targets=targets)
+    except DvcException as error:
+        raise ProvenanceError(f"dvc status in {root}: {error}") from None
+    return _describe_status(status)
+
+
+def _describe_status(status: dict[str, Any]) -> list[str]:
+    problems = []
+    for target, changes in sorted(status.items()):
+        for change in changes if isinstance(changes, list) else [changes]:
+            if isinstance(change, dict):
+                for kind, detail in change.items():
+                    if isinstance(detail, dict):
+                        for path, state in detail.items():
+                            problems.append(f"{target}: {kind}: {path} {state}")
+                    else:
+                        problems.append(f"{target}: {kind}: {detail}")
+            else:
+                problems.append(f"{target}: {change}")
+    return problems

@@ -1,0 +1,101 @@
+"""Collect the provenance of a run and derive the fingerprints that key the trial cache.
+
+Refuses (ProvenanceError) what cannot be recorded honestly: a dirty tree without
+--allow-dirty, data DVC does not track, and data that no longer matches dvc.lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit.errors import ProvenanceError
+from audit.provenance._hashing import sha256_json
+from audit.provenance.dvc import data_hashes, dvc_status
+from audit.provenance.environment import Environment, describe_environment
+from audit.provenance.git import GitState, git_state
+
+
+@dataclass(frozen=True)
+class Provenance:
+    git: GitState
+    allow_dirty: bool
+    data: dict[str, str]
+    dvc_status_clean: bool | None
+    environment: Environment
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over code tree, data hashes and environment: equal across CI shards."""
+        return sha256_json(
+            {"tree": self.git.tree, "data": self.data, "environment": self.environment.key}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "git": {
+                "commit": self.git.commit,
+                "tree": self.git.tree,
+                "dirty": self.git.dirty,
+                "allow_dirty": self.allow_dirty,
+            },
+            "data": dict(sorted(self.data.items())),
+            "dvc_status_clean": self.dvc_status_clean,
+            "environment": self.environment.to_dict(),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def collect_provenance(
+    root: Path,
+    data_paths: Sequence[str],
+    *,
+    allow_dirty: bool = False,
+    image_digest: str | None = None,
+    exclude: Sequence[Path] = (),
+    check_dvc_status: bool = True,
+) -> Provenance:
+    """Describe code, data and environment of the project at `root`, or refuse."""
+    git = git_state(root, exclude=exclude)
+    if git.dirty and not allow_dirty:
+        shown = ", ".join(git.dirty_paths[:5]) or "uncommitted changes"
+        more = f" and {len(git.dirty_paths) - 5} more" if len(git.dirty_paths) > 5 else ""
+        raise ProvenanceError(
+            f"{git.root}: the work tree is dirty ({shown}{more})",
+            hint="commit the changes, or pass --allow-dirty to run anyway and record it",
+        )
+    hashes = data_hashes(git.root, data_paths)
+    clean: bool | None = None
+    if check_dvc_status:
+        problems = dvc_status(git.root, data_paths)
+        if problems:
+            raise ProvenanceError(
+                f"data does not match dvc.lock: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                hint="run `dvc commit` / `dvc repro` and commit the lock file",
+            )
+        clean = True
+    environment = describe_environment(git.root, image_digest=image_digest)
+    return Provenance(git, allow_dirty, hashes, clean, environment)
+
+
+def trial_fingerprint(
+    provenance_fingerprint: str,
+    *,
+    config_sha256: str,
+    seed: int,
+    command: Sequence[str],
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """What decides a trial's result: code+data+env, resolved config, seed and command."""
+    return sha256_json(
+        {
+            "provenance": provenance_fingerprint,
+            "config": config_sha256,
+            "seed": seed,
+            "command": list(command),
+            "extra": dict(extra or {}),
+        }
+    )
