@@ -1,0 +1,199 @@
+"""`mlaudit edd`: validate, canonical, digest, sign and verify Experiment Design Documents.
+
+Parses arguments, calls audit.edd, renders text or JSON and returns an exit code.
+Must stay light: no mlflow, dvc, numpy, scipy or hydra on these paths.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from audit.cli._common import echo, emit_json, json_option
+from audit.errors import ExitCode, UsageError, ValidationFailed
+
+if TYPE_CHECKING:
+    from audit.edd.verify import Verification
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _safe(text: str) -> str:
+    """Untrusted text (file names, signature fields) must not drive the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at {value!r} is not an ISO 8601 / RFC 3339 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@click.group()
+def edd() -> None:
+    """Validate, canonicalise, sign and verify Experiment Design Documents."""
+
+
+@edd.command()
+@click.argument("file", type=_FILE)
+@click.option("--at", "at_text", metavar="TIME", help="Check not_after at TIME (default: now).")
+@json_option
+def validate(file: Path, at_text: str | None, as_json: bool) -> int:
+    """Check FILE against the schema and the semantic rules; print every problem."""
+    from audit.edd import load_edd, planned_trial_count
+
+    at = parse_time(at_text) or datetime.now(timezone.utc)
+    try:
+        loaded = load_edd(file, at=at)
+    except ValidationFailed as failed:
+        return _render_problems(failed, as_json)
+    planned = planned_trial_count(loaded.document)
+    if as_json:
+        emit_json(
+            {"file": str(file), "valid": True, "problems": [], "digest": loaded.digest}
+            | {"id": loaded.id, "version": loaded.version, "planned_trials": planned}
+        )
+    else:
+        echo(f"{file}: valid ({loaded.id} v{loaded.version}, {planned} trials planned)")
+        echo(f"sha256:{loaded.digest}")
+    return int(ExitCode.OK)
+
+
+def _render_problems(failed: ValidationFailed, as_json: bool) -> int:
+    if as_json:
+        problems = [{"pointer": p, "message": m} for p, m in failed.problems]
+        emit_json({"file": failed.file, "valid": False, "problems": problems})
+    for line in failed.details():
+        echo(_safe(line), err=True)
+    return int(ExitCode.CHECK_FAILED)
+
+
+@edd.command()
+@click.argument("file", type=_FILE)
+def canonical(file: Path) -> int:
+    """Print the RFC 8785 canonical bytes of FILE (what approvers sign), no newline."""
+    from audit.edd import load_edd
+
+    data = load_edd(file).canonical
+    # Raw bytes: a text layer could re-encode or add a newline and break the signature.
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return int(ExitCode.OK)
+
+
+@edd.command()
+@click.argument("file", type=_FILE)
+@json_option
+def digest(file: Path, as_json: bool) -> int:
+    """Print the sha256 of FILE's canonical bytes."""
+    from audit.edd import load_edd
+
+    loaded = load_edd(file)
+    if as_json:
+        emit_json({"file": str(file), "algorithm": "sha256", "digest": loaded.digest})
+    else:
+        echo(loaded.digest)
+    return int(ExitCode.OK)
+
+
+@edd.command()
+@click.argument("file", type=_FILE)
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Private key, or public key held in ssh-agent.",
+)
+@click.option("--principal", required=True, help="Your principal as listed in allowed_signers.")
+@json_option
+def sign(file: Path, key: Path, principal: str, as_json: bool) -> int:
+    """Sign FILE with ssh-keygen and write approvals/PRINCIPAL.sig next to it."""
+    from audit.edd.approve import sign_edd
+
+    written = sign_edd(file, key=key, principal=principal)
+    if as_json:
+        emit_json({"file": str(file), "principal": principal, "signature": str(written.path)})
+        return int(ExitCode.OK)
+    echo(f"wrote {written.path} ({written.key_fingerprint}, sha256:{written.digest})")
+    return int(ExitCode.OK)
+
+
+@edd.command()
+@click.argument("file", type=_FILE)
+@click.option(
+    "--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ (e.g. origin/main)."
+)
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Git repository of --trust-ref (default: the EDD's folder).",
+)
+@click.option(
+    "--trust-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local folder with allowed_signers and policy.yaml (NOT protected).",
+)
+@click.option("--at", "at_text", metavar="TIME", help="Verify as of TIME (RFC 3339; default: now).")
+@json_option
+def verify(
+    file: Path,
+    trust_ref: str | None,
+    repo: Path | None,
+    trust_dir: Path | None,
+    at_text: str | None,
+    as_json: bool,
+) -> int:
+    """Verify the approvals of FILE against the trust root; exit 1 unless approved."""
+    from audit.edd.trust import UNPROTECTED_WARNING
+    from audit.edd.verify import verify_edd
+
+    if trust_dir is not None:
+        # Said before anything else, so it cannot scroll out of view of a passing result.
+        echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
+    result = verify_edd(
+        file, trust_ref=trust_ref, repo=repo, trust_dir=trust_dir, at=parse_time(at_text)
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _render_verification(file, result)
+    return int(ExitCode.OK if result.passed else ExitCode.CHECK_FAILED)
+
+
+def _render_verification(file: Path, result: Verification) -> None:
+    echo(f"EDD {result.edd_id} v{result.edd_version}  sha256:{result.edd_digest}  ({file})")
+    if result.protected:
+        echo(f"trust: {result.trust_ref} @ {result.trust_commit} (protected ref)")
+    else:
+        echo("trust: local directory (NOT PROTECTED)")
+    header = ("PRINCIPAL", "ROLE", "KEY FINGERPRINT", "VERDICT", "REASON")
+    rows = [header] + [
+        (a.principal, a.role, a.key_fingerprint, a.verdict, a.reason) for a in result.approvals
+    ]
+    if not result.approvals:
+        echo("no approvals found in approvals/*.sig")
+    else:
+        echo(_table([tuple(_safe(cell) for cell in row) for row in rows]))
+    verdict = "APPROVED" if result.passed else "NOT APPROVED"
+    echo(f"decision: {verdict}")
+    for reason in result.reasons:
+        echo(f"  - {_safe(reason)}")
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
