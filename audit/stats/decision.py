@@ -69,8 +69,11 @@ class Evidence:
         """(delta, CI low, CI high) with signs flipped for minimize, so larger is better."""
         if self.goal == "maximize":
             return self.delta, self.ci_low, self.ci_high
-        flip = lambda v: None if v is None else -v  # noqa: E731
-        return flip(self.delta), flip(self.ci_high), flip(self.ci_low)
+        return _negate(self.delta), _negate(self.ci_high), _negate(self.ci_low)
+
+
+def _negate(value: float | None) -> float | None:
+    return None if value is None else -value
 
 
 @dataclass

@@ -18,7 +18,7 @@ def holm(p_values: Sequence[float] | Floats) -> Floats:
     p = np.asarray(p_values, dtype=np.float64)
     m = p.size
     if m == 0:
-        return p.copy()
+        return p
     order = np.argsort(p, kind="stable")
     scaled = (m - np.arange(m)) * p[order]
     # Step-down: an adjusted p can never be smaller than the one before it.
@@ -30,7 +30,8 @@ def holm(p_values: Sequence[float] | Floats) -> Floats:
 
 def bonferroni(p_values: Sequence[float] | Floats) -> Floats:
     p = np.asarray(p_values, dtype=np.float64)
-    return np.minimum(p * p.size, 1.0)
+    adjusted: Floats = np.minimum(p * p.size, 1.0)
+    return adjusted
 
 
 def benjamini_hochberg(p_values: Sequence[float] | Floats) -> Floats:
@@ -38,7 +39,7 @@ def benjamini_hochberg(p_values: Sequence[float] | Floats) -> Floats:
     p = np.asarray(p_values, dtype=np.float64)
     m = p.size
     if m == 0:
-        return p.copy()
+        return p
     order = np.argsort(p, kind="stable")
     scaled = p[order] * m / np.arange(1, m + 1)
     # Step-up: take the running minimum from the largest p downwards.
@@ -57,5 +58,5 @@ def adjust(p_values: Sequence[float] | Floats, method: str) -> Floats:
     if method == "bh":
         return benjamini_hochberg(p_values)
     if method == "none":
-        return np.asarray(p_values, dtype=np.float64).copy()
+        return np.array(p_values, dtype=np.float64)
     raise ValueError(f"unknown multiplicity correction {method!r}")
