@@ -77,6 +77,8 @@ def _report_error(error: MlauditError) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
+    # A previous in-process call (tests) may have left --json switched on.
+    JSON_MODE.set(False)
     try:
         result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except MlauditError as error:
