@@ -1,9 +1,435 @@
-"""The append-only MLflow tracking store (entry point `mlaudit+sqlite`, `mlaudit+postgresql`)."""
+"""The append-only MLflow tracking store: an allow-list of operations and sealed runs.
+
+MLflow loads it through the `mlflow.tracking_store` entry points `mlaudit+sqlite`
+and `mlaudit+postgresql` (see audit/tracking/__init__.py). It must never let a
+sealed run change, nor let any operation through that is not on the allow-list:
+methods MLflow adds in a later release are refused until someone reviews them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy
+from mlflow.entities import RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlParam, SqlRun, SqlTag
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+from audit.tracking import record as run_record
+from audit.tracking import triggers
+
+SCHEME_PREFIX = "mlaudit+"
+
+# Reads the REST API and the UI use. Explicit names, not prefixes: a new read MLflow
+# adds is refused until it is reviewed (get_or_create_user_queue, for one, writes).
+ALLOWED_READS = frozenset(
+    {
+        "get_experiment",
+        "get_experiment_by_name",
+        "search_experiments",
+        "filter_active_experiment_ids",
+        "get_run",
+        "search_runs",
+        "get_metric_history",
+        "get_metric_history_bulk",
+        "get_metric_history_bulk_interval",
+        "get_metric_history_bulk_interval_from_steps",
+        "get_max_step_for_metric",
+        "get_logged_model",
+        "search_logged_models",
+        "get_dataset",
+        "search_datasets",
+        "get_dataset_experiment_ids",
+        "get_trace",
+        "get_trace_info",
+        "batch_get_traces",
+        "batch_get_trace_infos",
+        "search_traces",
+        "query_trace_metrics",
+        "calculate_trace_filter_correlation",
+        "get_assessment",
+        "get_scorer",
+        "list_scorers",
+        "list_scorer_versions",
+        "list_scorers_across_experiments",
+        "get_online_scoring_configs",
+        "get_active_online_scorers",
+        "find_completed_sessions",
+        "get_issue",
+        "search_issues",
+        "get_label_schema",
+        "get_label_schema_by_name",
+        "list_label_schemas",
+        "get_review_queue",
+        "get_review_queue_by_name",
+        "list_review_queues",
+        "list_review_queue_items",
+        "search_entities_by_source",
+        "search_entities_by_destination",
+        "list_gateway_endpoints",
+        "list_gateway_model_definitions",
+        "list_gateway_guardrails",
+        "list_endpoint_bindings",
+        "list_endpoint_guardrail_configs",
+        "list_budget_policies",
+        "get_gateway_endpoint",
+        "get_gateway_model_definition",
+        "get_gateway_guardrail",
+        "get_budget_policy",
+        "search_mcp_servers",
+        "get_mcp_server",
+        "resolve_trace_archival_config",
+        "sanitize_metric_value",  # a pure helper
+        "seal_of",  # ours: the artifact guard and tests ask about seals
+        "seals",
+        # Client-side async queues: no data, nothing to protect.
+        "flush_async_logging",
+        "end_async_logging",
+        "shut_down_async_logging",
+    }
+)
+# Writes on a RUNNING, unsealed run (checked in each method below).
+RUN_WRITES = frozenset(
+    {"log_param", "log_metric", "log_batch", "set_tag", "log_inputs", "log_outputs"}
+)
+ALLOWED_WRITES = frozenset({"create_experiment", "create_run", "update_run_info", *RUN_WRITES})
+ALLOWED = ALLOWED_READS | ALLOWED_WRITES
+
+# Refused operations whose first argument names a run: the refusal names its seal.
+_RUN_FIRST_ARGUMENT = frozenset(
+    {"delete_run", "restore_run", "delete_tag", "record_logged_model", "link_traces_to_run"}
+)
+
+# >0 while an allowed operation runs: MLflow's own methods call one another
+# (create_run calls get_experiment), and only the outermost call is policed.
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("mlaudit_store_depth", default=0)
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A sealed run: its place in its experiment's sequence and its record digest."""
+
+    experiment_id: str
+    seq: int
+    run_id: str
+    sha256: str
+    sealed_at: int
+
+
+def refusal(message: str) -> MlflowException:
+    """A clean 403 over REST: MLflow maps PERMISSION_DENIED to it, never to a 500."""
+    return MlflowException(f"mlaudit: {message}", error_code=PERMISSION_DENIED)
+
+
+def sealed_refusal(seal: Seal, what: str) -> MlflowException:
+    return refusal(
+        f"run {seal.run_id} is sealed (experiment {seal.experiment_id}, seq {seal.seq}, "
+        f"sha256 {seal.sha256}); {what} is refused"
+    )
+
+
+def plain_db_uri(store_uri: str) -> str:
+    """`mlaudit+sqlite:///x.db` -> `sqlite:///x.db` (what SQLAlchemy understands)."""
+    return store_uri[len(SCHEME_PREFIX) :] if store_uri.startswith(SCHEME_PREFIX) else store_uri
 
 
 class AppendOnlyTrackingStore(SqlAlchemyStore):
     """MLflow's SQL store with an allow-list of operations and sealed runs."""
+
+    # The last store built in this process; the artifact guard asks it about seals.
+    active: AppendOnlyTrackingStore | None = None
+
+    def __init__(
+        self, store_uri: str, artifact_uri: str | None = None, read_db_uri: str | None = None
+    ) -> None:
+        db_uri = plain_db_uri(store_uri)
+        if db_uri.startswith("sqlite"):
+            _prepare_sqlite_engine(self._get_or_create_engine(db_uri))
+        super().__init__(db_uri, artifact_uri, read_db_uri=None)  # type: ignore[no-untyped-call]
+        triggers.install(self.engine)
+        type(self).active = self
+
+    # -- the allow-list ---------------------------------------------------------
+
+    def __getattribute__(self, name: str) -> Any:
+        attribute = object.__getattribute__(self, name)
+        if name.startswith("_") or _DEPTH.get() > 0:
+            return attribute
+        if not callable(getattr(type(self), name, None)) or isinstance(attribute, type):
+            return attribute  # plain attributes (engine, db_type) and nested classes
+        if name in ALLOWED:
+            return _policed(attribute)
+        return _refuser(self, name)
+
+    def _refuse(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        run_id = kwargs.get("run_id") or (args[0] if args else None)
+        if name in _RUN_FIRST_ARGUMENT and isinstance(run_id, str):
+            seal = self.seal_of(run_id)
+            if seal is not None:
+                raise sealed_refusal(seal, name)
+        raise refusal(f"{name} is not allowed: this tracking server is append-only")
+
+    # -- run writes: only on a RUNNING, unsealed run ---------------------------------
+
+    def _check_writable(self, run_id: str, what: str) -> None:
+        seal = self.seal_of(run_id)
+        if seal is not None:
+            raise sealed_refusal(seal, what)
+        with self.ManagedSessionMaker() as session:
+            row = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).one_or_none()
+        if row is not None and row[0] != "RUNNING":
+            raise refusal(f"run {run_id} is {row[0]}, not RUNNING; {what} is refused")
+
+    @contextlib.contextmanager
+    def _run_write(self, run_id: str, what: str) -> Iterator[None]:
+        self._check_writable(run_id, what)
+        try:
+            yield
+        except MlflowException as error:
+            # A write that raced the seal is stopped by the database trigger.
+            if triggers.SEALED_MESSAGE in str(error.message):
+                seal = self.seal_of(run_id)
+                if seal is not None:
+                    raise sealed_refusal(seal, what) from error
+            raise
+
+    def log_param(self, run_id: str, param: Any) -> Any:
+        with self._run_write(run_id, "log_param"):
+            return super().log_param(run_id, param)  # type: ignore[no-untyped-call]
+
+    def log_metric(self, run_id: str, metric: Any) -> Any:
+        with self._run_write(run_id, "log_metric"):
+            return super().log_metric(run_id, metric)  # type: ignore[no-untyped-call]
+
+    def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
+        with self._run_write(run_id, "log_batch"):
+            return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
+
+    def set_tag(self, run_id: str, tag: Any) -> Any:
+        if tag.key.startswith(run_record.SEAL_TAG_PREFIX):
+            raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
+        with self._run_write(run_id, "set_tag"):
+            return super().set_tag(run_id, tag)  # type: ignore[no-untyped-call]
+
+    def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> Any:
+        with self._run_write(run_id, "log_inputs"):
+            return super().log_inputs(run_id, datasets=datasets, models=models)
+
+    def log_outputs(self, run_id: str, models: Any) -> Any:
+        with self._run_write(run_id, "log_outputs"):
+            return super().log_outputs(run_id, models)
+
+    def create_run(
+        self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
+    ) -> Any:
+        for tag in tags or []:
+            if tag.key.startswith(run_record.SEAL_TAG_PREFIX):
+                raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
+        return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
+
+    # -- ending a run seals it ------------------------------------------------------
+
+    def update_run_info(
+        self, run_id: str, run_status: Any, end_time: int | None, run_name: str | None
+    ) -> Any:
+        status = RunStatus.to_string(run_status) if run_status is not None else None
+        if status not in (None, "RUNNING", *run_record.TERMINAL_STATUSES):
+            raise refusal(f"a run can only be ended, not moved to {status}")
+        with self._run_write(run_id, "update_run_info"):
+            for attempt in range(5):
+                try:
+                    return self._update_and_seal(run_id, status, end_time, run_name)
+                except MlflowException as error:
+                    # Two sealers took the same seq (only possible without the advisory
+                    # lock): the primary key refused one; a new attempt reads the new max.
+                    collided = isinstance(error.__cause__, sqlalchemy.exc.IntegrityError)
+                    if not collided or triggers.SEALS_TABLE not in str(error.message):
+                        raise
+                    if attempt == 4:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _update_and_seal(
+        self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
+    ) -> Any:
+        with self.ManagedSessionMaker(read_only=False) as session:
+            self._lock_for_write(session, run_id)
+            run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
+            self._check_run_is_active(run)  # type: ignore[no-untyped-call]
+            seal = _seal_row(session, run_id)
+            if seal is not None:  # sealed between the check and the lock
+                raise sealed_refusal(seal, "update_run_info")
+            if run.status != "RUNNING":
+                raise refusal(f"run {run_id} is {run.status}, not RUNNING; it cannot change")
+            if status is not None:
+                run.status = status
+            if end_time is not None:
+                run.end_time = end_time
+            if run_name:
+                run.name = run_name
+                session.merge(SqlTag(run_uuid=run_id, key=MLFLOW_RUN_NAME, value=run_name))
+            session.flush()
+            if status in run_record.TERMINAL_STATUSES:
+                if run.end_time is None:
+                    run.end_time = int(time.time() * 1000)
+                    session.flush()
+                self._seal(session, run)
+            session.flush()
+            session.expire(run)
+            return run.to_mlflow_entity().info
+
+    def _lock_for_write(self, session: Any, run_id: str) -> None:
+        if self.db_type == "sqlite":
+            # Take the write lock now, before reading: every writer is serialised, so
+            # the record and the next seq are read from a database no one else changes.
+            session.execute(sqlalchemy.text("BEGIN IMMEDIATE"))
+        else:
+            session.execute(
+                sqlalchemy.text("SELECT 1 FROM runs WHERE run_uuid = :r FOR UPDATE"), {"r": run_id}
+            )
+
+    def _seal(self, session: Any, run: Any) -> Seal:
+        experiment_id = str(run.experiment_id)
+        if self.db_type == "postgresql":
+            key = zlib.crc32(f"mlaudit-seal:{experiment_id}".encode())
+            session.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        data = self._record_input(session, run)
+        digest = run_record.record_sha256(run_record.record_bytes(data))
+        seq = session.execute(
+            sqlalchemy.text(
+                f"SELECT COALESCE(MAX(seq), -1) + 1 FROM {triggers.SEALS_TABLE} "  # noqa: S608 (constant)
+                "WHERE experiment_id = :e"
+            ),
+            {"e": experiment_id},
+        ).scalar_one()
+        seal = Seal(experiment_id, int(seq), run.run_uuid, digest, int(time.time() * 1000))
+        # Tags first: the trigger refuses any row of a run once its seal row exists.
+        session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SEQ_TAG, value=str(seal.seq)))
+        session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SHA256_TAG, value=digest))
+        session.flush()
+        session.execute(
+            sqlalchemy.text(
+                f"INSERT INTO {triggers.SEALS_TABLE} "  # noqa: S608 (constant)
+                "(experiment_id, seq, run_id, sha256, sealed_at) VALUES (:e, :s, :r, :h, :t)"
+            ),
+            {"e": experiment_id, "s": seal.seq, "r": seal.run_id, "h": digest, "t": seal.sealed_at},
+        )
+        return seal
+
+    def _record_input(self, session: Any, run: Any) -> run_record.RunRecordInput:
+        run_id = run.run_uuid
+        params = session.query(SqlParam.key, SqlParam.value).filter(SqlParam.run_uuid == run_id)
+        tags = session.query(SqlTag.key, SqlTag.value).filter(SqlTag.run_uuid == run_id)
+        points = session.query(
+            SqlMetric.key, SqlMetric.step, SqlMetric.timestamp, SqlMetric.value, SqlMetric.is_nan
+        ).filter(SqlMetric.run_uuid == run_id)
+        history: dict[str, list[run_record.MetricPoint]] = {}
+        for key, step, timestamp, value, is_nan in points:
+            history.setdefault(key, []).append(
+                (int(step), int(timestamp), float("nan") if is_nan else float(value))
+            )
+        datasets = [
+            run_record.DatasetRef(
+                name=d.dataset.name,
+                digest=d.dataset.digest,
+                source_type=d.dataset.source_type,
+                source=d.dataset.source,
+                tags={t.key: t.value for t in d.tags or []},
+            )
+            for d in self._get_run_inputs(session=session, run_uuids=[run_id])[0]  # type: ignore[no-untyped-call]
+        ]
+        return run_record.RunRecordInput(
+            run_id=run_id,
+            experiment_id=str(run.experiment_id),
+            status=run.status,
+            start_time=run.start_time,
+            end_time=run.end_time,
+            params=dict(params.all()),
+            tags={k: "" if v is None else v for k, v in tags},
+            metric_history=history,
+            run_name=run.name or "",
+            artifact_uri=run.artifact_uri or "",
+            datasets=datasets,
+        )
+
+    # -- seals ---------------------------------------------------------------------
+
+    def seal_of(self, run_id: str) -> Seal | None:
+        """The seal of a run, or None while it is open (or unknown)."""
+        with self.ManagedSessionMaker() as session:
+            return _seal_row(session, run_id)
+
+    def seals(self, experiment_id: str) -> list[Seal]:
+        """Every seal of an experiment in sequence order."""
+        with self.ManagedSessionMaker() as session:
+            rows = session.execute(
+                sqlalchemy.text(
+                    "SELECT experiment_id, seq, run_id, sha256, sealed_at FROM "  # noqa: S608
+                    f"{triggers.SEALS_TABLE} WHERE experiment_id = :e ORDER BY seq"
+                ),
+                {"e": str(experiment_id)},
+            )
+            return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _seal_row(session: Any, run_id: str) -> Seal | None:
+    row = session.execute(
+        sqlalchemy.text(
+            "SELECT experiment_id, seq, run_id, sha256, sealed_at FROM "  # noqa: S608
+            f"{triggers.SEALS_TABLE} WHERE run_id = :r"
+        ),
+        {"r": run_id},
+    ).one_or_none()
+    if row is None:
+        return None
+    return Seal(str(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4]))
+
+
+def _policed(method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        token = _DEPTH.set(_DEPTH.get() + 1)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _DEPTH.reset(token)
+
+    return call
+
+
+def _refuser(store: AppendOnlyTrackingStore, name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        token = _DEPTH.set(_DEPTH.get() + 1)
+        try:
+            store._refuse(name, args, kwargs)
+        finally:
+            _DEPTH.reset(token)
+
+    refuse.__name__ = name
+    return refuse
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _prepare_sqlite_engine(engine: Any) -> None:
+    """WAL and a busy timeout on every connection: concurrent writers wait, never fail."""
+    if not sqlalchemy.event.contains(engine, "connect", _on_sqlite_connect):
+        sqlalchemy.event.listen(engine, "connect", _on_sqlite_connect)
+        engine.dispose()  # connections made before the listener get it on reconnect
+
+
+# Kept importable for callers that build tags for a run (the seal tag names live in record).
+__all__ = ["AppendOnlyTrackingStore", "RunTag", "Seal", "plain_db_uri", "refusal"]

@@ -1,0 +1,173 @@
+"""The seal table and the SQL triggers that forbid changing sealed data (SQLite and PostgreSQL).
+
+Defence in depth under the store's own checks: even a client that writes to the
+database directly cannot UPDATE or DELETE a seal, nor INSERT, UPDATE or DELETE the
+rows of a sealed run (runs, params, tags, metrics, latest_metrics, dataset inputs).
+A database superuser can still drop these triggers; only an external checkpoint
+(`mlaudit track checkpoint`, kept outside the server) exposes a rewrite after that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEALS_TABLE = "mlaudit_seals"
+SEALED_MESSAGE = "mlaudit: run is sealed; its recorded data can no longer change"
+SEAL_TABLE_MESSAGE = "mlaudit: seals are append-only"
+
+# Tables whose rows belong to one run, by the column naming the run.
+RUN_CHILD_TABLES = ("params", "tags", "metrics", "latest_metrics")
+
+_SEALS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {SEALS_TABLE} (
+    experiment_id VARCHAR(32) NOT NULL,
+    seq BIGINT NOT NULL,
+    run_id VARCHAR(32) NOT NULL UNIQUE,
+    sha256 CHAR(64) NOT NULL,
+    sealed_at BIGINT NOT NULL,
+    PRIMARY KEY (experiment_id, seq)
+)
+"""
+
+
+def _sealed(ref: str) -> str:
+    return f"EXISTS (SELECT 1 FROM {SEALS_TABLE} WHERE run_id = {ref})"  # noqa: S608 (constant)
+
+
+def sqlite_statements() -> list[str]:
+    """DDL for SQLite: the seal table and BEFORE triggers that abort the statement."""
+    abort = f"BEGIN SELECT RAISE(ABORT, '{SEALED_MESSAGE}'); END"
+    statements = [_SEALS_DDL]
+    for op in ("UPDATE", "DELETE"):
+        statements.append(
+            f"CREATE TRIGGER IF NOT EXISTS mlaudit_seals_no_{op.lower()} BEFORE {op} "
+            f"ON {SEALS_TABLE} BEGIN SELECT RAISE(ABORT, '{SEAL_TABLE_MESSAGE}'); END"
+        )
+    for table in (*RUN_CHILD_TABLES, "runs"):
+        conditions = {
+            "INSERT": _sealed("NEW.run_uuid"),
+            "UPDATE": f"{_sealed('OLD.run_uuid')} OR {_sealed('NEW.run_uuid')}",
+            "DELETE": _sealed("OLD.run_uuid"),
+        }
+        for op, condition in conditions.items():
+            if table == "runs" and op == "INSERT":
+                continue  # a new run cannot be sealed yet
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS mlaudit_{table}_sealed_{op.lower()} "
+                f"BEFORE {op} ON {table} WHEN {condition} {abort}"
+            )
+    input_conditions = {
+        "INSERT": f"NEW.destination_type = 'RUN' AND {_sealed('NEW.destination_id')}",
+        "UPDATE": f"OLD.destination_type = 'RUN' AND {_sealed('OLD.destination_id')}",
+        "DELETE": f"OLD.destination_type = 'RUN' AND {_sealed('OLD.destination_id')}",
+    }
+    for op, condition in input_conditions.items():
+        statements.append(
+            f"CREATE TRIGGER IF NOT EXISTS mlaudit_inputs_sealed_{op.lower()} "
+            f"BEFORE {op} ON inputs WHEN {condition} {abort}"
+        )
+    return statements
+
+
+# PostgreSQL: the child-row trigger first takes a share lock on the run row, so it
+# waits for a sealing transaction (which holds FOR UPDATE on that row) and then sees
+# its seal; under READ COMMITTED each statement in the function gets a new snapshot.
+_PG_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION mlaudit_refuse_seal_change() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION '@SEAL_TABLE_MESSAGE@' USING ERRCODE = 'integrity_constraint_violation';
+END $$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION mlaudit_guard_sealed_run() RETURNS trigger AS $$
+DECLARE
+    column_name text := TG_ARGV[0];
+    rid text;
+    rids text[] := ARRAY[]::text[];
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        IF TG_TABLE_NAME <> 'inputs' OR to_jsonb(OLD) ->> 'destination_type' = 'RUN' THEN
+            rids := rids || (to_jsonb(OLD) ->> column_name);
+        END IF;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        IF TG_TABLE_NAME <> 'inputs' OR to_jsonb(NEW) ->> 'destination_type' = 'RUN' THEN
+            rids := rids || (to_jsonb(NEW) ->> column_name);
+        END IF;
+    END IF;
+    FOREACH rid IN ARRAY rids LOOP
+        IF TG_TABLE_NAME <> 'runs' THEN
+            PERFORM 1 FROM runs WHERE run_uuid = rid FOR SHARE;
+        END IF;
+        IF EXISTS (SELECT 1 FROM @SEALS_TABLE@ WHERE run_id = rid) THEN
+            RAISE EXCEPTION '@SEALED_MESSAGE@ (run %)', rid
+                USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    END LOOP;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+"""
+_PG_FUNCTIONS = (
+    _PG_FUNCTIONS.replace("@SEAL_TABLE_MESSAGE@", SEAL_TABLE_MESSAGE)
+    .replace("@SEALED_MESSAGE@", SEALED_MESSAGE)
+    .replace("@SEALS_TABLE@", SEALS_TABLE)
+)
+
+
+def postgresql_statements() -> list[str]:
+    """DDL for PostgreSQL: the seal table, two trigger functions and their triggers."""
+    statements = [_SEALS_DDL, _PG_FUNCTIONS]
+    statements.append(
+        f"DROP TRIGGER IF EXISTS mlaudit_seals_append_only ON {SEALS_TABLE};"
+        f"CREATE TRIGGER mlaudit_seals_append_only BEFORE UPDATE OR DELETE ON {SEALS_TABLE} "
+        "FOR EACH ROW EXECUTE FUNCTION mlaudit_refuse_seal_change()"
+    )
+    guarded = [(t, "run_uuid", "INSERT OR UPDATE OR DELETE") for t in RUN_CHILD_TABLES]
+    guarded += [("runs", "run_uuid", "UPDATE OR DELETE")]
+    guarded += [("inputs", "destination_id", "INSERT OR UPDATE OR DELETE")]
+    for table, column, ops in guarded:
+        name = f"mlaudit_{table}_sealed"
+        statements.append(
+            f"DROP TRIGGER IF EXISTS {name} ON {table};"
+            f"CREATE TRIGGER {name} BEFORE {ops} ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION mlaudit_guard_sealed_run('{column}')"
+        )
+    return statements
+
+
+def statements_for(dialect: str) -> list[str]:
+    """The DDL for a SQLAlchemy dialect name ("sqlite" or "postgresql")."""
+    if dialect == "sqlite":
+        return sqlite_statements()
+    if dialect == "postgresql":
+        return postgresql_statements()
+    raise ValueError(f"mlaudit supports sqlite and postgresql, not {dialect}")
+
+
+def install(engine: Any) -> None:
+    """Create the seal table and (re)install the triggers; idempotent."""
+    import sqlalchemy
+
+    with engine.begin() as connection:
+        for statement in statements_for(engine.dialect.name):
+            if engine.dialect.name == "postgresql":
+                # Serialise concurrent installers (several server workers start at once).
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(727370001)"))
+            connection.exec_driver_sql(statement)
+
+
+def installed_triggers(engine: Any) -> list[str]:
+    """Names of the mlaudit triggers present in the database (for checks and tests)."""
+    import sqlalchemy
+
+    if engine.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'mlaudit_%'"
+    else:
+        query = (
+            "SELECT DISTINCT trigger_name FROM information_schema.triggers "
+            "WHERE trigger_name LIKE 'mlaudit_%'"
+        )
+    with engine.connect() as connection:
+        return sorted(str(row[0]) for row in connection.execute(sqlalchemy.text(query)))
