@@ -22,7 +22,7 @@ WORD_JOINER = "\u2060"
 # headings, raw HTML, entities, math, strikethrough, GitLab references).
 # Numeric character references render as the literal character in every
 # CommonMark renderer and in Python-Markdown, and are never parsed as syntax.
-_MD_SPECIAL = set("\\`*_{}[]()<>#!|~&$^@")
+_MD_SPECIAL = set("\\`*_{}[]<>#!|~&$^@")
 
 # Line breaks, other control characters, and bidi/invisible controls that can
 # reorder or hide text ("Trojan Source").

@@ -106,10 +106,12 @@ def claim_text(claim: object) -> str:
     if not isinstance(claim, dict) or not claim.get("claim"):
         return "—"
     parts = [md_text(claim["claim"], 40)]
-    if as_number(claim.get("min_effect")) is not None:
+    # A non-inferiority claim is judged by its margin, an improvement by its minimum effect.
+    if claim.get("claim") == "non-inferior":
+        if as_number(claim.get("margin")) is not None:
+            parts.append(f"margin {fmt(claim['margin'])}")
+    elif as_number(claim.get("min_effect")) is not None:
         parts.append(f"≥ {fmt(claim['min_effect'])}")
-    if as_number(claim.get("margin")) is not None:
-        parts.append(f"margin {fmt(claim['margin'])}")
     return " ".join(parts)
 
 
