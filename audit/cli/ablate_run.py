@@ -1,0 +1,178 @@
+"""`mlaudit ablate run`: verify the EDD's approvals, record provenance, run the trials.
+
+This module is the only place that reads argv and the environment for a run;
+the protocol core gets plain values (RunRequest).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from audit.cli._common import echo, emit_json, json_option
+from audit.errors import PolicyError, UsageError
+
+
+@click.command()
+@click.argument("edd_path", metavar="EDD", type=click.Path(path_type=Path))
+@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
+@click.option(
+    "--trust-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Local trust directory instead of a ref (NOT protected; recorded as such).",
+)
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Project repository (default: the git work tree holding EDD).",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel trials (default: cores).")
+@click.option("--shard", envvar="MLAUDIT_SHARD", metavar="I/N", help="Run only shard I of N.")
+@click.option("--resume", is_flag=True, help="Finish a run in --out that was interrupted.")
+@click.option("--tracking-uri", metavar="URI", help="Log each trial to this MLflow server.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Trial cache (default: .mlaudit/cache in the project).",
+)
+@click.option("--no-cache", is_flag=True, help="Neither reuse nor store cached trials.")
+@click.option("--allow-dirty", is_flag=True, help="Run on uncommitted code (recorded).")
+@json_option
+def run(
+    edd_path: Path,
+    trust_ref: str | None,
+    trust_dir: Path | None,
+    repo: Path | None,
+    out_dir: Path,
+    workers: int | None,
+    shard: str | None,
+    resume: bool,
+    tracking_uri: str | None,
+    cache_dir: Path | None,
+    no_cache: bool,
+    allow_dirty: bool,
+    as_json: bool,
+) -> int:
+    """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
+    from audit.edd import load_edd, planned_trial_count, verify_edd
+    from audit.protocol.plan import build_plan
+    from audit.protocol.results import approval_rows
+    from audit.protocol.runner import RunRequest, run_protocol
+    from audit.protocol.shards import parse_shard
+    from audit.provenance.git import repo_root
+    from audit.provenance.record import collect_provenance
+
+    shard_range = parse_shard(shard) if shard else None
+    if no_cache and cache_dir is not None:
+        raise UsageError("--cache-dir and --no-cache contradict each other")
+    root = repo_root(repo.resolve() if repo else edd_path.resolve().parent)
+    verification = verify_edd(edd_path, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
+    if not verification.passed:
+        raise PolicyError(
+            f"the EDD is not approved, refusing to run: {'; '.join(verification.reasons)}"
+        )
+    edd = load_edd(edd_path, at=datetime.now(timezone.utc))
+    plan = build_plan(edd.document, source=str(edd_path))
+    cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
+    provenance = collect_provenance(
+        root,
+        [str(entry["path"]) for entry in edd.document["data"]],
+        allow_dirty=allow_dirty,
+        image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
+        exclude=[out_dir, *([cache] if cache else [])],
+    )
+    request = RunRequest(
+        edd=_edd_record(edd, root),
+        plan=plan,
+        planned_trial_count=planned_trial_count(edd.document),
+        provenance=provenance.to_dict(),
+        project_root=root,
+        out_dir=out_dir,
+        base_env=dict(os.environ),
+        workers=workers or os.cpu_count() or 1,
+        shard=shard_range,
+        resume=resume,
+        cache_dir=cache,
+        approvals=approval_rows([vars(a) for a in verification.approvals]),
+        trust={
+            "ref": verification.trust_ref,
+            "commit": verification.trust_commit,
+            "protected": verification.protected,
+        },
+        progress=_progress(as_json),
+        logger_factory=_logger_factory(tracking_uri, out_dir) if tracking_uri else None,
+        tracking_uri=tracking_uri,
+    )
+    outcome = run_protocol(request)
+    if outcome.logger is not None:
+        close = getattr(outcome.logger, "close", None)
+        if close is not None:
+            close(outcome.results)
+    _report(outcome.results, outcome.path, as_json)
+    return 0
+
+
+def _edd_record(edd: Any, root: Path) -> dict[str, Any]:
+    path = Path(edd.path).resolve()
+    try:
+        shown = path.relative_to(root).as_posix()
+    except ValueError:
+        shown = str(path)
+    return {
+        "id": edd.id,
+        "version": edd.version,
+        "digest": edd.digest,
+        "path": shown,
+        "document": edd.document,
+    }
+
+
+def _progress(as_json: bool) -> Any:
+    from audit.protocol.progress import LineProgress, RichProgress
+
+    if not as_json and sys.stderr.isatty():
+        return RichProgress(sys.stderr)
+    return LineProgress(sys.stderr)
+
+
+def _logger_factory(uri: str, out_dir: Path) -> Any:
+    def make(header: dict[str, Any]) -> Any:
+        from audit.tracking.client import ProtocolLogger
+
+        return ProtocolLogger(uri, header, out_dir / "tracking-spool")
+
+    return make
+
+
+def _report(results: dict[str, Any], path: Path, as_json: bool) -> None:
+    counts: dict[str, int] = {}
+    cached = 0
+    for trial in results["trials"]:
+        counts[trial["status"]] = counts.get(trial["status"], 0) + 1
+        cached += bool(trial.get("cached_from"))
+    check = results.get("reproducibility")
+    if as_json:
+        emit_json(
+            {
+                "results": str(path),
+                "counts": counts,
+                "cached": cached,
+                "budget": results["budget"],
+                "reproducibility": check,
+            }
+        )
+        return
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    echo(f"{len(results['trials'])} trials: {shown} ({cached} from cache)")
+    if results["budget"]["exhausted"]:
+        echo(f"budget: {results['budget']['reason']}")
+    if check:
+        verdict = "passed" if check["passed"] else "FAILED"
+        echo(f"determinism check {check['arm']}/{check['seed']}: {verdict} ({check['reason']})")
+    echo(f"results: {path}")

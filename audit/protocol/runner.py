@@ -1,0 +1,608 @@
+"""Execute a plan: a local pool of trial processes, journaled, resumable, cached, budgeted.
+
+The runner owns the order of events. Workers only run processes; the main thread
+journals each finished trial (fsynced) before anything else hears of it, then
+fills the cache and the tracking server. On --resume the journal says which
+trials finished: those are never run again; trials a killed runner left
+mid-flight have their process groups killed and start over.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from audit.errors import BudgetError, UsageError
+from audit.protocol.cache import TrialCache
+from audit.protocol.journal import JOURNAL_NAME, Journal, read_journal
+from audit.protocol.plan import Plan, Trial
+from audit.protocol.progress import NoProgress, ProgressSink
+from audit.protocol.results import (
+    RESULTS_NAME,
+    results_header,
+    utc_now,
+    validate_results,
+    write_json,
+)
+from audit.protocol.shards import format_shard, shard_trials
+from audit.protocol.trial import (
+    TrialOutcome,
+    TrialSpec,
+    expand_command,
+    kill_group,
+    run_trial,
+    trial_env,
+)
+from audit.provenance.record import trial_fingerprint
+
+TRIALS_DIR = "trials"
+RERUN_DIR = "reproducibility"
+
+
+class TrialLogger(Protocol):
+    """What the runner needs from tracking (audit.tracking.client.ProtocolLogger)."""
+
+    def log_trial(self, trial: Mapping[str, Any], trial_dir: Path | None = None) -> str | None: ...
+
+
+@dataclass
+class RunRequest:
+    """Plain values the CLI gathered: the verified EDD, the plan, provenance, settings."""
+
+    edd: Mapping[str, Any]  # results.json `edd`: id, version, digest, path, document
+    plan: Plan
+    planned_trial_count: int  # budgeted count, reproducibility re-run included
+    provenance: Mapping[str, Any]  # Provenance.to_dict()
+    project_root: Path
+    out_dir: Path
+    base_env: Mapping[str, str]
+    workers: int = 1
+    shard: tuple[int, int] | None = None
+    resume: bool = False
+    cache_dir: Path | None = None
+    approvals: Sequence[Mapping[str, Any]] = ()
+    trust: Mapping[str, Any] | None = None
+    progress: ProgressSink = field(default_factory=NoProgress)
+    logger_factory: Callable[[dict[str, Any]], TrialLogger] | None = None
+    tracking_uri: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    results: dict[str, Any]
+    path: Path
+    logger: TrialLogger | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.results["trials"] if t["status"] == status)
+
+
+@dataclass
+class _Previous:
+    finished: dict[str, dict[str, Any]]
+    tracked: set[str]
+    reproducibility: dict[str, Any] | None
+    wall_seconds: float
+    header: dict[str, Any] | None
+
+
+def _read_previous(journal_path: Path) -> tuple[_Previous, list[dict[str, Any]]]:
+    events = read_journal(journal_path)
+    finished: dict[str, dict[str, Any]] = {}
+    tracked: set[str] = set()
+    started: dict[str, dict[str, Any]] = {}
+    reproducibility = None
+    header = None
+    wall = 0.0
+    session_start: float | None = None
+    last_stamp: float | None = None
+    for event in events:
+        kind = event.get("event")
+        stamp = event.get("monotonic_wall")
+        if kind == "header" and header is None:
+            header = event
+        if kind == "session":
+            if session_start is not None and last_stamp is not None:
+                wall += max(0.0, last_stamp - session_start)
+            session_start, last_stamp = float(event.get("wall_offset", 0.0)), None
+        if isinstance(stamp, (int, float)):
+            last_stamp = float(stamp)
+        if kind == "started":
+            started[str(event["trial_id"])] = event
+        elif kind == "finished":
+            record = dict(event["trial"])
+            finished[record["trial_id"]] = record
+            started.pop(record["trial_id"], None)
+        elif kind == "tracked":
+            tracked.add(str(event["trial_id"]))
+            if event["trial_id"] in finished:
+                finished[event["trial_id"]]["mlflow_run_id"] = event.get("mlflow_run_id")
+        elif kind == "reproducibility":
+            reproducibility = dict(event["result"])
+    if session_start is not None and last_stamp is not None:
+        wall += max(0.0, last_stamp - session_start)
+    return _Previous(finished, tracked, reproducibility, wall, header), list(started.values())
+
+
+def _process_start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime) follows the parenthesised command name, which may hold spaces.
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _kill_leftovers(started: Sequence[Mapping[str, Any]]) -> None:
+    """Kill process groups a killed runner left behind (same pid *and* start time)."""
+    for event in started:
+        pid, ticks = event.get("pid"), event.get("pid_start")
+        if isinstance(pid, int) and ticks and _process_start_ticks(pid) == ticks:
+            kill_group(pid)
+
+
+class _Budget:
+    def __init__(self, budget: Mapping[str, Any], trials_run: int, wall_before: float) -> None:
+        self.max_trials = int(budget["max_trials"])
+        self.max_wall_seconds = float(budget["max_wall_minutes"]) * 60.0
+        self.trials_run = trials_run
+        self.wall_before = wall_before
+        self._started = time.monotonic()
+        self.exhausted_reason: str | None = None
+
+    def wall_seconds(self) -> float:
+        return self.wall_before + (time.monotonic() - self._started)
+
+    def may_start(self) -> bool:
+        if self.exhausted_reason is None:
+            if self.trials_run >= self.max_trials:
+                self.exhausted_reason = f"budget exhausted: max_trials ({self.max_trials}) reached"
+            elif self.wall_seconds() >= self.max_wall_seconds:
+                minutes = self.max_wall_seconds / 60
+                self.exhausted_reason = f"budget exhausted: max_wall_minutes ({minutes:g}) reached"
+        return self.exhausted_reason is None
+
+
+class Runner:
+    def __init__(self, request: RunRequest) -> None:
+        self.request = request
+        self.plan = request.plan
+        self.document = request.edd["document"]
+        self.protocol = self.document["protocol"]
+        self.out_dir = request.out_dir.resolve()
+        self.shard_label = format_shard(*request.shard) if request.shard else None
+        self.cache = TrialCache(request.cache_dir) if request.cache_dir else None
+        self.header = results_header(
+            edd=request.edd,
+            plan=self.plan.to_dict(),
+            provenance=request.provenance,
+            approvals=request.approvals,
+            trust=request.trust,
+            shard=self.shard_label,
+        )
+        self.logger: TrialLogger | None = None
+        self._session_started = time.monotonic()
+        self._wall_offset = 0.0
+        self._live_pids: dict[str, int] = {}  # trial id -> process group of its attempt
+
+    # -- trial preparation ------------------------------------------------------
+    def _trial_dir(self, trial: Trial, root: str = TRIALS_DIR) -> Path:
+        return self.out_dir / root / trial.arm / str(trial.seed)
+
+    def _spec(self, trial: Trial, trial_dir: Path) -> TrialSpec:
+        arm = self.plan.arm(trial.arm)
+        via = str(self.protocol.get("overrides_via", "argv"))
+        metrics = self.document["metrics"]
+        required = [metrics["primary"]["name"]] + [m["name"] for m in metrics.get("secondary", [])]
+        return TrialSpec(
+            trial_id=trial.trial_id,
+            arm=trial.arm,
+            seed=trial.seed,
+            argv=expand_command(self.plan.command, arm.overrides, via=via),
+            cwd=self.request.project_root / str(self.protocol.get("workdir", ".")),
+            trial_dir=trial_dir,
+            env=trial_env(
+                self.request.base_env,
+                seed=trial.seed,
+                arm=trial.arm,
+                trial_dir=trial_dir,
+                trial_id=trial.trial_id,
+            ),
+            timeout_seconds=float(self.document["budget"]["trial_timeout_seconds"]),
+            metrics_file=str(metrics.get("file", "metrics.json")),
+            required_metrics=tuple(required),
+            transient_exit_codes=frozenset(self.protocol.get("transient_exit_codes", [])),
+            max_retries=int(self.protocol.get("max_retries", 0)),
+            params_file=str(self.protocol.get("params_file", "params.yaml"))
+            if via == "params_file"
+            else None,
+            params=arm.config if via == "params_file" else None,
+        )
+
+    def _fingerprint(self, trial: Trial) -> str:
+        arm = self.plan.arm(trial.arm)
+        via = str(self.protocol.get("overrides_via", "argv"))
+        return trial_fingerprint(
+            str(self.request.provenance["fingerprint"]),
+            config_sha256=arm.config_sha256,
+            seed=trial.seed,
+            command=expand_command(self.plan.command, arm.overrides, via=via),
+            extra={
+                "workdir": self.protocol.get("workdir", "."),
+                "overrides_via": via,
+                "params_file": self.protocol.get("params_file", "params.yaml"),
+                "metrics": self.document["metrics"],
+            },
+        )
+
+    # -- records ------------------------------------------------------------------
+    def _record(self, trial: Trial, **fields: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "trial_id": trial.trial_id,
+            "arm": trial.arm,
+            "seed": trial.seed,
+            "status": "not_run",
+            "metrics": {},
+            "duration_seconds": None,
+            "attempts": 0,
+            "exit_code": None,
+            "reason": None,
+            "fingerprint": None,
+            "cached_from": None,
+            "mlflow_run_id": None,
+            "shard": self.shard_label,
+            "started_at": None,
+            "finished_at": None,
+        }
+        record.update(fields)
+        return record
+
+    def _from_outcome(
+        self, trial: Trial, outcome: TrialOutcome, fingerprint: str, started_at: str
+    ) -> dict[str, Any]:
+        return self._record(
+            trial,
+            status=outcome.status,
+            metrics=outcome.metrics,
+            duration_seconds=round(outcome.duration_seconds, 6),
+            attempts=outcome.attempts,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            fingerprint=fingerprint,
+            started_at=started_at,
+            finished_at=utc_now(),
+            trial_dir=self._trial_dir(trial).relative_to(self.out_dir).as_posix(),
+        )
+
+    def _from_cache(
+        self, trial: Trial, entry: Mapping[str, Any], fingerprint: str
+    ) -> dict[str, Any]:
+        now = utc_now()
+        return self._record(
+            trial,
+            status="succeeded",
+            metrics=dict(entry["metrics"]),
+            duration_seconds=entry.get("duration_seconds"),
+            attempts=0,
+            exit_code=entry.get("exit_code", 0),
+            fingerprint=fingerprint,
+            cached_from=str(entry["trial_id"]),
+            cached_from_dir=entry.get("out_dir"),
+            started_at=now,
+            finished_at=now,
+        )
+
+    # -- journal ------------------------------------------------------------------
+    def _stamp(self) -> float:
+        return round(self._wall_offset + (time.monotonic() - self._session_started), 3)
+
+    def _open_journal(self) -> tuple[Journal, _Previous]:
+        path = self.out_dir / JOURNAL_NAME
+        previous, leftovers = _read_previous(path)
+        if previous.header is not None and not self.request.resume:
+            raise UsageError(
+                f"{self.out_dir} already holds a run; pass --resume to finish it, "
+                "or choose a fresh --out"
+            )
+        if previous.header is not None:
+            self._check_same_run(previous.header)
+            _kill_leftovers(leftovers)
+        journal = Journal(path)
+        self._wall_offset = previous.wall_seconds
+        if previous.header is None:
+            journal.append({"event": "header", **self._identity(), "created_at": utc_now()})
+        journal.append(
+            {
+                "event": "session",
+                "at": utc_now(),
+                "wall_offset": self._wall_offset,
+                "monotonic_wall": self._wall_offset,
+            }
+        )
+        return journal, previous
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "edd_digest": self.request.edd["digest"],
+            "plan_sha256": self.plan.sha256,
+            "provenance_fingerprint": self.request.provenance["fingerprint"],
+            "shard": self.shard_label,
+        }
+
+    def _check_same_run(self, header: Mapping[str, Any]) -> None:
+        names = {
+            "edd_digest": "the EDD",
+            "plan_sha256": "the plan",
+            "provenance_fingerprint": "the code, data or environment",
+            "shard": "the shard",
+        }
+        for key, value in self._identity().items():
+            if header.get(key) != value:
+                raise UsageError(
+                    f"cannot resume {self.out_dir}: {names[key]} changed since the run started "
+                    f"({header.get(key)} -> {value}); start a fresh --out"
+                )
+
+    # -- the run ------------------------------------------------------------------
+    def run(self) -> RunOutcome:
+        request = self.request
+        if request.planned_trial_count > int(self.document["budget"]["max_trials"]):
+            raise BudgetError(
+                f"the plan needs {request.planned_trial_count} trials but the budget allows "
+                f"{self.document['budget']['max_trials']}"
+            )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        journal, previous = self._open_journal()
+        with journal:
+            if request.logger_factory is not None:
+                self.logger = request.logger_factory(self.header)
+            results = self._execute(journal, previous)
+            path = self.out_dir / RESULTS_NAME
+            validate_results(results, str(path))
+            write_json(results, path)
+            journal.append({"event": "end", "at": utc_now(), "monotonic_wall": self._stamp()})
+        return RunOutcome(results, path, self.logger)
+
+    def _execute(self, journal: Journal, previous: _Previous) -> dict[str, Any]:
+        request = self.request
+        trials = list(self.plan.trials)
+        if request.shard:
+            trials = shard_trials(trials, *request.shard)
+        records = dict(previous.finished)
+        executed_before = sum(1 for r in records.values() if r.get("attempts", 0) > 0)
+        if previous.reproducibility and previous.reproducibility.get("attempts", 1):
+            executed_before += 1
+        budget = _Budget(self.document["budget"], executed_before, previous.wall_seconds)
+        for trial_id in [t for t in records if t not in previous.tracked]:
+            self._track(journal, records[trial_id], catch_up=True)
+        pending = [t for t in trials if t.trial_id not in records]
+        request.progress.start(len(trials), len(trials) - len(pending))
+        try:
+            self._schedule(journal, pending, records, budget)
+        finally:
+            request.progress.finish()
+        reproducibility = previous.reproducibility
+        target = Trial(*self.plan.reproducibility, index=-1)
+        if (
+            reproducibility is None
+            and "reproducibility" in self.document
+            and any(t.trial_id == target.trial_id for t in trials)
+        ):
+            reproducibility = self._determinism_check(journal, target, records, budget)
+        final = []
+        for trial in trials:
+            record = records.get(trial.trial_id)
+            if record is None:
+                record = self._record(trial, reason=budget.exhausted_reason or "not run")
+                self._track(journal, record)
+            final.append(record)
+        return {
+            **self.header,
+            "trials": final,
+            "reproducibility": reproducibility,
+            "budget": {
+                "max_trials": budget.max_trials,
+                "max_wall_minutes": float(self.document["budget"]["max_wall_minutes"]),
+                "trial_timeout_seconds": float(self.document["budget"]["trial_timeout_seconds"]),
+                "trials_run": budget.trials_run,
+                "wall_seconds": round(budget.wall_seconds(), 3),
+                "exhausted": budget.exhausted_reason is not None,
+                "reason": budget.exhausted_reason,
+                "planned_trial_count": request.planned_trial_count,
+            },
+            "tracking": self._tracking_summary(),
+            "created_at": utc_now(),
+        }
+
+    def _schedule(
+        self,
+        journal: Journal,
+        pending: list[Trial],
+        records: dict[str, dict[str, Any]],
+        budget: _Budget,
+    ) -> None:
+        workers = max(1, self.request.workers)
+        running: dict[futures.Future[TrialOutcome], tuple[Trial, str, str]] = {}
+        queue = list(pending)
+        with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
+            try:
+                while queue or running:
+                    while queue and len(running) < workers:
+                        trial = queue[0]
+                        fingerprint = self._fingerprint(trial)
+                        entry = self.cache.get(fingerprint) if self.cache else None
+                        if entry is not None:
+                            queue.pop(0)
+                            self._finish(
+                                journal, records, self._from_cache(trial, entry, fingerprint)
+                            )
+                            continue
+                        if not budget.may_start():
+                            queue.clear()
+                            break
+                        queue.pop(0)
+                        budget.trials_run += 1
+                        spec = self._spec(trial, self._trial_dir(trial))
+                        future = pool.submit(run_trial, spec, self._on_start(journal, trial))
+                        running[future] = (trial, fingerprint, utc_now())
+                    if not running:
+                        continue
+                    done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                    for future in done:
+                        trial, fingerprint, started_at = running.pop(future)
+                        record = self._from_outcome(trial, future.result(), fingerprint, started_at)
+                        self._finish(journal, records, record)
+            except BaseException:
+                self._abort(running)
+                raise
+
+    def _abort(self, running: Mapping[futures.Future[TrialOutcome], Any]) -> None:
+        for future in running:
+            future.cancel()
+        for pid in list(self._live_pids.values()):
+            kill_group(pid)
+
+    def _on_start(self, journal: Journal, trial: Trial) -> Callable[[int, int], None]:
+        def started(pid: int, attempt: int) -> None:
+            self._live_pids[trial.trial_id] = pid
+            journal.append(
+                {
+                    "event": "started",
+                    "trial_id": trial.trial_id,
+                    "attempt": attempt,
+                    "pid": pid,
+                    "pid_start": _process_start_ticks(pid),
+                    "monotonic_wall": self._stamp(),
+                },
+                durable=False,
+            )
+
+        return started
+
+    def _finish(
+        self, journal: Journal, records: dict[str, dict[str, Any]], record: dict[str, Any]
+    ) -> None:
+        journal.append({"event": "finished", "trial": record, "monotonic_wall": self._stamp()})
+        records[record["trial_id"]] = record
+        self._live_pids.pop(record["trial_id"], None)
+        if self.cache and record["status"] == "succeeded" and not record.get("cached_from"):
+            self.cache.put(
+                str(record["fingerprint"]),
+                {
+                    "trial_id": record["trial_id"],
+                    "out_dir": str(self.out_dir),
+                    "metrics": record["metrics"],
+                    "duration_seconds": record["duration_seconds"],
+                    "exit_code": record["exit_code"],
+                    "finished_at": record["finished_at"],
+                },
+            )
+        self._track(journal, record)
+        self.request.progress.advance(record)
+
+    def _track(self, journal: Journal, record: dict[str, Any], *, catch_up: bool = False) -> None:
+        if self.logger is None:
+            return
+        trial_dir = self.out_dir / str(record["trial_dir"]) if record.get("trial_dir") else None
+        run_id = self.logger.log_trial(
+            record, trial_dir if trial_dir and trial_dir.is_dir() else None
+        )
+        record["mlflow_run_id"] = run_id
+        if record["status"] != "not_run":
+            journal.append(
+                {
+                    "event": "tracked",
+                    "trial_id": record["trial_id"],
+                    "mlflow_run_id": run_id,
+                    "monotonic_wall": self._stamp(),
+                }
+            )
+
+    def _tracking_summary(self) -> dict[str, Any] | None:
+        if self.logger is None or self.request.tracking_uri is None:
+            return None
+        summary = getattr(self.logger, "summary", None)
+        data: dict[str, Any] = {"uri": self.request.tracking_uri}
+        for key in ("experiment_id", "parent_run_id"):
+            value = getattr(summary, key, None)
+            if value:
+                data[key] = str(value)
+        return data
+
+    # -- determinism ------------------------------------------------------------------
+    def _determinism_check(
+        self,
+        journal: Journal,
+        target: Trial,
+        records: Mapping[str, Mapping[str, Any]],
+        budget: _Budget,
+    ) -> dict[str, Any]:
+        tolerance = dict(self.document.get("reproducibility", {}).get("tolerance", {}))
+        tolerance = {
+            "abs": float(tolerance.get("abs", 0.0)),
+            "rel": float(tolerance.get("rel", 0.0)),
+        }
+        result: dict[str, Any] = {
+            "arm": target.arm,
+            "seed": target.seed,
+            "passed": False,
+            "tolerance": tolerance,
+            "metrics": {},
+        }
+        original = records.get(target.trial_id)
+        if original is None or original["status"] != "succeeded":
+            result["reason"] = f"the original trial {target.trial_id} did not succeed"
+            result["attempts"] = 0
+        elif not budget.may_start():
+            result["reason"] = f"not re-run: {budget.exhausted_reason}"
+            result["attempts"] = 0
+        else:
+            budget.trials_run += 1
+            spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
+            self.request.progress.note(f"determinism check: re-running {target.trial_id}")
+            outcome = run_trial(spec, lambda pid, attempt: None)
+            result.update(compare_metrics(original["metrics"], outcome, tolerance))
+            result["attempts"] = outcome.attempts
+        journal.append(
+            {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}
+        )
+        return result
+
+
+def compare_metrics(
+    original: Mapping[str, float], rerun: TrialOutcome, tolerance: Mapping[str, float]
+) -> dict[str, Any]:
+    """Every original metric must come back within abs + rel * |original|."""
+    metrics: dict[str, dict[str, float | None]] = {}
+    failures = []
+    for name, value in sorted(original.items()):
+        again = rerun.metrics.get(name) if rerun.status == "succeeded" else None
+        diff = abs(again - value) if again is not None else None
+        metrics[name] = {"original": value, "rerun": again, "abs_diff": diff}
+        allowed = tolerance["abs"] + tolerance["rel"] * abs(value)
+        if diff is None or diff > allowed:
+            failures.append(name)
+    if rerun.status != "succeeded":
+        reason = f"the re-run {rerun.status}: {rerun.reason}"
+    elif failures:
+        first = metrics[failures[0]]
+        reason = (
+            f"metric '{failures[0]}' differs: {first['original']!r} vs {first['rerun']!r} "
+            f"(tolerance abs {tolerance['abs']:g}, rel {tolerance['rel']:g})"
+        )
+    else:
+        reason = "every metric reproduced within tolerance"
+    return {
+        "passed": not failures and rerun.status == "succeeded",
+        "metrics": metrics,
+        "reason": reason,
+    }
+
+
+def run_protocol(request: RunRequest) -> RunOutcome:
+    """Run (or resume) the plan as requested and write `<out>/results.json`."""
+    return Runner(request).run()

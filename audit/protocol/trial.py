@@ -1,0 +1,221 @@
+"""Run one trial: the command without a shell, in its own process group, with a timeout.
+
+The child gets its own session (so a timeout can kill the whole group) and, on
+Linux, dies with the runner (PR_SET_PDEATHSIG), so a SIGKILLed runner leaves no
+trial behind to finish unobserved. Output goes to files in the trial directory;
+the metrics file is read afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit.protocol.metrics import read_metrics
+
+OVERRIDES_PLACEHOLDER = "{overrides}"
+STDOUT_NAME = "stdout.log"
+STDERR_NAME = "stderr.log"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    trial_id: str
+    arm: str
+    seed: int
+    argv: tuple[str, ...]
+    cwd: Path
+    trial_dir: Path
+    env: Mapping[str, str]
+    timeout_seconds: float
+    metrics_file: str
+    required_metrics: tuple[str, ...] = ()
+    transient_exit_codes: frozenset[int] = frozenset()
+    max_retries: int = 0
+    params_file: str | None = None
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass
+class TrialOutcome:
+    status: str  # succeeded | failed | timeout
+    metrics: dict[str, float] = field(default_factory=dict)
+    exit_code: int | None = None
+    reason: str | None = None
+    attempts: int = 0
+    duration_seconds: float = 0.0
+
+
+def expand_command(
+    template: Sequence[str], overrides: Sequence[str], *, via: str
+) -> tuple[str, ...]:
+    """argv for one arm: `{overrides}` becomes one item per override (never a shell string)."""
+    argv: list[str] = []
+    for item in template:
+        if item == OVERRIDES_PLACEHOLDER:
+            if via == "argv":
+                argv.extend(overrides)
+        else:
+            argv.append(item)
+    return tuple(argv)
+
+
+def trial_env(
+    base_env: Mapping[str, str], *, seed: int, arm: str, trial_dir: Path, trial_id: str
+) -> dict[str, str]:
+    return {
+        **base_env,
+        "MLAUDIT_SEED": str(seed),
+        "PYTHONHASHSEED": str(seed),
+        "MLAUDIT_ARM": arm,
+        "MLAUDIT_TRIAL_ID": trial_id,
+        "MLAUDIT_TRIAL_DIR": str(trial_dir),
+        # Nothing phones home from inside a trial either.
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    return hook
+
+
+_PDEATHSIG = _die_with_parent_hook()
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _prepare(spec: TrialSpec, attempt: int) -> None:
+    spec.trial_dir.mkdir(parents=True, exist_ok=True)
+    # A previous attempt's outputs must not pass as this attempt's.
+    if attempt > 1:
+        for name in (STDOUT_NAME, STDERR_NAME):
+            old = spec.trial_dir / name
+            if old.exists():
+                old.replace(spec.trial_dir / f"attempt-{attempt - 1}.{name}")
+    (spec.trial_dir / spec.metrics_file).unlink(missing_ok=True)
+    if spec.params_file is not None and spec.params is not None:
+        target = spec.trial_dir / spec.params_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(dict(spec.params), sort_keys=True), encoding="utf-8")
+
+
+def _attempt(
+    spec: TrialSpec, attempt: int, on_start: Callable[[int, int], None]
+) -> tuple[int | None, bool, str | None]:
+    """(exit code, timed out, reason it could not start)."""
+    _prepare(spec, attempt)
+    with (
+        open(spec.trial_dir / STDOUT_NAME, "wb") as out,
+        open(spec.trial_dir / STDERR_NAME, "wb") as err,
+    ):
+        try:
+            process = subprocess.Popen(
+                list(spec.argv),
+                cwd=spec.cwd,
+                env=dict(spec.env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                # Only a prctl call runs between fork and exec.
+                preexec_fn=_PDEATHSIG,
+            )
+        except OSError as error:
+            return None, False, f"cannot start {spec.argv[0]!r}: {error.strerror}"
+        on_start(process.pid, attempt)
+        try:
+            code = process.wait(timeout=spec.timeout_seconds)
+        except subprocess.TimeoutExpired:
+            kill_group(process.pid)
+            process.wait()
+            return None, True, None
+        # Whatever the trial left running in its group goes with it.
+        kill_group(process.pid)
+        return code, False, None
+
+
+def run_trial(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOutcome:
+    """Run the trial, retrying only exit codes the EDD marks transient."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        code, timed_out, cannot_start = _attempt(spec, attempt, on_start)
+        elapsed = time.monotonic() - started
+        if cannot_start:
+            return TrialOutcome(
+                "failed", reason=cannot_start, attempts=attempt, duration_seconds=elapsed
+            )
+        if timed_out:
+            return TrialOutcome(
+                "timeout",
+                reason=f"timed out after {spec.timeout_seconds:g} s; process group killed",
+                attempts=attempt,
+                duration_seconds=elapsed,
+            )
+        if code == 0:
+            reading = read_metrics(spec.trial_dir / spec.metrics_file, spec.required_metrics)
+            if reading.metrics is None:
+                return TrialOutcome(
+                    "failed",
+                    exit_code=0,
+                    reason=reading.problem,
+                    attempts=attempt,
+                    duration_seconds=elapsed,
+                )
+            return TrialOutcome("succeeded", reading.metrics, 0, None, attempt, elapsed)
+        assert code is not None
+        if code in spec.transient_exit_codes and attempt <= spec.max_retries:
+            continue
+        return TrialOutcome(
+            "failed",
+            exit_code=code,
+            reason=_exit_reason(code, spec, attempt),
+            attempts=attempt,
+            duration_seconds=elapsed,
+        )
+
+
+def _exit_reason(code: int, spec: TrialSpec, attempt: int) -> str:
+    text = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    if code in spec.transient_exit_codes:
+        text += f" (transient, gave up after {attempt} attempts)"
+    tail = _last_line(spec.trial_dir / STDERR_NAME)
+    return f"{text}: {tail}" if tail else text
+
+
+def _last_line(path: Path, limit: int = 4096) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - limit))
+            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
