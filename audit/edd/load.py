@@ -14,7 +14,7 @@ import rfc8785
 
 from audit._resources import load_schema
 from audit.edd.model import Edd
-from audit.edd.safe_yaml import Parsed, parse_yaml_file, pointer_of
+from audit.edd.safe_yaml import Parsed, escape_pointer_token, parse_yaml_file, pointer_of
 from audit.edd.semantics import semantic_problems
 from audit.errors import ValidationFailed
 
@@ -27,24 +27,29 @@ def schema_problems(document: Any, schema_name: str) -> list[Problem]:
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(load_schema(schema_name))
-    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
-    return [(pointer_of(e.absolute_path), _schema_message(e)) for e in errors]
+    problems: list[Problem] = []
+    for error in validator.iter_errors(document):
+        problems += _schema_problem(error)
+    return problems
 
 
-def _schema_message(error: Any) -> str:
+def _schema_problem(error: Any) -> list[Problem]:
+    pointer = pointer_of(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        # Point at each unknown field itself, so the line number is the typo's line.
         allowed = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in allowed)
-        return "unknown field(s): " + ", ".join(repr(k) for k in extra)
-    return str(error.message)
+        extra = [k for k in error.instance if k not in allowed]
+        return [(f"{pointer}/{escape_pointer_token(k)}", "unknown field") for k in extra]
+    return [(pointer, str(error.message))]
 
 
 def _with_lines(problems: list[Problem], parsed: Parsed) -> list[Problem]:
-    result = []
-    for pointer, message in problems:
-        line = parsed.lines.get(pointer)
-        result.append((pointer, f"{message} (line {line})" if line else message))
-    return result
+    """Add the YAML line to each problem and list them in file order."""
+    located = [(parsed.lines.get(pointer, 0), pointer, message) for pointer, message in problems]
+    return [
+        (pointer, f"{message} (line {line})" if line else message)
+        for line, pointer, message in sorted(located, key=lambda item: (item[0], item[1]))
+    ]
 
 
 def load_edd(path: str | Path, *, at: datetime | None = None) -> Edd:

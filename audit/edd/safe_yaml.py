@@ -30,12 +30,14 @@ from audit.errors import InputError, Location, ValidationFailed
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_SAFE_INT = 2**53 - 1
+MAX_PROBLEMS = 20
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _OTHER_INT = re.compile(r"^[-+]?0[oxOX][0-9a-fA-F_]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SPECIAL_FLOAT = re.compile(r"^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$")
 
 
@@ -63,6 +65,10 @@ class _PlainResolver(BaseResolver):
     yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012
 
 
+class _AliasNode(ScalarNode):
+    """Stands where an alias was, so it is reported in place and never expanded."""
+
+
 class _Loader(Reader, Scanner, Parser, Composer, _PlainResolver):
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
@@ -74,23 +80,28 @@ class _Loader(Reader, Scanner, Parser, Composer, _PlainResolver):
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         event = self.peek_event()  # type: ignore[no-untyped-call]
-        line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent):
-            raise _Refused("aliases (*name) are not allowed", line)
-        if getattr(event, "anchor", None) is not None:
-            raise _Refused("anchors (&name) are not allowed", line)
-        tag = getattr(event, "tag", None)
-        if tag is not None:
-            raise _Refused(f"tags are not allowed (found {tag!r})", line)
+            self.get_event()  # type: ignore[no-untyped-call]
+            return _AliasNode("", event.anchor, event.start_mark, event.end_mark)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", line)
+                raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark.line + 1)
             node: Node | None = super().compose_node(parent, index)
             assert node is not None
+            # Remember what the converter must refuse, with the pointer it knows.
+            node.refusal = _refusal(event)  # type: ignore[attr-defined]
             return node
         finally:
             self._depth -= 1
+
+
+def _refusal(event: Any) -> str:
+    if getattr(event, "anchor", None) is not None:
+        return f"anchors are not allowed (&{event.anchor})"
+    if getattr(event, "tag", None) is not None:
+        return f"tags are not allowed (found {event.tag!r})"
+    return ""
 
 
 @dataclass
@@ -101,16 +112,28 @@ class Parsed:
     lines: dict[str, int] = field(default_factory=dict)
 
 
+def _is_refused(node: Node) -> bool:
+    return isinstance(node, _AliasNode) or bool(getattr(node, "refusal", ""))
+
+
 @dataclass
 class _Converter:
     problems: list[tuple[str, str]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, pointer: str, message: str, node: Node) -> None:
-        self.problems.append((pointer, f"{message} (line {node.start_mark.line + 1})"))
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append((pointer, f"{message} (line {node.start_mark.line + 1})"))
 
     def convert(self, node: Node, pointer: str) -> Any:
         self.lines[pointer] = node.start_mark.line + 1
+        if isinstance(node, _AliasNode):
+            self.refuse(pointer, f"aliases are not allowed (*{node.value})", node)
+            return None
+        refusal = getattr(node, "refusal", "")
+        if refusal:
+            self.refuse(pointer, refusal, node)
+            return None
         if isinstance(node, MappingNode):
             return self._mapping(node, pointer)
         if isinstance(node, SequenceNode):
@@ -121,7 +144,7 @@ class _Converter:
     def _mapping(self, node: MappingNode, pointer: str) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
+            if not isinstance(key_node, ScalarNode) or _is_refused(key_node):
                 self.refuse(pointer, "mapping keys must be plain strings", key_node)
                 continue
             key = self._scalar(key_node, pointer)
@@ -138,6 +161,8 @@ class _Converter:
 
     def _scalar(self, node: ScalarNode, pointer: str) -> Any:
         text: str = node.value
+        if _SURROGATE.search(text):
+            text = self._join_surrogates(text, node, pointer)
         if node.style is not None:  # quoted or block scalars are always strings
             return text
         if _NULL.match(text):
@@ -158,6 +183,15 @@ class _Converter:
                 self.refuse(pointer, f"{text!r}: number is out of range", node)
             return number
         return text
+
+    def _join_surrogates(self, text: str, node: ScalarNode, pointer: str) -> str:
+        # "\ud83d\ude00" escapes (as json.dumps writes them) mean one character;
+        # a lone surrogate cannot be encoded as UTF-8, so it cannot be signed.
+        try:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            self.refuse(pointer, "string holds an unpaired surrogate escape", node)
+            return text.encode("utf-8", "replace").decode("utf-8")
 
     def _integer(self, text: str, node: ScalarNode, pointer: str) -> Any:
         digits = text.lstrip("+-")
@@ -181,7 +215,8 @@ def _compose(text: str, file: str) -> Node | None:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = error.problem or error.context or "syntax error"
+        parts = [part for part in (error.context, error.problem) if part]
+        problem = ": ".join(parts) or "syntax error"
         raise ValidationFailed(file, [("", f"not valid YAML: {problem}{where}")]) from None
     except yaml.YAMLError as error:
         raise ValidationFailed(file, [("", f"not valid YAML: {error}")]) from None

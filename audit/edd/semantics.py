@@ -44,13 +44,15 @@ def parse_rfc3339(text: str) -> datetime:
 
 
 def _names(document: dict[str, Any]) -> Iterator[Problem]:
-    seen: dict[str, str] = {"baseline": "(reserved for the baseline arm)"}
+    seen: dict[str, str] = {}
     protocol = document["protocol"]
     for kind in ("components", "references"):
         for index, item in enumerate(protocol.get(kind, [])):
             pointer = f"/protocol/{kind}/{index}/name"
             name = item["name"]
-            if name in seen:
+            if name == "baseline":
+                yield pointer, "'baseline' is reserved for the baseline arm"
+            elif name in seen:
                 yield pointer, f"duplicate arm name {name!r} (also at {seen[name]})"
             else:
                 seen[name] = pointer
