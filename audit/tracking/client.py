@@ -1,0 +1,489 @@
+"""Log a protocol execution to MLflow: one parent run, one child run per trial, exactly once.
+
+Each run is found by its idempotency key (a tag set atomically at creation) before it
+is created, so a retry, a replay from the spool or a second `track log` of the same
+results never creates a duplicate. A run a crashed logger left RUNNING is finished
+with the same (deterministic) content, never recreated. A trial costs a handful of
+requests: create, artifact uploads, one `log_batch` per MLflow batch limit, end.
+Transient failures are retried with bounded backoff; when the server stays down the
+records go to the spool (audit/tracking/spool.py) for `mlaudit track flush`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audit.errors import TrackingError
+from audit.tracking.record import (
+    ARTIFACT_MANIFEST_PATH,
+    ARTIFACTS_SHA256_TAG,
+    TERMINAL_STATUSES,
+)
+from audit.tracking.retry import RetryPolicy, ServerUnavailable, call_with_retry
+from audit.tracking.runspec import (
+    EXECUTION_KEY_TAG,
+    PARENT_RUN_TAG,
+    ROLE_TAG,
+    RunSpec,
+    canonical_json,
+    execution_key,
+    parent_run,
+    trial_run,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+    from audit.tracking.spool import Spool
+
+# MLflow's per-request limits for log_batch (mlflow.utils.validation).
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_ENTITIES_PER_BATCH = 1000
+SEARCH_PAGE = 1000
+
+
+def connect(uri: str) -> MlflowClient:
+    """An MlflowClient whose own retries are off: ours are bounded and classify errors."""
+    # MLflow reads these per request; its defaults (7 retries, 120 s timeout) would keep
+    # a logger hanging for minutes before the spool could take over.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Run]:
+    """Every run matching the filter, all lifecycle stages, page by page."""
+    from mlflow.entities import ViewType
+
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ALL,
+            max_results=SEARCH_PAGE,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def ensure_experiment(client: MlflowClient, name: str, policy: RetryPolicy) -> str:
+    def find_or_create() -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(client.create_experiment(name))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # Another logger created it between our lookup and our create.
+            again = client.get_experiment_by_name(name)
+            if again is None:
+                raise
+            return str(again.experiment_id)
+
+    return call_with_retry(find_or_create, policy, describe=f"experiment {name!r}")
+
+
+@dataclass
+class WriteOutcome:
+    run_id: str
+    state: str  # "created", "resumed" (a RUNNING leftover finished) or "existing"
+    conflict: str | None = None
+    artifact_uri: str = ""
+
+
+def _batches(spec: RunSpec, extra_tags: Mapping[str, str]) -> Iterator[tuple[list[Any], ...]]:
+    """Split params, metrics and tags into log_batch calls within MLflow's limits."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    params = [Param(k, v) for k, v in sorted(spec.params.items())]
+    metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in spec.metrics]
+    tags = [RunTag(k, v) for k, v in sorted(extra_tags.items())]
+    while params or metrics or tags:
+        p, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]
+        t, tags = tags[:MAX_TAGS_PER_BATCH], tags[MAX_TAGS_PER_BATCH:]
+        room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
+        m, metrics = metrics[:room], metrics[room:]
+        yield p, m, t
+
+
+class RunWriter:
+    """Finds or creates, fills and ends runs of one experiment, each exactly once."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, policy: RetryPolicy) -> None:
+        self.client = client
+        self.experiment_id = experiment_id
+        self.policy = policy
+        self._known: dict[str, Run] = {}
+        self._prefetched: set[str] = set()
+
+    def prefetch(self, execution: str) -> None:
+        """Index every run of an execution by key: one paged search instead of one per trial."""
+        if execution in self._prefetched:
+            return
+        query = f"tags.`{EXECUTION_KEY_TAG}` = {quote(execution)}"
+        runs = call_with_retry(
+            lambda: list(search_all(self.client, self.experiment_id, query)),
+            self.policy,
+            describe="search for logged runs",
+        )
+        for run in runs:
+            tags = run.data.tags
+            key_tag = "mlaudit.trial_key" if tags.get(ROLE_TAG) == "trial" else EXECUTION_KEY_TAG
+            if key_tag in tags:
+                self._known.setdefault(tags[key_tag], run)
+        self._prefetched.add(execution)
+
+    def _search(self, spec: RunSpec) -> Run | None:
+        query = f"tags.`{spec.key_tag}` = {quote(spec.key)}"
+        if spec.key_tag == EXECUTION_KEY_TAG:
+            query += f" and tags.`{ROLE_TAG}` = 'execution'"
+        runs = list(search_all(self.client, self.experiment_id, query))
+        # Oldest first: if a race ever made two, the first one is the record.
+        runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
+        return runs[0] if runs else None
+
+    def find(self, spec: RunSpec) -> Run | None:
+        if spec.key in self._known:
+            return self._known[spec.key]
+        execution = spec.tags.get(EXECUTION_KEY_TAG)
+        if execution in self._prefetched:
+            return None
+        return call_with_retry(lambda: self._search(spec), self.policy, describe=spec.label)
+
+    def open(self, spec: RunSpec, parent_run_id: str | None = None) -> WriteOutcome:
+        """Find the run of `spec` or create it (RUNNING); never two runs for one key."""
+        found = self.find(spec)
+        if found is None:
+            run_id, artifact_uri = self._create(spec, parent_run_id)
+            return WriteOutcome(run_id, "created", artifact_uri=artifact_uri)
+        if found.info.status in TERMINAL_STATUSES:
+            return WriteOutcome(
+                found.info.run_id, "existing", _difference(spec, found), found.info.artifact_uri
+            )
+        conflict = _difference(spec, found, partial=True)
+        if conflict:
+            raise TrackingError(
+                f"{spec.label}: run {found.info.run_id} was left unfinished with different "
+                f"content ({conflict}); refusing to finish or duplicate it"
+            )
+        return WriteOutcome(found.info.run_id, "resumed", artifact_uri=found.info.artifact_uri)
+
+    def write(self, spec: RunSpec, parent_run_id: str | None = None) -> WriteOutcome:
+        outcome = self.open(spec, parent_run_id)
+        if outcome.state != "existing":
+            self.finish(outcome, spec)
+        return outcome
+
+    def _create(self, spec: RunSpec, parent_run_id: str | None) -> tuple[str, str]:
+        tags = dict(spec.tags)
+        if parent_run_id:
+            tags[PARENT_RUN_TAG] = parent_run_id
+        attempted = False
+
+        def create() -> tuple[str, str]:
+            nonlocal attempted
+            if attempted:
+                # The previous attempt may have reached the server before failing.
+                earlier = self._search(spec)
+                if earlier is not None:
+                    return str(earlier.info.run_id), str(earlier.info.artifact_uri)
+            attempted = True
+            run = self.client.create_run(
+                self.experiment_id, start_time=spec.start_time, tags=tags, run_name=spec.name
+            )
+            return str(run.info.run_id), str(run.info.artifact_uri)
+
+        return call_with_retry(create, self.policy, describe=f"{spec.label}: create run")
+
+    def finish(self, outcome: WriteOutcome, spec: RunSpec) -> None:
+        """Upload artifacts and the manifest, log values in batches, end the run (sealing it)."""
+        run_id = outcome.run_id
+        files = {path: _content(item) for path, item in spec.artifacts.items()}
+        manifest = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+        manifest_bytes = canonical_json(manifest)
+        files[ARTIFACT_MANIFEST_PATH] = manifest_bytes
+        self._upload(outcome, files, spec.label)
+        extra = {ARTIFACTS_SHA256_TAG: hashlib.sha256(manifest_bytes).hexdigest()}
+        for params, metrics, tags in _batches(spec, extra):
+            log = functools.partial(
+                self.client.log_batch, run_id, metrics, params, tags, synchronous=True
+            )
+            call_with_retry(log, self.policy, describe=f"{spec.label}: log values")
+        self._end(run_id, spec)
+
+    def _end(self, run_id: str, spec: RunSpec) -> None:
+        from mlflow.entities import RunStatus
+
+        attempted = False
+        # The store directly: MlflowClient.set_terminated also fetches the run and prints
+        # a "View run" line on stdout, which would corrupt `--json` output.
+        store = self.client._tracking_client.store
+
+        def end() -> None:
+            nonlocal attempted
+            if attempted and self.client.get_run(run_id).info.status in TERMINAL_STATUSES:
+                return  # the earlier attempt ended (and sealed) it
+            attempted = True
+            store.update_run_info(run_id, RunStatus.from_string(spec.status), spec.end_time, None)
+
+        call_with_retry(end, self.policy, describe=f"{spec.label}: end run")
+
+    def _upload(self, outcome: WriteOutcome, files: Mapping[str, bytes], label: str) -> None:
+        """PUT every artifact (in parallel: each is its own request) through the run's repo."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(outcome.artifact_uri, tracking_uri=self.client.tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as tmp:
+
+            def put(item: tuple[str, bytes]) -> None:
+                path, data = item
+                directory, _, name = path.rpartition("/")
+                local = Path(tmp) / hashlib.sha256(path.encode()).hexdigest() / name
+                local.parent.mkdir()
+                local.write_bytes(data)
+                call_with_retry(
+                    lambda: repo.log_artifact(str(local), directory or None),  # type: ignore[no-untyped-call]
+                    self.policy,
+                    describe=f"{label}: upload {path}",
+                )
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(put, sorted(files.items())))
+
+
+def _content(item: bytes | Path) -> bytes:
+    return item if isinstance(item, bytes) else Path(item).read_bytes()
+
+
+def _difference(spec: RunSpec, run: Run, *, partial: bool = False) -> str | None:
+    """First way an existing run differs from what we would log (None: same content).
+
+    With `partial`, values not logged yet are fine (a crashed logger stopped early).
+    """
+    params = run.data.params
+    for key, value in sorted(spec.params.items()):
+        if key in params and params[key] != value:
+            return f"param {key!r} is {params[key]!r}, expected {value!r}"
+        if key not in params and not partial:
+            return f"param {key!r} is missing"
+    tags = run.data.tags
+    for key, value in sorted(spec.tags.items()):
+        if key in tags and tags[key] != value:
+            return f"tag {key!r} is {tags[key]!r}, expected {value!r}"
+    latest: dict[str, tuple[int, int, float]] = {}
+    for point in spec.metrics:
+        mark = (point.step, point.timestamp, point.value)
+        if point.key not in latest or mark[:2] >= latest[point.key][:2]:
+            latest[point.key] = mark
+    for key, (_, _, final) in sorted(latest.items()):
+        logged = run.data.metrics.get(key)
+        if logged is None:
+            if not partial:
+                return f"metric {key!r} is missing"
+        elif partial:
+            continue  # a partial history's latest point is not the final one
+        elif logged != final:
+            return f"metric {key!r} is {logged!r}, expected {final!r}"
+    return None
+
+
+def trial_files(trial_dir: Path | None) -> list[tuple[str, Path]]:
+    """Every regular file under a trial directory, as (relative posix path, path)."""
+    if trial_dir is None or not trial_dir.is_dir():
+        return []
+    return sorted(
+        (p.relative_to(trial_dir).as_posix(), p)
+        for p in trial_dir.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    )
+
+
+@dataclass
+class LogSummary:
+    """What one `track log` (or one protocol execution's logger) did."""
+
+    tracking_uri: str
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    created: dict[str, str] = field(default_factory=dict)  # trial id -> run id
+    existing: dict[str, str] = field(default_factory=dict)
+    resumed: dict[str, str] = field(default_factory=dict)
+    spooled: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    spool_file: str | None = None
+
+    def run_ids(self) -> dict[str, str]:
+        return {**self.existing, **self.resumed, **self.created}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self.experiment_id,
+            "parent_run_id": self.parent_run_id,
+            "runs": dict(sorted(self.run_ids().items())),
+            "created": len(self.created),
+            "existing": len(self.existing),
+            "resumed": len(self.resumed),
+            "spooled": list(self.spooled),
+            "not_run": list(self.not_run),
+            "conflicts": dict(self.conflicts),
+            "spool_file": self.spool_file,
+        }
+
+
+class ProtocolLogger:
+    """Logs trials as they finish; falls back to the spool when the server stays down.
+
+    `header` is results.json without `trials`. With `spool_dir=None` an outage raises
+    TrackingError instead (what `track flush` wants while replaying the spool).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        header: Mapping[str, Any],
+        spool_dir: Path | None,
+        *,
+        experiment: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.uri = uri
+        self.header = {k: v for k, v in header.items() if k != "trials"}
+        self.experiment = experiment or str((self.header.get("edd") or {}).get("id") or "mlaudit")
+        self.policy = policy or RetryPolicy()
+        self.spool_dir = spool_dir
+        self.summary = LogSummary(tracking_uri=uri)
+        self._writer: RunWriter | None = None
+        self._spooling = False
+        self._parent: WriteOutcome | None = None
+
+    # -- the live path --------------------------------------------------------------
+    def _live(self) -> RunWriter:
+        if self._writer is None:
+            client = connect(self.uri)
+            experiment_id = ensure_experiment(client, self.experiment, self.policy)
+            writer = RunWriter(client, experiment_id, self.policy)
+            writer.prefetch(execution_key(self.header))
+            self._writer = writer
+            self.summary.experiment_id = experiment_id
+        return self._writer
+
+    def _parent_run(self) -> WriteOutcome:
+        if self._parent is None:
+            writer = self._live()
+            self._parent = writer.open(parent_run(self.header))
+            self.summary.parent_run_id = self._parent.run_id
+        return self._parent
+
+    def log_trial(self, trial: Mapping[str, Any], trial_dir: Path | None = None) -> str | None:
+        """Log one finished trial; returns its run id, or None when spooled or not run."""
+        files = trial_files(trial_dir)
+        spec = trial_run(self.header, trial, files)
+        trial_id = str(trial.get("trial_id") or f"{trial.get('arm')}/{trial.get('seed')}")
+        if spec is None:
+            self.summary.not_run.append(trial_id)
+            return None
+        if not self._spooling:
+            try:
+                parent = self._parent_run()
+                outcome = self._live().write(spec, parent.run_id)
+            except ServerUnavailable as error:
+                self._start_spooling(error)
+            else:
+                getattr(self.summary, outcome.state)[trial_id] = outcome.run_id
+                if outcome.conflict:
+                    self.summary.conflicts[trial_id] = outcome.conflict
+                return outcome.run_id
+        self._spool().append_trial(self.uri, self.experiment, self.header, trial, files)
+        self.summary.spooled.append(trial_id)
+        return None
+
+    def close(
+        self,
+        results: Mapping[str, Any] | None = None,
+        analysis: Mapping[str, Any] | None = None,
+        extra_files: Mapping[str, Path] | None = None,
+    ) -> LogSummary:
+        """End the parent run with the evidence artifacts (results, analysis, EDD...)."""
+        if not self._spooling:
+            try:
+                parent = self._parent_run()
+                if parent.state != "existing":
+                    spec = parent_run(self.header, results, analysis, extra_files)
+                    self._live().finish(parent, spec)
+            except ServerUnavailable as error:
+                self._start_spooling(error)
+        if self._spooling:
+            spool = self._spool()
+            spool.append_close(
+                self.uri, self.experiment, self.header, results, analysis, extra_files
+            )
+            self.summary.spool_file = str(spool.file_for(self.header))
+        return self.summary
+
+    # -- the spool path -------------------------------------------------------------
+    def _spool(self) -> Spool:
+        from audit.tracking.spool import Spool
+
+        assert self.spool_dir is not None
+        return Spool(self.spool_dir)
+
+    def _start_spooling(self, error: ServerUnavailable) -> None:
+        if self.spool_dir is None:
+            raise TrackingError(f"tracking server {self.uri} is unavailable: {error}") from error
+        self._spooling = True
+
+
+def log_results(
+    results: Mapping[str, Any],
+    uri: str,
+    *,
+    spool_dir: Path,
+    analysis: Mapping[str, Any] | None = None,
+    artifacts: Mapping[str, Path] | None = None,
+    trials_dir: Path | None = None,
+    experiment: str | None = None,
+    policy: RetryPolicy | None = None,
+) -> LogSummary:
+    """`mlaudit track log`: every trial of a results document, then the parent's evidence.
+
+    `trials_dir/<trial_id>` (when present) holds each trial's files, uploaded as artifacts.
+    """
+    logger = ProtocolLogger(uri, results, spool_dir, experiment=experiment, policy=policy)
+    for trial in _trials(results):
+        directory = trials_dir / str(trial.get("trial_id")) if trials_dir else None
+        logger.log_trial(trial, directory)
+    return logger.close(results, analysis, artifacts)
+
+
+def _trials(results: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    trials = results.get("trials") or []
+    return [t for t in trials if isinstance(t, Mapping)]

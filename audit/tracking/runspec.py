@@ -1,0 +1,338 @@
+"""What each MLflow run of a protocol execution contains, computed from results data alone.
+
+Pure: no MLflow, no network. Every value (timestamps included) derives from the
+results record, so logging the same trial twice produces identical requests and a
+replay after a crash or an outage is byte-for-byte the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+TRIAL_KEY_TAG = "mlaudit.trial_key"
+EXECUTION_KEY_TAG = "mlaudit.execution_key"
+ROLE_TAG = "mlaudit.role"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+
+# MLflow's per-value limits (mlflow.utils.validation); checked here so a bad value is
+# reported with its trial and key, not as a server 400 half-way through a run.
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_KEY = 250
+
+TRIAL_STATUS_TO_RUN_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "timeout": "KILLED"}
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One MLflow run to create (or find) and fill: the unit of exactly-once logging."""
+
+    key: str
+    key_tag: str
+    name: str
+    start_time: int
+    end_time: int
+    status: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: list[MetricPoint]
+    # artifact path inside the run -> bytes or a local file
+    artifacts: dict[str, bytes | Path] = field(default_factory=dict)
+    label: str = ""
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: object) -> bytes:
+    import rfc8785
+
+    return bytes(rfc8785.dumps(value))  # type: ignore[arg-type]
+
+
+def to_millis(stamp: str | None) -> int | None:
+    """ISO 8601 (a trailing Z allowed) -> ms since the epoch; None stays None."""
+    if not stamp:
+        return None
+    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return round(parsed.timestamp() * 1000)
+
+
+def plan_fingerprint(header: Mapping[str, Any]) -> str:
+    """What makes two executions the same: the plan (minus the shard) and the provenance."""
+    plan = {k: v for k, v in dict(header.get("plan") or {}).items() if k != "shard"}
+    provenance = header.get("provenance") or {}
+    return _sha256_hex(canonical_json([plan, provenance.get("fingerprint")]))
+
+
+def execution_key(header: Mapping[str, Any]) -> str:
+    edd = header.get("edd") or {}
+    return _sha256_hex(canonical_json(["execution", edd.get("digest"), plan_fingerprint(header)]))
+
+
+def trial_key(header: Mapping[str, Any], arm: str, seed: int) -> str:
+    edd = header.get("edd") or {}
+    return _sha256_hex(
+        canonical_json(["trial", edd.get("digest"), plan_fingerprint(header), arm, int(seed)])
+    )
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, inner in value.items():
+            _flatten(inner, f"{prefix}.{key}" if prefix else str(key), out)
+    elif prefix:
+        out[prefix] = value
+
+
+def _param_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _override_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def resolved_config(header: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, str]:
+    """The trial's configuration as flat params: EDD baseline with the arm's overrides applied.
+
+    A trial may carry its own resolved `config` (the engine knows it best); otherwise
+    the Hydra-style `key=value` overrides of its arm are applied to the baseline.
+    """
+    flat: dict[str, Any] = {}
+    if isinstance(trial.get("config"), Mapping):
+        _flatten(trial["config"], "", flat)
+        return {k: _param_text(v) for k, v in flat.items()}
+    document = (header.get("edd") or {}).get("document") or {}
+    _flatten((document.get("protocol") or {}).get("baseline") or {}, "", flat)
+    arm = _find_arm(header, str(trial.get("arm")))
+    for override in (arm or {}).get("overrides") or []:
+        key, sep, text = str(override).partition("=")
+        key = key.lstrip("+")
+        if key.startswith("~"):
+            flat.pop(key[1:], None)
+        elif sep:
+            flat[key] = _override_value(text)
+    return {k: _param_text(v) for k, v in flat.items()}
+
+
+def _find_arm(header: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    for arm in (header.get("plan") or {}).get("arms") or []:
+        if arm.get("name") == name:
+            return arm  # type: ignore[no-any-return]
+    return None
+
+
+def _put(target: dict[str, str], key: str, value: Any, limit: int, what: str, label: str) -> None:
+    from audit.errors import InputError
+
+    if value is None:
+        return
+    text = _param_text(value)
+    if len(key) > MAX_KEY:
+        raise InputError(f"{label}: {what} key {key[:40]!r}... is longer than {MAX_KEY} characters")
+    if len(text) > limit:
+        raise InputError(f"{label}: {what} {key!r} is longer than MLflow's {limit} characters")
+    target[key] = text
+
+
+def _metric_points(trial: Mapping[str, Any], at: int) -> list[MetricPoint]:
+    """Histories when the trial has them (`metric_history`), else each final value at step 0."""
+    histories = trial.get("metric_history") or {}
+    points: list[MetricPoint] = []
+    for key, history in sorted(histories.items()):
+        for i, point in enumerate(history):
+            step = int(point.get("step", i))
+            stamp = point.get("timestamp")
+            points.append(
+                MetricPoint(str(key), float(point["value"]), int(stamp) if stamp else at, step)
+            )
+    for key, value in sorted((trial.get("metrics") or {}).items()):
+        if key not in histories and isinstance(value, (int, float)) and not isinstance(value, bool):
+            points.append(MetricPoint(str(key), float(value), at, 0))
+    return points
+
+
+def _common_tags(header: Mapping[str, Any]) -> dict[str, Any]:
+    edd = header.get("edd") or {}
+    git = (header.get("provenance") or {}).get("git") or {}
+    return {
+        "mlaudit.edd.id": edd.get("id"),
+        "mlaudit.edd.version": edd.get("version"),
+        "mlaudit.edd.digest": edd.get("digest"),
+        GIT_COMMIT_TAG: git.get("commit"),
+        EXECUTION_KEY_TAG: execution_key(header),
+    }
+
+
+def _times(header: Mapping[str, Any], trial: Mapping[str, Any]) -> tuple[int, int]:
+    start = to_millis(trial.get("started_at")) or to_millis(header.get("created_at")) or 0
+    end = to_millis(trial.get("finished_at"))
+    if end is None:
+        duration = trial.get("duration_seconds")
+        end = start + round(float(duration) * 1000) if duration else start
+    return start, max(start, end)
+
+
+def trial_run(
+    header: Mapping[str, Any],
+    trial: Mapping[str, Any],
+    trial_files: Iterable[tuple[str, Path]] = (),
+) -> RunSpec | None:
+    """The child run of one trial; None for a trial that never ran (nothing to record)."""
+    status = TRIAL_STATUS_TO_RUN_STATUS.get(str(trial.get("status")))
+    if status is None:
+        return None
+    arm, seed = str(trial["arm"]), int(trial["seed"])
+    trial_id = str(trial.get("trial_id") or f"{arm}/{seed}")
+    label = f"trial {trial_id}"
+    key = trial_key(header, arm, seed)
+    start, end = _times(header, trial)
+    params: dict[str, str] = {}
+    for name, value in resolved_config(header, trial).items():
+        _put(params, name, value, MAX_PARAM_VALUE, "param", label)
+    _put(params, "arm", arm, MAX_PARAM_VALUE, "param", label)
+    _put(params, "seed", seed, MAX_PARAM_VALUE, "param", label)
+    tags: dict[str, str] = {}
+    arm_info = _find_arm(header, arm) or {}
+    for name, value in {
+        **_common_tags(header),
+        TRIAL_KEY_TAG: key,
+        ROLE_TAG: "trial",
+        RUN_NAME_TAG: trial_id,
+        "mlaudit.trial_id": trial_id,
+        "mlaudit.arm": arm,
+        "mlaudit.arm.kind": arm_info.get("kind"),
+        "mlaudit.arm.component": arm_info.get("component"),
+        "mlaudit.arm.config_sha256": arm_info.get("config_sha256"),
+        "mlaudit.seed": seed,
+        "mlaudit.trial.status": trial.get("status"),
+        "mlaudit.trial.attempts": trial.get("attempts"),
+        "mlaudit.trial.exit_code": trial.get("exit_code"),
+        "mlaudit.trial.reason": trial.get("reason"),
+        "mlaudit.trial.fingerprint": trial.get("fingerprint"),
+        "mlaudit.trial.cached_from": trial.get("cached_from"),
+        "mlaudit.trial.shard": trial.get("shard"),
+    }.items():
+        _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
+    artifacts: dict[str, bytes | Path] = {
+        f"trial/{name}": path for name, path in sorted(trial_files)
+    }
+    return RunSpec(
+        key=key,
+        key_tag=TRIAL_KEY_TAG,
+        name=trial_id,
+        start_time=start,
+        end_time=end,
+        status=status,
+        params=params,
+        tags=tags,
+        metrics=_metric_points(trial, end),
+        artifacts=artifacts,
+        label=label,
+    )
+
+
+def parent_key(header: Mapping[str, Any]) -> str:
+    return execution_key(header)
+
+
+def parent_run(
+    header: Mapping[str, Any],
+    results: Mapping[str, Any] | None = None,
+    analysis: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, Path] | None = None,
+) -> RunSpec:
+    """The parent run of one protocol execution: provenance as tags, evidence as artifacts."""
+    edd = header.get("edd") or {}
+    provenance = header.get("provenance") or {}
+    environment = provenance.get("environment") or {}
+    git = provenance.get("git") or {}
+    plan = header.get("plan") or {}
+    trust = header.get("trust") or {}
+    label = f"execution of {edd.get('id')}"
+    approvals = header.get("approvals") or []
+    approvals_text = json.dumps(
+        [[a.get("principal"), a.get("role"), a.get("verdict")] for a in approvals],
+        separators=(",", ":"),
+    )
+    tags: dict[str, str] = {}
+    values: dict[str, Any] = {
+        **_common_tags(header),
+        ROLE_TAG: "execution",
+        RUN_NAME_TAG: f"{edd.get('id')} v{edd.get('version')}",
+        "mlaudit.approvals": approvals_text if len(approvals_text) <= MAX_TAG_VALUE else None,
+        "mlaudit.approvals.count": len(approvals),
+        "mlaudit.git.tree": git.get("tree"),
+        "mlaudit.git.dirty": git.get("dirty"),
+        "mlaudit.dvc.status_clean": provenance.get("dvc_status_clean"),
+        "mlaudit.provenance.fingerprint": provenance.get("fingerprint"),
+        "mlaudit.image.digest": environment.get("image_digest"),
+        "mlaudit.env.python": environment.get("python"),
+        "mlaudit.env.platform": environment.get("platform"),
+        "mlaudit.env.distributions_sha256": environment.get("distributions_sha256"),
+        "mlaudit.env.lock_file": environment.get("lock_file"),
+        "mlaudit.env.lock_sha256": environment.get("lock_sha256"),
+        "mlaudit.plan.design": plan.get("design"),
+        "mlaudit.plan.trial_count": plan.get("trial_count"),
+        "mlaudit.plan.fingerprint": plan_fingerprint(header),
+        "mlaudit.trust.ref": trust.get("ref"),
+        "mlaudit.trust.commit": trust.get("commit"),
+    }
+    for path, digest in sorted((provenance.get("data") or {}).items()):
+        values[f"mlaudit.dvc.{path}"] = digest
+    for name, value in values.items():
+        _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
+    artifacts: dict[str, bytes | Path] = {
+        "edd/edd.json": canonical_json(edd.get("document") or {}),
+        "approvals/approvals.json": canonical_json(approvals),
+        "results/results.json": canonical_json(dict(results if results is not None else header)),
+    }
+    if analysis is not None:
+        artifacts["results/analysis.json"] = canonical_json(dict(analysis))
+    if environment.get("distributions"):
+        artifacts["environment/distributions.txt"] = (
+            "\n".join(environment["distributions"]) + "\n"
+        ).encode()
+    for path, local in sorted((extra_files or {}).items()):
+        artifacts[path] = local
+    created = to_millis(header.get("created_at")) or 0
+    wall = (header.get("budget") or {}).get("wall_seconds")
+    end = created + round(float(wall) * 1000) if wall else created
+    return RunSpec(
+        key=parent_key(header),
+        key_tag=EXECUTION_KEY_TAG,
+        name=tags[RUN_NAME_TAG],
+        start_time=created,
+        end_time=end,
+        status="FINISHED",
+        params={},
+        tags=tags,
+        metrics=[],
+        artifacts=artifacts,
+        label=label,
+    )
