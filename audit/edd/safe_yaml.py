@@ -79,10 +79,11 @@ class _Loader(Reader, Scanner, Parser, Composer, _PlainResolver):
         self._depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             self.get_event()  # type: ignore[no-untyped-call]
-            return _AliasNode("", event.anchor, event.start_mark, event.end_mark)
+            start: Any = event.start_mark
+            return _AliasNode("", event.anchor, start, start)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
