@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "features": {"velocity": True, "merchant_risk": True, "device_graph": True},
     "encoding": {"folds": 5, "prior_weight": 20.0},
     "model": {
-        "class_weight": "balanced",
+        "class_weight": 5,
         "max_iter": 100,
         "learning_rate": 0.1,
         "max_leaf_nodes": 31,
