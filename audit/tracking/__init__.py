@@ -15,3 +15,10 @@ def tracking_store(store_uri: str, artifact_uri: str | None = None, **kwargs: An
     from audit.tracking.store import AppendOnlyTrackingStore
 
     return AppendOnlyTrackingStore(store_uri, artifact_uri, **kwargs)
+
+
+def artifact_repository(artifact_uri: str, *args: Any, **kwargs: Any) -> Any:
+    """Entry point for the `mlaudit+file` artifact scheme: write-once served artifacts."""
+    from audit.tracking.artifacts import WriteOnceArtifactRepository
+
+    return WriteOnceArtifactRepository(artifact_uri, *args, **kwargs)

@@ -142,6 +142,15 @@ def plain_db_uri(store_uri: str) -> str:
     return store_uri[len(SCHEME_PREFIX) :] if store_uri.startswith(SCHEME_PREFIX) else store_uri
 
 
+def display_uri(store_uri: str) -> str:
+    """The URI with any password masked, fit for logs and messages."""
+    try:
+        url = sqlalchemy.engine.make_url(plain_db_uri(store_uri))
+    except sqlalchemy.exc.ArgumentError:
+        return store_uri
+    return str(url.render_as_string(hide_password=True))
+
+
 class AppendOnlyTrackingStore(SqlAlchemyStore):
     """MLflow's SQL store with an allow-list of operations and sealed runs."""
 
@@ -432,4 +441,4 @@ def _prepare_sqlite_engine(engine: Any) -> None:
 
 
 # Kept importable for callers that build tags for a run (the seal tag names live in record).
-__all__ = ["AppendOnlyTrackingStore", "RunTag", "Seal", "plain_db_uri", "refusal"]
+__all__ = ["AppendOnlyTrackingStore", "RunTag", "Seal", "display_uri", "plain_db_uri", "refusal"]

@@ -1,0 +1,203 @@
+"""Start and stop a real `mlflow server` with the append-only store, as one process group.
+
+`mlflow server` 3.x forks uvicorn workers (and, for plain SQL URIs, huey consumers)
+that outlive a SIGTERM to the parent; a leftover child holding the output pipe can
+hang CI. So the server always gets its own session and is stopped by group:
+SIGTERM the group, wait, SIGKILL the group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from audit.errors import TrackingError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_ROOT = Path("mlruns")
+STARTUP_TIMEOUT_S = 120.0
+STOP_GRACE_S = 10.0
+
+# Nothing phones home (DESIGN.md); regulated users need that.
+QUIET_ENVIRONMENT = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+}
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port nobody listens on right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def default_backend_store_uri(root: Path = DEFAULT_ROOT) -> str:
+    """The embedded default: a SQLite file under ./mlruns, through the append-only store."""
+    return f"mlaudit+sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def default_artifacts_destination(root: Path = DEFAULT_ROOT) -> str:
+    return f"mlaudit+file://{(root / 'artifacts').resolve()}"
+
+
+def guarded_artifacts_destination(destination: str) -> str:
+    """Route a local artifact destination through the write-once guard (audit/tracking/artifacts).
+
+    A plain path or file: URI becomes `mlaudit+file://...`; other schemes (s3, gs)
+    are passed through: their protection is the object store's retention lock.
+    """
+    if destination.startswith("mlaudit+"):
+        return destination
+    if destination.startswith("file://"):
+        return "mlaudit+" + destination
+    if "://" not in destination:
+        return f"mlaudit+file://{Path(destination).resolve()}"
+    return destination
+
+
+def _sqlite_path(backend_store_uri: str) -> Path | None:
+    for prefix in ("mlaudit+sqlite:///", "sqlite:///"):
+        if backend_store_uri.startswith(prefix):
+            return Path(backend_store_uri[len(prefix) :])
+    return None
+
+
+@dataclass
+class ManagedServer:
+    """`with ManagedServer(...) as server:` runs `mlflow server` until the block ends."""
+
+    backend_store_uri: str = field(default_factory=default_backend_store_uri)
+    artifacts_destination: str = field(default_factory=default_artifacts_destination)
+    host: str = DEFAULT_HOST
+    port: int = 0  # 0: pick a free port
+    workers: int = 1
+    log_path: Path | None = None  # where the server's output goes (default: beside the DB)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    startup_timeout: float = STARTUP_TIMEOUT_S
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite file behind the server, or None for PostgreSQL."""
+        return _sqlite_path(self.backend_store_uri)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.backend_store_uri,
+            # The model registry has no append-only plugin; it shares the database
+            # through MLflow's own store (it holds no run data).
+            "--registry-store-uri",
+            self.backend_store_uri.removeprefix("mlaudit+"),
+            "--artifacts-destination",
+            guarded_artifacts_destination(self.artifacts_destination),
+            "--serve-artifacts",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
+
+    def start(self) -> ManagedServer:
+        if self.port == 0:
+            self.port = free_port(self.host)
+        db_path = self.db_path
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_path or (
+            db_path.parent / "mlflow-server.log" if db_path else Path("mlflow-server.log")
+        )
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        env = {**os.environ, **QUIET_ENVIRONMENT, **self.extra_env}
+        self.process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise TrackingError(
+                    f"mlflow server exited with status {self.process.returncode} "
+                    f"before it was ready; see {self.log_path}"
+                )
+            if self._healthy():
+                return
+            time.sleep(0.25)
+        raise TrackingError(
+            f"mlflow server did not answer {self.uri}/health within "
+            f"{self.startup_timeout:.0f} s; see {self.log_path}"
+        )
+
+    def _healthy(self) -> bool:
+        url = f"{self.uri}/health"  # our own http URL, never a user's file: URL
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self) -> None:
+        """SIGTERM the process group, wait, then SIGKILL whatever of the group is left."""
+        process, self.process = self.process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_GRACE_S)
+            # Uvicorn workers and huey consumers may ignore the parent's SIGTERM.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_GRACE_S)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> ManagedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
