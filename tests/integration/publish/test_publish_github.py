@@ -1,0 +1,395 @@
+"""Publishing to a GitHub fake on loopback, every exchange checked against GitHub's OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import markdown
+import pytest
+from github_fake import FULL_NAME, Fault, user
+
+from audit.errors import InputError, PublishError, ValidationFailed
+from audit.publish import PublishRequest, RetryPolicy, publish, settings_from_environment
+from audit.publish.artifact import Handover, read_artifact, write_artifact
+from audit.publish.github import github_client
+from audit.report.marker import Marker, find_marker
+
+HEAD = "a" * 40
+OLD = "b" * 40
+TOKEN = "ghp_SECRETsecret0123456789abcdefTOKEN"
+ME = {"login": "mlaudit-bot", "id": 77}
+OTHER_BOT = user("other-bot[bot]", 99, "Bot")
+REPORT = (
+    "## ✅ mlaudit: PASSED — toy-study v1: 2 of 2 signed claims shown.\n\n"
+    "Some evidence.\n\n<!-- mlaudit:report key=toy-study -->\n"
+)
+
+
+def env_for(github, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": github.api_url,
+        "GITHUB_SERVER_URL": "https://ghes.example",
+        "GITHUB_REPOSITORY": FULL_NAME,
+        "GITHUB_SHA": HEAD,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_RUN_ID": "555",
+        "GITHUB_RUN_NUMBER": "12",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+    env.update(extra)
+    return env
+
+
+def run(github, clock, tmp_path, body=REPORT, max_total=120.0, request_extra=None, **env_extra):
+    settings = settings_from_environment(
+        env_for(github, tmp_path, **env_extra), RetryPolicy(max_total=max_total)
+    )
+    request = PublishRequest(
+        body=body,
+        key="toy-study",
+        passed=True,
+        timestamp="2026-11-26T12:00:00Z",
+        title="mlaudit: PASSED",
+        **(request_extra or {}),
+    )
+
+    def factory(s):
+        return github_client(s, sleep=clock.sleep, clock=clock.monotonic, wall_clock=clock.time)
+
+    return publish(settings, request, client_factory=factory)
+
+
+@pytest.fixture
+def repo(github):
+    github.tokens[TOKEN] = ME
+    github.add_pull(7, HEAD)
+    return github
+
+
+def test_creates_comment_status_check_and_summary(repo, clock, tmp_path):
+    outcome = run(repo, clock, tmp_path)
+    assert [(a.target, a.action) for a in outcome.actions] == [
+        ("comment", "created"),
+        ("status", "created"),
+        ("check-run", "created"),
+        ("step-summary", "appended"),
+    ]
+    assert outcome.pr_number == 7  # found from the commit: no event payload given
+    (comment,) = repo.comments[7]
+    marker = find_marker(comment["body"])
+    assert marker == Marker("toy-study", sha=HEAD, run=12, timestamp="2026-11-26T12:00:00Z")
+    (status,) = repo.statuses
+    assert status["context"] == "mlaudit/toy-study"
+    assert status["state"] == "success"
+    assert status["target_url"] == f"https://ghes.example/{FULL_NAME}/actions/runs/555"
+    assert repo.check_runs[0]["conclusion"] == "success"
+    assert "mlaudit: PASSED" in (tmp_path / "summary.md").read_text()
+
+
+def test_pr_number_from_the_event_payload(repo, clock, tmp_path):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 7, "head": {"sha": HEAD}}}))
+    outcome = run(repo, clock, tmp_path, GITHUB_EVENT_PATH=str(event), GITHUB_SHA="c" * 40)
+    assert outcome.pr_number == 7
+    assert outcome.sha == HEAD  # the PR head, not the merge commit in GITHUB_SHA
+    assert ("GET", f"/repos/{FULL_NAME}/commits/{'c' * 40}/pulls") not in repo.log
+
+
+def test_updates_our_comment_on_page_three_in_place(repo, clock, tmp_path):
+    humans = user("alice", 5)
+    for index in range(230):
+        repo.add_comment(7, humans, f"comment {index}")
+    ours = repo.add_comment(
+        7,
+        user(ME["login"], ME["id"]),
+        "old report\n\n" + Marker("toy-study", sha=OLD, run=3).render(),
+    )
+    for index in range(15):
+        repo.add_comment(7, humans, f"later {index}")
+    outcome = run(repo, clock, tmp_path)
+    assert outcome.actions[0].action == "updated"
+    assert len(repo.comments[7]) == 246  # nothing new posted
+    assert "mlaudit: PASSED" in ours["body"]
+    pages = [p for m, p in repo.log if m == "GET" and p.endswith("/issues/7/comments")]
+    assert len(pages) == 3
+    assert ("PATCH", f"/repos/{FULL_NAME}/issues/comments/{ours['id']}") in repo.log
+
+
+def test_another_accounts_comment_with_our_marker_is_ignored(repo, clock, tmp_path):
+    forged = repo.add_comment(
+        7, OTHER_BOT, "fake report " + Marker("toy-study", sha=HEAD, run=99).render()
+    )
+    outcome = run(repo, clock, tmp_path)
+    assert outcome.actions[0].action == "created"
+    assert forged["body"].startswith("fake report")
+    assert len(repo.comments[7]) == 2
+
+
+def test_other_key_is_a_separate_comment(repo, clock, tmp_path):
+    repo.add_comment(7, user(ME["login"], ME["id"]), Marker("other-study", sha=HEAD).render())
+    outcome = run(repo, clock, tmp_path)
+    assert outcome.actions[0].action == "created"
+
+
+def test_report_for_an_older_commit_never_replaces_a_newer_one(repo, clock, tmp_path):
+    newer = repo.add_comment(
+        7, user(ME["login"], ME["id"]), "new " + Marker("toy-study", sha=HEAD, run=20).render()
+    )
+    outcome = run(
+        repo,
+        clock,
+        tmp_path,
+        GITHUB_SHA=OLD,
+        GITHUB_RUN_NUMBER="19",
+        request_extra={"pr_number": 7},
+    )
+    assert outcome.actions[0].action == "skipped"
+    assert newer["body"].startswith("new ")
+
+
+def test_same_commit_later_run_replaces_earlier_run(repo, clock, tmp_path):
+    earlier = repo.add_comment(
+        7, user(ME["login"], ME["id"]), "early " + Marker("toy-study", sha=HEAD, run=11).render()
+    )
+    outcome = run(repo, clock, tmp_path)  # run 12
+    assert outcome.actions[0].action == "updated"
+    assert not earlier["body"].startswith("early ")
+
+
+def test_same_commit_older_run_is_skipped(repo, clock, tmp_path):
+    repo.add_comment(
+        7, user(ME["login"], ME["id"]), "late " + Marker("toy-study", sha=HEAD, run=13).render()
+    )
+    assert run(repo, clock, tmp_path).actions[0].action == "skipped"
+
+
+def test_github_token_writes_as_the_actions_bot(github, clock, tmp_path):
+    github.tokens[TOKEN] = None  # installation token: GET /user is 403
+    github.add_pull(7, HEAD)
+    bot_comment = github.add_comment(
+        7, user("github-actions[bot]", 41898282, "Bot"), Marker("toy-study", sha=OLD).render()
+    )
+    outcome = run(github, clock, tmp_path)
+    assert outcome.actions[0].action == "updated"
+    assert "mlaudit: PASSED" in bot_comment["body"]
+
+
+def test_429_with_retry_after_waits_then_succeeds(repo, clock, tmp_path):
+    repo.fail_next(
+        f"POST /repos/{FULL_NAME}/issues/7/comments",
+        Fault(429, {"Retry-After": "7"}, {"message": "slow down"}),
+    )
+    outcome = run(repo, clock, tmp_path)
+    assert outcome.actions[0].action == "created"
+    assert clock.sleeps == [7.0]
+    assert any("waited 7.0 s" in note for note in outcome.notes)
+
+
+def test_502_then_success_backs_off(repo, clock, tmp_path):
+    repo.fail_next(
+        f"GET /repos/{FULL_NAME}/pulls/7",
+        Fault(502, {}, {"message": "Bad gateway"}),
+        Fault(502, {}, None),
+    )
+    outcome = run(repo, clock, tmp_path)
+    assert outcome.actions[0].action == "created"
+    assert clock.sleeps == [1.0, 2.0]  # exponential
+
+
+def test_primary_rate_limit_waits_for_reset(repo, clock, tmp_path):
+    reset = int(clock.wall) + 30
+    repo.fail_next(
+        "GET /user",
+        Fault(
+            403,
+            {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
+            {"message": "API rate limit exceeded"},
+        ),
+    )
+    run(repo, clock, tmp_path)
+    assert clock.sleeps == [31.0]
+
+
+def test_secondary_rate_limit_waits_at_least_a_minute(repo, clock, tmp_path):
+    repo.fail_next(
+        f"POST /repos/{FULL_NAME}/statuses",
+        Fault(403, {}, {"message": "You have exceeded a secondary rate limit"}),
+    )
+    run(repo, clock, tmp_path)
+    assert clock.sleeps == [60.0]
+
+
+def test_gives_up_after_the_time_bound_without_leaking_the_token(repo, clock, tmp_path):
+    repo.fail_next(f"GET /repos/{FULL_NAME}/pulls/7", *[Fault(503, {}, None)] * 50)
+    with pytest.raises(PublishError) as caught:
+        run(repo, clock, tmp_path, max_total=20)
+    message = caught.value.user_message()
+    assert "gave up within 20 s" in message
+    assert sum(clock.sleeps) <= 20
+    assert TOKEN not in message
+
+
+def test_api_error_echoing_the_token_is_scrubbed(repo, clock, tmp_path):
+    repo.fail_next(
+        f"POST /repos/{FULL_NAME}/issues/7/comments",
+        Fault(422, {}, {"message": f"bad token {TOKEN} here"}),
+    )
+    with pytest.raises(PublishError) as caught:
+        run(repo, clock, tmp_path)
+    assert TOKEN not in caught.value.user_message()
+    assert "***" in caught.value.user_message()
+
+
+def test_link_to_another_origin_is_refused(repo, clock, tmp_path):
+    repo.fail_next(
+        f"GET /repos/{FULL_NAME}/issues/7/comments",
+        Fault(200, {"Link": '<https://evil.example/steal?page=2>; rel="next"'}, []),
+    )
+    with pytest.raises(PublishError, match="outside its own origin"):
+        run(repo, clock, tmp_path)
+
+
+def test_check_run_forbidden_is_skipped_with_a_note(repo, clock, tmp_path):
+    repo.check_runs_forbidden = True
+    outcome = run(repo, clock, tmp_path)
+    check = next(a for a in outcome.actions if a.target == "check-run")
+    assert check.action == "skipped"
+    assert "checks: write" in check.detail
+    assert repo.statuses  # the status still carries the result
+
+
+def _balanced(text: str) -> None:
+    assert text.count("<details") == text.count("</details>")
+    assert sum(1 for line in text.split("\n") if line.strip().startswith("```")) % 2 == 0
+
+
+def test_body_over_the_limit_is_cut_at_a_block_boundary(repo, clock, tmp_path):
+    rows = "\n".join(f"| {i} | {'x' * 80} |" for i in range(2000))
+    big = (
+        REPORT.split("<!--")[0]
+        + "<details>\n<summary>Trials</summary>\n\n| a | b |\n|---|---|\n"
+        + rows
+        + "\n\n</details>\n\n"
+        + "```mermaid\nxychart-beta\n```\n\n"
+        + "tail paragraph\n\n"
+        + "<!-- mlaudit:report key=toy-study -->\n"
+    )
+    run(repo, clock, tmp_path, body=big)
+    (comment,) = repo.comments[7]
+    body = comment["body"]
+    assert len(body) <= 65_536
+    _balanced(body)
+    assert "full report is in the run" in body
+    assert find_marker(body).sha == HEAD
+    check_summary = repo.check_runs[0]["output"]["summary"]
+    assert len(check_summary) <= 65_535
+    _balanced(check_summary)
+    html = markdown.markdown(body, extensions=["tables", "md_in_html"])
+    assert "mlaudit: PASSED" in html
+
+
+def test_dry_run_sends_nothing(repo, clock, tmp_path):
+    outcome = run(repo, clock, tmp_path, request_extra={"dry_run": True})
+    assert repo.log == []
+    assert {a.action for a in outcome.actions} == {"would-send"}
+
+
+# -- the fork-safe two-stage mode ----------------------------------------------------
+
+
+def test_artifact_round_trip_posts_to_the_verified_pr(repo, clock, tmp_path):
+    write_artifact(
+        tmp_path / "art",
+        Handover(REPORT + "\n@everyone ![x](https://evil.example/a.png)\n", 7, HEAD, "toy-study"),
+    )
+    handover = read_artifact(tmp_path / "art")
+    outcome = run(
+        repo,
+        clock,
+        tmp_path,
+        body=handover.report,
+        GITHUB_SHA="d" * 40,
+        request_extra={"pr_number": 7, "sha": HEAD, "untrusted": True},
+    )
+    assert outcome.actions[0].action == "created"
+    body = repo.comments[7][0]["body"]
+    html = markdown.markdown(body)
+    assert "<img" not in html
+    assert not re.search(r"(?<![\w\u2060])@everyone", body)
+
+
+def test_forged_pr_number_is_refused(repo, clock, tmp_path):
+    repo.add_pull(8, "e" * 40)  # a real PR, but not the one the artifact's commit belongs to
+    with pytest.raises(PublishError, match="refusing to publish: PR #8 head"):
+        run(repo, clock, tmp_path, request_extra={"pr_number": 8, "sha": HEAD, "untrusted": True})
+    assert repo.comments == {}
+    assert repo.statuses == []
+
+
+def test_pr_into_another_repository_is_refused(repo, clock, tmp_path):
+    repo.add_pull(9, HEAD, base_repo="someone/else")
+    with pytest.raises(PublishError, match="not a pull request into octo/demo"):
+        run(repo, clock, tmp_path, request_extra={"pr_number": 9, "sha": HEAD, "untrusted": True})
+    assert repo.comments == {}
+
+
+@pytest.mark.parametrize(
+    ("meta", "pointer"),
+    [
+        ({"pr_number": "7"}, "/pr_number"),
+        ({"pr_number": -1}, "/pr_number"),
+        ({"pr_number": True}, "/pr_number"),
+        ({"pr_number": 2**40}, "/pr_number"),
+        ({"head_sha": "A" * 40}, "/head_sha"),
+        ({"head_sha": "a" * 39}, "/head_sha"),
+        ({"key": "x --><img src=x>"}, "/key"),
+        ({"extra": 1}, ""),
+    ],
+)
+def test_artifact_fields_are_validated(tmp_path, meta, pointer):
+    directory = tmp_path / "art"
+    write_artifact(directory, Handover(REPORT, 7, HEAD))
+    data = json.loads((directory / "publish.json").read_text())
+    data.update(meta)
+    (directory / "publish.json").write_text(json.dumps(data))
+    with pytest.raises(ValidationFailed) as caught:
+        read_artifact(directory)
+    assert any(p == pointer for p, _ in caught.value.problems)
+
+
+def test_artifact_symlink_and_size_are_refused(tmp_path):
+    directory = tmp_path / "art"
+    write_artifact(directory, Handover(REPORT, 7, HEAD))
+    report = directory / "report.md"
+    report.write_bytes(b"x" * (4 * 1024 * 1024 + 1))
+    with pytest.raises(InputError, match="larger than"):
+        read_artifact(directory)
+    report.unlink()
+    report.symlink_to("/etc/passwd")
+    with pytest.raises(InputError, match="regular file"):
+        read_artifact(directory)
+
+
+def test_the_fake_rejects_requests_that_break_the_openapi_description(repo):
+    """The checks above can fail: a request GitHub would reject is recorded as a violation."""
+    import requests
+
+    url = f"{repo.api_url}/repos/{FULL_NAME}/statuses/{HEAD}"
+    requests.post(
+        url, json={"state": "green"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    )
+    requests.get(f"{repo.api_url}/repos/{FULL_NAME}/issues/seven/comments", timeout=5)
+    assert any("'green' is not one of" in v for v in repo.violations)
+    assert any("issue_number='seven' is not an integer" in v for v in repo.violations)
+    repo.violations.clear()
+
+
+def test_fake_responses_are_checked_against_the_description():
+    from github_openapi import check_response
+
+    problems = check_response("GET", f"/repos/{FULL_NAME}/pulls/7", 200, {"number": "7"})
+    assert any("'url' is a required property" in p for p in problems)
+    assert check_response("POST", f"/repos/{FULL_NAME}/check-runs", 418, None)
