@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +104,72 @@ def git_repo(tmp_path: Path) -> Path:
     subprocess.run([*env_git, "config", "user.name", "Test"], check=True)
     subprocess.run([*env_git, "config", "commit.gpgsign", "false"], check=True)
     return repo
+
+
+# -- tracking: one real `mlflow server` per session, and PostgreSQL (issue 5) --------
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """ONE real `mlflow server` for the whole session, with the append-only store.
+
+    Yields an `audit.tracking.server.ManagedServer`: `.uri` (http://127.0.0.1:PORT),
+    `.db_path` (the SQLite file), `.backend_uri` (mlaudit+sqlite:///...). It runs in its
+    own process group and is stopped by group (SIGTERM, wait, SIGKILL) at the end.
+    Tests share it: each creates its own experiment (uuid in the name).
+    """
+    from audit.tracking.server import ManagedServer
+
+    root = tmp_path_factory.mktemp("mlflow")
+    server = ManagedServer(
+        backend_store_uri=f"mlaudit+sqlite:///{root / 'mlflow.db'}",
+        artifacts_destination=str(root / "artifacts"),
+        workers=2,
+        log_path=root / "mlflow-server.log",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+POSTGRES_URI_ENV = "MLAUDIT_TEST_POSTGRES_URI"
+# What tests/tools/system-deps.sh sets up (role mlaudit, password mlaudit, CREATEDB).
+DEFAULT_POSTGRES_URI = "postgresql://mlaudit:mlaudit@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this session (dropped at the end).
+
+    Skips, saying why, when no server answers: run `make system-deps` as root (it
+    installs and starts Debian's postgresql) or set MLAUDIT_TEST_POSTGRES_URI to a
+    URI whose role may CREATE DATABASE.
+    """
+    import uuid
+
+    try:
+        import psycopg2
+    except ImportError:
+        pytest.skip("PostgreSQL tests need psycopg2 (pip install -e '.[dev]')")
+    base = os.environ.get(POSTGRES_URI_ENV, DEFAULT_POSTGRES_URI)
+    try:
+        admin = psycopg2.connect(base, connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        reason = str(error).strip().splitlines()[0]
+        pytest.skip(
+            f"no PostgreSQL server at {base.split('@')[-1]} ({reason}); run "
+            f"`make system-deps` as root or set {POSTGRES_URI_ENV}"
+        )
+    admin.autocommit = True
+    name = f"mlaudit_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    prefix, _, _ = base.rpartition("/")
+    try:
+        yield f"{prefix}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -95,6 +95,10 @@ class ManagedServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def backend_uri(self) -> str:
+        return self.backend_store_uri
+
+    @property
     def db_path(self) -> Path | None:
         """The SQLite file behind the server, or None for PostgreSQL."""
         return _sqlite_path(self.backend_store_uri)

@@ -17,3 +17,31 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "system-deps: missing ${need_apt[*]} (install them; tests that need them will fail)" >&2
   fi
 fi
+
+# PostgreSQL for the mlaudit+postgresql store tests (issue 5): Debian's package, a
+# started cluster, and a login role that may create the per-session test databases.
+# Anything that fails here only makes those tests skip, with the reason printed.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "system-deps: installing postgresql"
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || true
+  fi
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters --no-header 2>/dev/null | while read -r ver cluster _port status _rest; do
+      if [ "$status" != "online" ]; then
+        pg_ctlcluster "$ver" "$cluster" start || echo "system-deps: could not start postgresql $ver/$cluster" >&2
+      fi
+    done
+    if command -v runuser >/dev/null; then
+      runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mlaudit') THEN
+          CREATE ROLE mlaudit LOGIN PASSWORD 'mlaudit' CREATEDB;
+        END IF; END \$\$;" >/dev/null 2>&1 \
+        || echo "system-deps: could not create the mlaudit postgresql role" >&2
+    fi
+  fi
+else
+  command -v pg_ctlcluster >/dev/null \
+    || echo "system-deps: postgresql missing (the mlaudit+postgresql tests will skip)" >&2
+fi
