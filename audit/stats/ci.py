@@ -23,6 +23,8 @@ class Intervals:
     low: Floats
     high: Floats
     method: str
+    # Rows where BCa was undefined and the percentile interval was used instead.
+    fallback: NDArray[np.bool_] | None = None
 
 
 def t_interval(diffs: Floats, confidence: float) -> Intervals:
@@ -91,23 +93,24 @@ def bca_interval(
     u = (n - 1) * (jack.mean(axis=1, keepdims=True) - jack)
     num = np.sum(u**3, axis=1) / n**3
     den = np.sum(u**2, axis=1) / n**2
-    degenerate = den <= 0
-    with np.errstate(invalid="ignore", divide="ignore"):
+    degenerate = (np.ptp(d, axis=1) == 0) | ~(den > 0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         accel = np.where(degenerate, 0.0, num / np.where(degenerate, 1.0, den) ** 1.5 / 6.0)
-
-    z_alpha = float(special.ndtri((1.0 - confidence) / 2.0))
-    with np.errstate(invalid="ignore", divide="ignore"):
+        z_alpha = float(special.ndtri((1.0 - confidence) / 2.0))
         num1 = z0 + z_alpha
         q_low = special.ndtr(z0 + num1 / (1.0 - accel * num1))
         num2 = z0 - z_alpha
         q_high = special.ndtr(z0 + num2 / (1.0 - accel * num2))
-    q_low = np.where(degenerate, 0.5, q_low)
-    q_high = np.where(degenerate, 0.5, q_high)
+    # Where BCa is undefined (the estimate outside its bootstrap distribution, extreme
+    # acceleration) fall back to the plain percentile interval and say so.
+    fallback = ~degenerate & ~(np.isfinite(q_low) & np.isfinite(q_high))
+    q_low = np.where(degenerate, 0.5, np.where(fallback, (1.0 - confidence) / 2.0, q_low))
+    q_high = np.where(degenerate, 0.5, np.where(fallback, (1.0 + confidence) / 2.0, q_high))
 
     sorted_boot = np.sort(theta_boot, axis=1)
     low = np.where(degenerate, theta_hat, _row_quantiles(sorted_boot, q_low))
     high = np.where(degenerate, theta_hat, _row_quantiles(sorted_boot, q_high))
-    return Intervals(low, high, "bca-bootstrap")
+    return Intervals(low, high, "bca-bootstrap", fallback)
 
 
 def wilson_interval(successes: float, n: int, confidence: float) -> tuple[float, float]:
@@ -123,6 +126,7 @@ def wilson_interval(successes: float, n: int, confidence: float) -> tuple[float,
 
 
 BCA_MIN_N = 20  # below this the bootstrap under-covers; Student-t is the better choice
+PERCENTILE_FALLBACK = "percentile-bootstrap (BCa undefined for this sample)"
 
 
 @dataclass(frozen=True)
@@ -168,11 +172,12 @@ def mean_intervals(
         stream = (seed, n)
         bca = bca_interval(stacked, confidence, resamples, np.random.default_rng(list(stream)))
         for row, i in enumerate(indices):
+            fell_back = bca.fallback is not None and bool(bca.fallback[row])
             out[i] = MeanInterval(
                 float(bca.low[row]),
                 float(bca.high[row]),
                 confidence,
-                bca.method,
+                PERCENTILE_FALLBACK if fell_back else bca.method,
                 n,
                 resamples,
                 seed,

@@ -1,0 +1,180 @@
+"""audit.stats agrees with scipy.stats where the methods coincide.
+
+Deterministic methods must match to 1e-9. The BCa bootstrap is given the same Generator
+seed scipy gets, so both draw identical resamples and must also match to 1e-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from audit.stats.ci import bca_interval, t_interval, wilson_interval
+from audit.stats.multiplicity import benjamini_hochberg, holm
+from audit.stats.permutation import (
+    exact_sign_flip_pvalues,
+    sign_flip_null,
+    sign_flip_test,
+    sign_patterns,
+    wilcoxon_crosscheck,
+)
+
+
+def _paired(seed: int, n: int, shift: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.6, 0.05, n)
+    return base + shift * 0.05 + rng.normal(0, 0.02, n), base
+
+
+@pytest.mark.parametrize(("seed", "n"), [(1, 3), (2, 5), (3, 10), (4, 19), (5, 40)])
+def test_t_interval_matches_ttest_rel(seed, n):
+    a, b = _paired(seed, n)
+    expected = sps.ttest_rel(a, b).confidence_interval(0.95)
+    got = t_interval((a - b)[None, :], 0.95)
+    assert got.low[0] == pytest.approx(expected.low, abs=1e-9)
+    assert got.high[0] == pytest.approx(expected.high, abs=1e-9)
+
+
+@pytest.mark.parametrize(("seed", "n", "level"), [(11, 20, 0.95), (12, 30, 0.95), (13, 50, 0.9)])
+def test_bca_matches_scipy_bootstrap_on_the_same_resamples(seed, n, level):
+    a, b = _paired(seed, n)
+    d = a - b
+    expected = sps.bootstrap(
+        (d,),
+        np.mean,
+        confidence_level=level,
+        n_resamples=9999,
+        method="BCa",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    got = bca_interval(d[None, :], level, 9999, np.random.default_rng(seed))
+    assert got.low[0] == pytest.approx(expected.low, abs=1e-9)
+    assert got.high[0] == pytest.approx(expected.high, abs=1e-9)
+
+
+def test_bca_batch_equals_row_by_row_on_shared_resamples():
+    rng = np.random.default_rng(7)
+    d = rng.lognormal(0, 1, (6, 25)) - 1.5
+    batch = bca_interval(d, 0.95, 4999, np.random.default_rng(3))
+    for row in range(6):
+        single = bca_interval(d[row][None, :], 0.95, 4999, np.random.default_rng(3))
+        assert batch.low[row] == pytest.approx(single.low[0], abs=1e-12)
+        assert batch.high[row] == pytest.approx(single.high[0], abs=1e-12)
+
+
+def test_bca_with_independent_resamples_agrees_within_monte_carlo_error():
+    # Different draws: the bounds then differ by bootstrap noise only. With 20k resamples
+    # the Monte Carlo SD of a 2.5% quantile of the mean is well below 5% of the CI width.
+    a, b = _paired(21, 30)
+    d = a - b
+    expected = sps.bootstrap(
+        (d,), np.mean, n_resamples=20000, method="BCa", rng=np.random.default_rng(1)
+    ).confidence_interval
+    got = bca_interval(d[None, :], 0.95, 20000, np.random.default_rng(2))
+    width = expected.high - expected.low
+    assert abs(got.low[0] - expected.low) < 0.05 * width
+    assert abs(got.high[0] - expected.high) < 0.05 * width
+
+
+def test_bca_on_constant_differences_is_the_point():
+    got = bca_interval(np.full((1, 25), 0.3), 0.95, 999, np.random.default_rng(0))
+    assert got.low[0] == pytest.approx(0.3)
+    assert got.high[0] == pytest.approx(0.3)
+
+
+def _scipy_sign_flip(d: np.ndarray, alternative: str = "two-sided", **kwargs) -> float:
+    result = sps.permutation_test(
+        (d,),
+        np.mean,
+        permutation_type="samples",
+        alternative=alternative,
+        vectorized=True,
+        **kwargs,
+    )
+    return float(result.pvalue)
+
+
+@pytest.mark.parametrize(("seed", "n"), [(1, 2), (2, 4), (3, 8), (4, 12), (5, 16)])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_exact_sign_flip_matches_scipy_permutation_test(seed, n, alternative):
+    a, b = _paired(seed, n, shift=0.5)
+    d = a - b
+    expected = _scipy_sign_flip(d, alternative, n_resamples=np.inf)
+    got = sign_flip_test(d, alternative=alternative)
+    assert got.exact
+    assert got.p_value == pytest.approx(expected, abs=1e-12)
+
+
+def test_batched_exact_p_values_match_single_tests_and_scipy():
+    rng = np.random.default_rng(9)
+    d = rng.normal(0.2, 1.0, (12, 11))
+    batch = exact_sign_flip_pvalues(d)
+    for row in range(12):
+        assert batch[row] == pytest.approx(sign_flip_test(d[row]).p_value, abs=1e-12)
+        assert batch[row] == pytest.approx(_scipy_sign_flip(d[row], n_resamples=np.inf), abs=1e-12)
+
+
+def test_doubling_enumerates_the_same_null_as_the_sign_pattern_matrix():
+    d = np.random.default_rng(4).normal(size=9)
+    by_patterns = np.sort(sign_patterns(9).astype(float) @ d / 9)
+    assert np.allclose(np.sort(sign_flip_null(d)), by_patterns, atol=1e-12)
+    assert sign_patterns(9).shape == (512, 9)
+
+
+def test_monte_carlo_sign_flip_is_within_its_error_of_the_exact_p():
+    # n = 22 is enumerable (4M patterns), so the Monte Carlo answer can be checked
+    # against the exact one: allow 4 binomial SDs of a 9999-draw estimate.
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.25, 1.0, 22)
+    exact = sign_flip_test(d, exact_max_n=22).p_value
+    mc = sign_flip_test(d, resamples=9999, rng=np.random.default_rng(6))
+    assert not mc.exact
+    assert mc.resamples == 9999
+    sd = np.sqrt(exact * (1 - exact) / 9999)
+    assert abs(mc.p_value - exact) < 4 * sd + 2 / 10000
+
+
+def test_monte_carlo_p_is_never_zero():
+    d = np.full(30, 1.0)
+    result = sign_flip_test(d, resamples=999, rng=np.random.default_rng(0))
+    assert result.p_value == pytest.approx(2 / 1000)
+
+
+def test_min_exact_p_is_two_over_two_to_the_n():
+    assert sign_flip_test(np.full(5, 0.1)).p_value == pytest.approx(2 / 32)
+    assert sign_flip_test(np.full(5, 0.1), alternative="greater").p_value == pytest.approx(1 / 32)
+
+
+def test_wilcoxon_crosscheck_is_scipy_wilcoxon():
+    a, b = _paired(8, 12, shift=0.5)
+    got = wilcoxon_crosscheck(a - b)
+    expected = sps.wilcoxon(a, b)
+    assert got.p_value == pytest.approx(expected.pvalue, abs=1e-12)
+    assert got.statistic == pytest.approx(expected.statistic)
+
+
+def test_wilcoxon_with_zeros_does_not_warn_and_notes_why():
+    got = wilcoxon_crosscheck(np.array([0.0, 0.1, 0.2, 0.1, -0.05, 0.3, 0.0, 0.2]))
+    assert got.p_value is not None
+    assert 0 <= got.p_value <= 1
+    assert wilcoxon_crosscheck(np.zeros(6)).p_value is None
+
+
+def test_benjamini_hochberg_matches_scipy_false_discovery_control():
+    p = np.random.default_rng(3).uniform(0, 0.2, 17)
+    assert np.allclose(benjamini_hochberg(p), sps.false_discovery_control(p), atol=1e-12)
+
+
+def test_holm_on_a_worked_example():
+    # Holm (1979): sorted p 0.01, 0.02, 0.03, 0.04 with m=4 -> 0.04, 0.06, 0.06, 0.06.
+    got = holm([0.03, 0.01, 0.04, 0.02])
+    assert np.allclose(got, [0.06, 0.04, 0.06, 0.06])
+    assert np.allclose(holm([0.5, 0.9]), [1.0, 1.0])
+
+
+def test_wilson_interval_matches_binomtest():
+    expected = sps.binomtest(7, 10).proportion_ci(0.95, method="wilson")
+    low, high = wilson_interval(7, 10, 0.95)
+    assert low == pytest.approx(expected.low, abs=1e-9)
+    assert high == pytest.approx(expected.high, abs=1e-9)
