@@ -235,7 +235,7 @@ def test_invalid_embedded_edd_is_reported_under_its_pointer():
 def test_tampered_edd_document_is_refused():
     results = load()
     results["edd"]["document"]["decision"]["alpha"] = 0.5
-    with pytest.raises(InputError, match="does not match edd.digest"):
+    with pytest.raises(InputError, match=r"does not match edd\.digest"):
         analyze_results(results)
 
 
@@ -257,7 +257,7 @@ def test_duplicate_and_stray_trials_are_refused():
         analyze_results(results)
     results = load()
     results["trials"][0]["arm"] = "no-such-arm"
-    with pytest.raises(InputError, match="not in plan.arms"):
+    with pytest.raises(InputError, match=r"not in plan\.arms"):
         analyze_results(results)
 
 

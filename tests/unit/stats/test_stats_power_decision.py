@@ -71,18 +71,18 @@ def test_cohen_dz_and_prob_superiority():
 
 
 def _evidence(**changes):
-    base = dict(
-        n=10,
-        goal="maximize",
-        delta=0.03,
-        ci_low=0.02,
-        ci_high=0.04,
-        level=0.95,
-        p_adjusted=0.004,
-        floor_reachable=True,
-        seeds_needed=6,
-        attrition=0,
-    )
+    base = {
+        "n": 10,
+        "goal": "maximize",
+        "delta": 0.03,
+        "ci_low": 0.02,
+        "ci_high": 0.04,
+        "level": 0.95,
+        "p_adjusted": 0.004,
+        "floor_reachable": True,
+        "seeds_needed": 6,
+        "attrition": 0,
+    }
     base.update(changes)
     return Evidence(**base)
 
