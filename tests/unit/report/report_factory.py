@@ -89,7 +89,7 @@ def build(
                         "low": delta - 0.004,
                         "high": delta + 0.004,
                         "level": 0.95,
-                        "method": "bootstrap BCa",
+                        "method": "bca-bootstrap",
                     },
                     "p_value": {"value": 0.0039 * (i + 1), "method": "exact permutation"},
                     "p_adjusted": {"value": min(1.0, 0.0078 * (i + 1)), "method": "holm"},

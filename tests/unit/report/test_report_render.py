@@ -1,0 +1,260 @@
+"""Rendering: the decision first, the evidence sections, size budgets, HTML, JSON and JUnit."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+from report_factory import CHECKPOINT, build
+
+from audit.report import BUDGETS, ReportInputs, render, render_junit, rules_from_analysis
+from audit.report.budget import Section, SizeBudget, fit
+from audit.report.escape import md_code, md_text, mermaid_label, xml_text
+from audit.report.links import mlflow_run_url, safe_http_base
+from audit.report.marker import Marker, find_marker, replace_marker
+
+STUDY = Path(__file__).resolve().parents[2] / "fixtures" / "study"
+
+
+@pytest.fixture
+def inputs() -> ReportInputs:
+    analysis, results = build()
+    return ReportInputs(analysis, results, CHECKPOINT)
+
+
+def well_formed(text: str) -> None:
+    assert text.count("<details") == text.count("</details>")
+    fences = [line for line in text.split("\n") if line.startswith("```")]
+    assert len(fences) % 2 == 0
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert html.count("<table>") == html.count("</table>")
+
+
+# -- Markdown ---------------------------------------------------------------------
+
+
+def test_first_line_is_the_decision_with_a_reason(inputs):
+    first = render(inputs, "md").split("\n")[0]
+    assert first.startswith("## ✅ mlaudit: PASSED — toy-study v1: ")
+    assert first.endswith("2 of 2 signed claims shown; 1 trials lost to attrition.")
+
+
+def test_failed_decision_uses_the_summary():
+    analysis, results = build(passed=False)
+    analysis["decision"].update(passed=False, summary="failed: 0 of 2 claims supported")
+    first = render(ReportInputs(analysis, results), "md").split("\n")[0]
+    assert first == "## ❌ mlaudit: FAILED — toy-study v1: failed: 0 of 2 claims supported"
+
+
+def test_sections_and_facts_are_present(inputs):
+    text = render(inputs, "md")
+    for heading in ("### score (higher is better)", "### Deltas with confidence intervals",
+                    "### Secondary metrics", "### Approvals", "### Provenance",
+                    "### Reproducibility", "### Attrition and failed trials",
+                    "### Budget: used vs signed", "### MLflow", "### Ledger checkpoint",
+                    "### Trials"):  # fmt: skip
+        assert heading in text
+    assert "| a (component) | `baseline` vs `no-a` | 8 | +0.01 | 95% [+0.006, +0.014] |" in text
+    assert "0.0078 (raw 0.0039)" in text
+    assert "`sha256:" + "e" * 64 + "`" in text  # image digest
+    assert "`" + "d" * 64 + "`" in text  # environment lock
+    assert "| Trials | 24 | 1000 |" in text
+    assert "`" + "ab" * 32 + "`" in text  # checkpoint root
+    assert "```mermaid\nxychart-beta" in text
+    assert text.count("[run](http://127.0.0.1:5000/#/experiments/7/runs/") == 24
+    assert find_marker(text) == Marker("toy-study")
+    well_formed(text)
+
+
+def test_analysis_alone_renders(inputs):
+    text = render(ReportInputs(inputs.analysis), "md")
+    assert "### Approvals" not in text and "### Trials" not in text
+    assert "### Attrition and failed trials" in text
+    well_formed(text)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///tmp/mlruns",
+        "sqlite:///mlflow.db",
+        "databricks",
+        "./mlruns",
+        "javascript:alert(1)",
+        "http://user:pw@host/x",
+    ],  # fmt: skip
+)
+def test_mlflow_links_only_for_clean_http_servers(uri):
+    analysis, results = build(tracking_uri=uri)
+    text = render(ReportInputs(analysis, results), "md")
+    if uri.startswith("http://user"):
+        assert "pw" not in text and "user:" not in text
+        assert "[run](http://host/x/#/experiments/7/runs/" in text
+    else:
+        assert "[run](" not in text and "### MLflow" not in text
+
+
+def test_safe_http_base_and_run_urls():
+    assert safe_http_base("https://mlflow.example:8443/base/") == "https://mlflow.example:8443/base"
+    assert safe_http_base("https://tok@mlflow.example/?q=1#f") == "https://mlflow.example"
+    assert safe_http_base("https://mlflow.example/a b") is None
+    assert safe_http_base("https://mlflow.example/../x") is None
+    assert safe_http_base("ftp://x") is None
+    assert mlflow_run_url("http://h", "1", "0" * 32) == "http://h/#/experiments/1/runs/" + "0" * 32
+    assert mlflow_run_url("http://h", "1", "x)](javascript:1") is None
+    assert mlflow_run_url("http://h", "../1", "0" * 32) is None
+
+
+@pytest.mark.parametrize("budget", sorted(BUDGETS))
+def test_every_budget_is_respected_and_markdown_stays_whole(budget):
+    analysis, results = build(components=[f"component_{i}" for i in range(20)], seeds=30,
+                              failed=150, reason="Traceback " + "x" * 250)  # fmt: skip
+    inputs = ReportInputs(analysis, results, CHECKPOINT)
+    full = render(inputs, "md")
+    limit = BUDGETS[budget]
+    text = render(inputs, "md", budget=budget)
+    assert limit.measure(text) <= limit.limit
+    well_formed(text)
+    assert text.split("\n")[0] == full.split("\n")[0]
+    assert find_marker(text) == Marker("toy-study")
+    if limit.measure(full) > limit.limit:
+        assert "shortened to fit the size limit" in text
+        assert "mlaudit-report" in text
+    else:
+        assert text == full
+
+
+def test_tiny_budget_falls_back_to_the_decision_and_pointer(inputs):
+    tiny = SizeBudget("tiny", 1200, "chars", "test")
+    sections = [Section("a", ["x" * 5000], priority=1)]
+    fitted = fit(sections, tiny, "pointer", "fallback")
+    assert fitted.text == "fallback"
+    from audit.report.markdown import MarkdownOptions, render_markdown
+
+    text = render_markdown(inputs, MarkdownOptions(budget=tiny))
+    assert len(text) <= 1200
+    assert text.startswith("## ✅ mlaudit: PASSED")
+    assert "This report was cut" in text
+    well_formed(text)
+
+
+def test_details_url_is_named_when_cut():
+    analysis, results = build(components=[f"c{i}" for i in range(20)], seeds=80)
+    text = render(ReportInputs(analysis, results), "md", budget="github-comment",
+                  details_url="https://ci.example/run/1/artifacts")  # fmt: skip
+    assert "<https://ci.example/run/1/artifacts>" in text
+
+
+def test_utf16_budget_counts_astral_characters_twice():
+    assert BUDGETS["github-comment"].measure("✅") == 1
+    assert BUDGETS["github-comment"].measure("😀") == 2
+    assert BUDGETS["step-summary"].measure("é") == 2
+
+
+# -- escaping, markers ----------------------------------------------------------------
+
+
+def test_escaping_functions():
+    assert md_text("a|b") == "a&#124;b"
+    assert "\n" not in md_text("a\nb\r\nc")
+    assert md_text("@me") == "&#64;\u2060me"
+    assert md_text("x" * 400).endswith("…")
+    assert md_code("abc123") == "`abc123`"
+    assert md_code("a`b") == "a&#96;b"
+    assert md_code("https://x") != "`https://x`"
+    assert mermaid_label('a"]b') == "a__b"
+    assert xml_text("a\x00b") == "a\ufffdb"
+
+
+def test_marker_round_trip_and_forgery():
+    marker = Marker("toy-study", sha="a" * 40, run=3, timestamp="2026-01-01T00:00:00Z")
+    assert find_marker("x\n" + marker.render()) == marker
+    assert Marker("x --><img>").render() == "<!-- mlaudit:report key=x-----img -->"
+    assert find_marker("<!-- mlaudit:report key=a sha=zz -->") is None
+    body = replace_marker("text\n<!-- mlaudit:report key=a -->\n", marker)
+    assert find_marker(body) == marker and body.count("mlaudit:report") == 1
+
+
+# -- HTML, JSON, JUnit --------------------------------------------------------------
+
+
+def test_html_is_standalone_offline_and_deterministic(inputs):
+    page = render(inputs, "html")
+    assert page == render(inputs, "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<svg" in page and "<style>" in page
+    assert "default-src 'none'" in page
+    urls = set(re.findall(r"""(?:href|src)=["']([^"']+)""", page))
+    assert all(u.startswith(("http://127.0.0.1:5000", "#")) for u in urls), urls
+    assert "<script" not in page
+    assert not re.search(r"<dc:date>|CreationDate|\b20[0-9]{2}-[0-9]{2}-[0-9]{2}T", page)
+    assert "<table>" in page and "<details" in page
+
+
+def test_json_summary(inputs):
+    summary = json.loads(render(inputs, "json"))
+    assert summary["schema"] == "mlaudit/report/v1"
+    assert summary["decision"]["passed"] is True
+    assert summary["trials"]["by_status"] == {"failed": 1, "succeeded": 23}
+    assert summary["comparisons"][0]["ci"] == {"low": 0.006, "high": 0.014, "level": 0.95}
+    assert summary["mlflow"]["base"] == "http://127.0.0.1:5000"
+    assert summary["checkpoint"]["size"] == 42
+
+
+def test_render_junit_api():
+    xml = render_junit(
+        [
+            {"rule": "quorum", "passed": True, "evidence": {"signers": 2}},
+            {"rule": "claim <a>", "passed": False, "evidence": "p=0.2 \x1b[31m"},
+        ],
+        "mlaudit gate",
+    )
+    root = ET.fromstring(xml.encode())
+    suite = root.find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["quorum", "claim <a>"]
+    assert cases[0].find("failure") is None and '"signers": 2' in cases[0].find("system-out").text
+    assert cases[1].find("failure").get("message") == "claim <a>"
+
+
+def test_rules_from_analysis_follow_the_claims():
+    analysis, results = build(passed=False)
+    analysis["decision"]["passed"] = False
+    rules = rules_from_analysis(analysis, results)
+    names = [r["rule"] for r in rules]
+    assert names[:2] == ["claim: a improves on score", "claim: b improves on score"]
+    assert [r["passed"] for r in rules[:2]] == [False, False]
+    assert names[-1] == "decision" and rules[-1]["passed"] is False
+    assert "reproducibility" in names and "budget: within the signed budget" in names
+    root = ET.fromstring(render(ReportInputs(analysis, results), "junit").encode())
+    assert root.find("testsuite").get("failures") == "3"
+
+
+# -- the stats engineer's fixtures ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "study", sorted(p.parent.name for p in STUDY.glob("**/analysis.json")) if STUDY.exists() else []
+)
+@pytest.mark.parametrize("fmt", ["md", "html", "json", "junit"])
+def test_study_fixtures_render(study, fmt):
+    from audit.report import load_inputs
+
+    folder = STUDY if study == "study" else STUDY / study
+    results = folder / "results.json"
+    inputs = load_inputs(folder / "analysis.json", results if results.exists() else None)
+    text = render(inputs, fmt)
+    passed = inputs.analysis["decision"]["passed"]
+    if fmt == "md":
+        assert text.startswith("## ✅" if passed else "## ❌")
+        well_formed(text)
+    elif fmt == "junit":
+        suite = ET.fromstring(text.encode()).find("testsuite")
+        assert (suite.get("failures") == "0") == passed
+    elif fmt == "json":
+        assert json.loads(text)["decision"]["passed"] == passed
