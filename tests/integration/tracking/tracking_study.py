@@ -1,0 +1,135 @@
+"""Helpers for the tracking client, ledger and fault tests: synthetic studies, DB tampering.
+
+The server itself is the session fixture `mlflow_server` (tests/conftest.py); every
+test logs into its own experiment so tests never see each other's seals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def make_results(
+    edd_id: str | None = None,
+    *,
+    arms: tuple[str, ...] = ("baseline", "no-a"),
+    seeds: tuple[int, ...] = (0, 1),
+    history_steps: int = 3,
+    metrics: tuple[str, ...] = ("score", "loss"),
+    params: int = 0,
+) -> dict[str, Any]:
+    """A results.json document (schema mlaudit/results/v1) with deterministic values."""
+    edd_id = edd_id or f"study-{uuid.uuid4().hex[:10]}"
+    baseline: dict[str, Any] = {"features": {"a": True}, "model": {"depth": 3}}
+    for i in range(params):
+        baseline.setdefault("extra", {})[f"p{i:02d}"] = i
+    document = {"id": edd_id, "version": 1, "protocol": {"baseline": baseline}}
+    digest = hashlib.sha256(edd_id.encode()).hexdigest()
+    plan_arms = [
+        {
+            "name": arm,
+            "kind": "baseline" if arm == "baseline" else "component",
+            "component": None if arm == "baseline" else arm.removeprefix("no-"),
+            "overrides": [] if arm == "baseline" else [f"features.{arm.removeprefix('no-')}=false"],
+        }
+        for arm in arms
+    ]
+    trials = []
+    for a, arm in enumerate(arms):
+        for seed in seeds:
+            value = round(0.5 + 0.01 * a + 0.001 * seed, 6)
+            minute = 10 + a * len(seeds) + seed
+            trial: dict[str, Any] = {
+                "trial_id": f"{arm}/{seed}",
+                "arm": arm,
+                "seed": seed,
+                "status": "succeeded",
+                "metrics": {name: value + i for i, name in enumerate(metrics)},
+                "duration_seconds": 30.0,
+                "attempts": 1,
+                "exit_code": 0,
+                "started_at": f"2026-11-20T10:{minute:02d}:00Z",
+                "finished_at": f"2026-11-20T10:{minute:02d}:30Z",
+            }
+            if history_steps:
+                trial["metric_history"] = {
+                    name: [
+                        {
+                            "step": s,
+                            "value": value + i + s / 100,
+                            "timestamp": 1_790_000_000_000 + s,
+                        }
+                        for s in range(history_steps)
+                    ]
+                    for i, name in enumerate(metrics)
+                }
+            trials.append(trial)
+    return {
+        "schema": "mlaudit/results/v1",
+        "edd": {"id": edd_id, "version": 1, "digest": digest, "document": document},
+        "plan": {
+            "design": "leave-one-out",
+            "arms": plan_arms,
+            "seeds": list(seeds),
+            "command": ["python", "train.py", "{overrides}"],
+            "trial_count": len(trials),
+            "shard": None,
+        },
+        "provenance": {
+            "git": {"commit": "0" * 40, "tree": "1" * 40, "dirty": False},
+            "data": {"data/train.csv": "5d41402abc4b2a76b9719d911017c592"},
+            "environment": {"python": "3.11", "platform": "Linux", "image_digest": None},
+            "fingerprint": hashlib.sha256(b"code+data+env").hexdigest(),
+        },
+        "trials": trials,
+        "budget": {
+            "max_trials": 100,
+            "max_wall_minutes": 30,
+            "trials_run": len(trials),
+            "wall_seconds": 120.0,
+            "exhausted": False,
+        },
+        "created_at": "2026-11-20T10:00:00Z",
+        "approvals": [{"principal": "risk@example.com", "role": "model-risk", "verdict": "valid"}],
+        "trust": {"ref": "origin/main", "commit": "2" * 40, "protected": True},
+    }
+
+
+@contextlib.contextmanager
+def superuser(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """Edit the SQLite file as a database superuser would: triggers dropped for the edit.
+
+    Everything happens in one transaction that re-creates the triggers before it
+    commits, so other tests sharing the server never see an unguarded database.
+    """
+    connection = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        saved = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
+        for name, _ in saved:
+            connection.execute(f'DROP TRIGGER "{name}"')
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        for _, sql in saved:
+            connection.execute(sql)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+def seal_tags(connection: sqlite3.Connection, run_id: str) -> dict[str, str]:
+    rows = connection.execute(
+        "SELECT key, value FROM tags WHERE run_uuid = ? AND key LIKE 'mlaudit.seal.%'", (run_id,)
+    )
+    return dict(rows.fetchall())
