@@ -8,6 +8,7 @@ refused: one arm is one configuration.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,10 @@ def apply_overrides(
         message = str(error).strip().splitlines()[0]
         raise ProtocolError(f"{where}cannot resolve the configuration: {message}") from None
     assert isinstance(resolved, dict)
+    for key, value in flatten(resolved).items():
+        # Hydra reads `nan`/`inf` as floats; such a config cannot be hashed or recorded.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProtocolError(f"{where}key '{key}' resolves to {value}, not a finite number")
     return {str(k): v for k, v in resolved.items()}
 
 

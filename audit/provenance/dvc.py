@@ -111,7 +111,8 @@ def dvc_status(root: Path, data_paths: Sequence[str]) -> list[str]:
     )
     try:
         with Repo(str(root)) as repo:
-            status = repo.status(targets=targets)
+            # DVC resolves targets against the process's cwd, so make them absolute.
+            status = repo.status(targets=[str(root / t) for t in targets])
     except DvcException as error:
         raise ProvenanceError(f"dvc status in {root}: {error}") from None
     return _describe_status(status)
