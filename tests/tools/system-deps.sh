@@ -45,3 +45,4 @@ else
   command -v pg_ctlcluster >/dev/null \
     || echo "system-deps: postgresql missing (the mlaudit+postgresql tests will skip)" >&2
 fi
+bash "$(dirname "$0")/ci-deps.sh"  # CI-file linters, buildah, debootstrap, gitlab-ci-local

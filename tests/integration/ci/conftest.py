@@ -1,0 +1,88 @@
+"""Fixtures for the CI-file tests: the linters, buildah's store and the base image.
+
+A missing tool FAILS these tests (never skips them): tests/tools/ci-deps.sh,
+which `make test` runs, installs every one, so a green run always means the
+CI files were really checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+NODE_MODULES = Path(os.environ.get("MLAUDIT_NODE_TOOLS", REPO / ".venv" / "node_tools")) / (
+    "node_modules"
+)
+BUILDAH_CACHE = Path(os.environ.get("MLAUDIT_BUILDAH_CACHE", "/var/cache/mlaudit-test"))
+INSTALL_HINT = "run `bash tests/tools/ci-deps.sh` (make test does) to install it"
+
+
+def require_program(name: str) -> str:
+    """Path of NAME from the venv or PATH; fail the test when it is missing."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: {INSTALL_HINT}")
+    return found
+
+
+def require_node_package(name: str) -> Path:
+    path = NODE_MODULES / name
+    if not (path / "package.json").exists():
+        pytest.fail(f"npm package {name} is missing under {NODE_MODULES}: {INSTALL_HINT}")
+    return path
+
+
+@dataclass(frozen=True)
+class Buildah:
+    """buildah against the tests' own vfs store, with the debootstrap'd base in it."""
+
+    env: dict[str, str]
+    base_image: str
+
+    def run(self, *args: str, cwd: Path = REPO, check: bool = True) -> str:
+        proc = subprocess.run(
+            ["buildah", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"buildah {' '.join(args)} exited {proc.returncode}:\n"
+                f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            )
+        return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def buildah() -> Iterator[Buildah]:
+    require_program("buildah")
+    require_program("debootstrap")
+    if os.geteuid() != 0:
+        pytest.fail("the image builds need root (buildah's rootful vfs store, debootstrap)")
+    env = dict(os.environ)
+    env["MLAUDIT_BUILDAH_CACHE"] = str(BUILDAH_CACHE)
+    env["CONTAINERS_STORAGE_CONF"] = str(BUILDAH_CACHE / "storage.conf")
+    env["BUILDAH_ISOLATION"] = "chroot"
+    env["STORAGE_DRIVER"] = "vfs"
+    proc = subprocess.run(
+        ["bash", str(HERE / "base-image.sh")], env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"making the base image failed:\n{proc.stderr[-4000:]}")
+    return Buildah(env=env, base_image=proc.stdout.strip().splitlines()[-1])
