@@ -65,6 +65,13 @@ def check_results(results: Any, source: str) -> None:
     if problems:
         raise ValidationFailed(source, problems)
     _check_edd_digest(results, source)
+    if results["plan"].get("shard"):
+        # One shard holds only part of the trials; analysing it would call the rest attrition.
+        raise InputError(
+            f"this is shard {results['plan']['shard']}; collect the shards first "
+            "(mlaudit ablate collect)",
+            location=Location(source, "/plan/shard"),
+        )
     arms = {str(a["name"]) for a in results["plan"]["arms"]}
     seeds = {int(s) for s in results["plan"]["seeds"]}
     for index, trial in enumerate(results["trials"]):

@@ -287,3 +287,42 @@ def test_missing_metric_in_a_succeeded_trial_is_attrition():
         "status": "succeeded",
         "reason": "metric 'pr_auc' missing",
     } in analysis["attrition"]
+
+
+def test_replace_one_pairs_baseline_with_the_replaced_arm():
+    results = load("passing")
+    results["plan"]["design"] = "replace-one"
+    results["edd"]["document"]["protocol"]["design"] = "replace-one"
+    renames = {"no-graph_features": "replace-graph_features", "no-calibration": "swap-calibration"}
+    for arm in results["plan"]["arms"]:
+        arm["name"] = renames.get(arm["name"], arm["name"])
+    for trial in results["trials"]:
+        trial["arm"] = renames.get(trial["arm"], trial["arm"])
+    analysis = analyze_results(reseal(results))
+    comparisons = by_target(analysis)
+    assert comparisons["graph_features"]["comparator_arm"] == "replace-graph_features"
+    # Arms are found by kind/component, not by the naming convention.
+    assert comparisons["calibration"]["comparator_arm"] == "swap-calibration"
+    assert comparisons["calibration"]["candidate_arm"] == "baseline"
+
+
+def test_an_arm_that_never_succeeded_is_attrition_not_a_crash():
+    results = load("passing")
+    for trial in results["trials"]:
+        if trial["arm"] == "no-graph_features":
+            trial.update(status="failed", metrics={}, reason="import error")
+    analysis = analyze_results(results)
+    graph = by_target(analysis)["graph_features"]
+    assert graph["n"] == 0
+    assert graph["verdict"] == "attrition"
+    assert graph["delta"]["value"] is None
+    assert graph["ci"]["low"] is None
+    assert not analysis["decision"]["passed"]
+    jsonschema.Draft202012Validator(load_schema("analysis")).validate(analysis)
+
+
+def test_an_uncollected_shard_is_refused():
+    results = load()
+    results["plan"]["shard"] = "1/4"
+    with pytest.raises(InputError, match="collect the shards first"):
+        analyze_results(results)
