@@ -74,7 +74,9 @@ def trust_from_git(repo: Path, ref: str) -> TrustRoot:
     validate_ref(ref)
     resolved = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if resolved.returncode != 0:
-        raise TrustError(f"trust ref {ref!r} does not name a commit in {repo}")
+        detail = resolved.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = f" ({detail[-1]})" if detail else ""
+        raise TrustError(f"trust ref {ref!r} does not name a commit in {repo}{why}")
     commit = resolved.stdout.decode().strip()
     listing = _git(repo, "ls-tree", "-z", "--full-tree", "--name-only", commit, "--", ".mlaudit/")
     present = {name for name in listing.stdout.decode("utf-8", "replace").split("\0") if name}

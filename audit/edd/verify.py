@@ -26,7 +26,7 @@ from audit.edd.load import load_edd
 from audit.edd.model import Edd
 from audit.edd.policy import Policy, parse_policy
 from audit.edd.semantics import parse_rfc3339
-from audit.edd.sshsig import verify_signature
+from audit.edd.sshsig import MAX_SIGNATURE_BYTES, verify_signature
 from audit.edd.trust import (
     ALLOWED_SIGNERS,
     POLICY,
@@ -35,7 +35,7 @@ from audit.edd.trust import (
     trust_from_dir,
     trust_from_git,
 )
-from audit.errors import SignatureError, UsageError
+from audit.errors import InputError, Location, SignatureError, UsageError
 
 NAMESPACE = "mlaudit-edd"
 APPROVALS_DIR = "approvals"
@@ -162,7 +162,11 @@ def approval_files(edd_path: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     files = sorted(p for p in folder.iterdir() if p.suffix == ".sig")
-    return files[:MAX_APPROVALS]
+    if len(files) > MAX_APPROVALS:
+        raise InputError(
+            f"more than {MAX_APPROVALS} approval files", location=Location(str(folder))
+        )
+    return files
 
 
 def _judge_all(
@@ -209,7 +213,9 @@ def _judge(
     if path.is_symlink() or not path.is_file():
         return row("-", "invalid", "not a regular file")
     try:
-        key = verify_signature(path.read_bytes(), edd.canonical, NAMESPACE)
+        with path.open("rb") as handle:
+            armored = handle.read(MAX_SIGNATURE_BYTES + 1)
+        key = verify_signature(armored, edd.canonical, NAMESPACE)
     except SignatureError as error:
         return row("-", "invalid", error.message)
     if key.blob in revoked:
