@@ -55,17 +55,23 @@ def resample_means(diffs: Floats, resamples: int, rng: np.random.Generator) -> F
     return means
 
 
-def _row_quantiles(sorted_rows: Floats, q: Floats) -> Floats:
-    """np.quantile(method='linear') with a different probability per row."""
-    b = sorted_rows.shape[1]
+def _row_quantiles(rows: Floats, q: Floats) -> Floats:
+    """np.quantile(method='linear') of each row at that row's own probabilities.
+
+    `q` has shape (rows, k). Only the 2k order statistics around the wanted positions
+    are needed, so each row is partitioned (O(B)) instead of sorted (O(B log B)).
+    """
+    b = rows.shape[1]
     position = np.clip(q, 0.0, 1.0) * (b - 1)
     below = np.floor(position).astype(np.int64)
     above = np.minimum(below + 1, b - 1)
-    rows = np.arange(sorted_rows.shape[0])
-    lo = sorted_rows[rows, below]
-    hi = sorted_rows[rows, above]
     weight = position - below
-    out: Floats = lo + (hi - lo) * weight
+    out = np.empty(q.shape, dtype=np.float64)
+    for r in range(rows.shape[0]):
+        kth = np.unique(np.concatenate((below[r], above[r])))
+        part = np.partition(rows[r], kth)
+        lo, hi = part[below[r]], part[above[r]]
+        out[r] = lo + (hi - lo) * weight[r]
     return out
 
 
@@ -107,9 +113,9 @@ def bca_interval(
     q_low = np.where(degenerate, 0.5, np.where(fallback, (1.0 - confidence) / 2.0, q_low))
     q_high = np.where(degenerate, 0.5, np.where(fallback, (1.0 + confidence) / 2.0, q_high))
 
-    sorted_boot = np.sort(theta_boot, axis=1)
-    low = np.where(degenerate, theta_hat, _row_quantiles(sorted_boot, q_low))
-    high = np.where(degenerate, theta_hat, _row_quantiles(sorted_boot, q_high))
+    bounds = _row_quantiles(theta_boot, np.stack((q_low, q_high), axis=1))
+    low = np.where(degenerate, theta_hat, bounds[:, 0])
+    high = np.where(degenerate, theta_hat, bounds[:, 1])
     return Intervals(low, high, "bca-bootstrap", fallback)
 
 
