@@ -15,6 +15,7 @@ from audit.report.markdown import (
     chart_placeholder,
     comparisons_for,
     render_markdown,
+    stash_placeholder,
 )
 from audit.report.plots import forest_svg, strip_comments
 
@@ -40,8 +41,11 @@ def render_html(inputs: ReportInputs) -> str:
     """The full report (no size budget) as one self-contained HTML page."""
     import markdown
 
-    text = render_markdown(inputs, MarkdownOptions(html_mode=True))
-    body = markdown.markdown(text, extensions=["tables", "md_in_html"], output_format="html")
+    options = MarkdownOptions(html_mode=True)
+    text = render_markdown(inputs, options)
+    body = markdown.markdown(text, extensions=["tables"], output_format="html")
+    for index, block in enumerate(options.stash):
+        body = body.replace(stash_placeholder(index), block, 1)
     for index, (metric, rows) in enumerate(comparisons_for(inputs.analysis, True).items()):
         svg = forest_svg(metric, rows)
         figure = f'<figure class="plot">{strip_comments(svg)}</figure>' if svg else ""

@@ -8,12 +8,12 @@ links are built by audit.report.links from a validated base URL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from audit import __version__
 from audit.report.budget import Section, SizeBudget, fit
-from audit.report.escape import md_code, md_text, mermaid_label
+from audit.report.escape import html_text, md_code, md_text, mermaid_label
 from audit.report.inputs import ReportInputs
 from audit.report.links import mlflow_run_url, safe_http_base
 from audit.report.marker import Marker
@@ -50,7 +50,11 @@ class MarkdownOptions:
     budget: SizeBudget | None = None
     key: str | None = None
     details_url: str | None = None  # validated http(s) URL of the full report
-    html_mode: bool = False  # <details markdown="1"> so Python-Markdown renders inside
+    # HTML report: collapsed parts are converted to HTML here and stashed; the
+    # Markdown carries a placeholder comment that html.py swaps back. Python-Markdown
+    # never sees their bulk (its inline and raw-HTML passes dominate render time).
+    html_mode: bool = False
+    stash: list[str] = field(default_factory=list, compare=False)
 
 
 # -- small builders ------------------------------------------------------------
@@ -62,10 +66,21 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def details(summary: str, body: str, options: MarkdownOptions) -> str:
-    attribute = ' markdown="1"' if options.html_mode else ""
-    # The blank lines make GitHub, GitLab and Python-Markdown parse the body as Markdown.
-    return f"<details{attribute}>\n<summary>{summary}</summary>\n\n{body.strip()}\n\n</details>"
+def stash_placeholder(index: int) -> str:
+    return f"<!-- mlaudit:raw {index} -->"
+
+
+def details(summary: str, body: str, options: MarkdownOptions, body_html: str | None = None) -> str:
+    """A collapsed section; `body_html` (HTML mode only) replaces converting `body`."""
+    if options.html_mode:
+        if body_html is None:
+            import markdown
+
+            body_html = markdown.markdown(body, extensions=["tables"])
+        options.stash.append(f"<details>\n<summary>{summary}</summary>\n{body_html}\n</details>")
+        return stash_placeholder(len(options.stash) - 1)
+    # The blank lines make GitHub and GitLab parse the body as Markdown.
+    return f"<details>\n<summary>{summary}</summary>\n\n{body.strip()}\n\n</details>"
 
 
 def cut_note(shown: int, total: int, what: str) -> str:
@@ -512,12 +527,15 @@ def mlflow_levels(results: dict[str, Any]) -> list[str]:
     return [line, ""]
 
 
-def trial_rows(inputs: ReportInputs) -> tuple[list[str], list[list[str]]]:
+def trial_rows(inputs: ReportInputs, html: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the per-trial table, as Markdown or (html=True) as HTML."""
     results = inputs.results or {}
     metric_names = [str(m["name"]) for m in inputs.analysis["metrics"]][:4]
     base, tracking = tracking_base(results)
+    text = (lambda v, n: html_text(v, n)) if html else md_text
+    code = (lambda v, n: f"<code>{html_text(v, n)}</code>") if html else md_code
     headers = ["Trial", "Arm", "Seed", "Status", "Duration (s)"]
-    headers += [md_text(name, 40) for name in metric_names]
+    headers += [text(name, 40) for name in metric_names]
     headers += ["Cached from", "MLflow"]
     rows = []
     for t in results.get("trials", []):
@@ -525,35 +543,48 @@ def trial_rows(inputs: ReportInputs) -> tuple[list[str], list[list[str]]]:
         link = "—"
         if base:
             url = mlflow_run_url(base, tracking.get("experiment_id"), t.get("mlflow_run_id"))
-            link = f"[run]({url})" if url else "—"
+            if url:
+                link = f'<a href="{html_text(url)}">run</a>' if html else f"[run]({url})"
         rows.append(
             [
-                md_code(t.get("trial_id"), 120),
-                md_code(t.get("arm"), 80),
+                code(t.get("trial_id"), 120),
+                code(t.get("arm"), 80),
                 fmt(t.get("seed"), 20),
-                md_text(t.get("status"), 20),
+                text(t.get("status"), 20),
                 fmt_seconds(t.get("duration_seconds")),
                 *[fmt(metrics.get(name), 6) for name in metric_names],
-                md_code(t.get("cached_from") or "—", 120),
+                code(t.get("cached_from") or "—", 120),
                 link,
             ]
         )
     return headers, rows
 
 
+def html_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A raw HTML table of already-escaped cells: Python-Markdown passes it through as is,
+    which keeps the 200-row trial table out of its (slow) inline processing."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
 def trials_levels(inputs: ReportInputs, options: MarkdownOptions) -> list[str]:
-    headers, rows = trial_rows(inputs)
+    headers, rows = trial_rows(inputs, html=options.html_mode)
     if not rows:
         return [""]
+    html_body = html_table(headers, rows) if options.html_mode else None
     counts: dict[str, int] = {}
     for t in (inputs.results or {}).get("trials", []):
         status = str(t.get("status"))
         counts[status] = counts.get(status, 0) + 1
     summary_text = ", ".join(f"{n} {md_text(s, 20)}" for s, n in sorted(counts.items()))
     heading = "### Trials"
-    full = details(f"Per-trial details: {summary_text}", table(headers, rows), options)
+    title = f"Per-trial details: {summary_text}"
+    full = details(title, "" if html_body else table(headers, rows), options, html_body)
+    if options.html_mode:  # the HTML report is never cut
+        return [f"{heading}\n\n{full}"]
     cut_body = table(headers, rows[:CUT_ROWS]) + "\n\n" + cut_note(CUT_ROWS, len(rows), "trials")
-    cut = details(f"Per-trial details: {summary_text}", cut_body, options)
+    cut = details(title, cut_body, options)
     return [
         f"{heading}\n\n{full}",
         f"{heading}\n\n{cut}",

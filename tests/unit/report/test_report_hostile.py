@@ -124,7 +124,8 @@ def check_tree(tree: Tree, allowed_hrefs: set[str], name: str) -> None:
 @pytest.fixture(scope="module")
 def allowed_hrefs() -> set[str]:
     hrefs = benign_hrefs()
-    assert hrefs and all(h.startswith(MLFLOW_BASE + "/") or h == MLFLOW_BASE for h in hrefs)
+    assert hrefs
+    assert all(h.startswith(MLFLOW_BASE + "/") or h == MLFLOW_BASE for h in hrefs)
     return hrefs
 
 
@@ -151,7 +152,8 @@ def test_mermaid_labels_are_plain(case):
     for block in blocks:
         for line in block.strip().split("\n"):
             assert re.fullmatch(
-                r'(xychart-beta|    title "[A-Za-z0-9 ._,-]*"|    x-axis \[("[A-Za-z0-9 ._-]+"(, )?)+\]'
+                r'(xychart-beta|    title "[A-Za-z0-9 ._,-]*"'
+                r'|    x-axis \[("[A-Za-z0-9 ._-]+"(, )?)+\]'
                 r'|    y-axis "delta" [-0-9.e+]+ --> [-0-9.e+]+|    (bar|line) \[[-0-9.e+, ]+\])',
                 line,
             ), line
@@ -190,7 +192,8 @@ def test_html_page_is_inert(case):
     tree = parse(page)
     assert "script" not in tree.tags
     assert "foreignobject" not in tree.tags
-    assert "iframe" not in tree.tags and "img" not in tree.tags
+    assert "iframe" not in tree.tags
+    assert "img" not in tree.tags
     assert not [a for a in tree.attributes if a[1].startswith("on")]
     links = [v for _, n, v in tree.attributes if n in ("href", "src", "xlink:href") and v]
     assert all(v.startswith((MLFLOW_BASE, "#")) for v in links), links

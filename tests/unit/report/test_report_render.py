@@ -72,7 +72,8 @@ def test_sections_and_facts_are_present(inputs):
 
 def test_analysis_alone_renders(inputs):
     text = render(ReportInputs(inputs.analysis), "md")
-    assert "### Approvals" not in text and "### Trials" not in text
+    assert "### Approvals" not in text
+    assert "### Trials" not in text
     assert "### Attrition and failed trials" in text
     well_formed(text)
 
@@ -86,16 +87,18 @@ def test_analysis_alone_renders(inputs):
         "./mlruns",
         "javascript:alert(1)",
         "http://user:pw@host/x",
-    ],  # fmt: skip
+    ],
 )
 def test_mlflow_links_only_for_clean_http_servers(uri):
     analysis, results = build(tracking_uri=uri)
     text = render(ReportInputs(analysis, results), "md")
     if uri.startswith("http://user"):
-        assert "pw" not in text and "user:" not in text
+        assert "pw" not in text
+        assert "user:" not in text
         assert "[run](http://host/x/#/experiments/7/runs/" in text
     else:
-        assert "[run](" not in text and "### MLflow" not in text
+        assert "[run](" not in text
+        assert "### MLflow" not in text
 
 
 def test_safe_http_base_and_run_urls():
@@ -176,7 +179,8 @@ def test_marker_round_trip_and_forgery():
     assert Marker("x --><img>").render() == "<!-- mlaudit:report key=x-----img -->"
     assert find_marker("<!-- mlaudit:report key=a sha=zz -->") is None
     body = replace_marker("text\n<!-- mlaudit:report key=a -->\n", marker)
-    assert find_marker(body) == marker and body.count("mlaudit:report") == 1
+    assert find_marker(body) == marker
+    assert body.count("mlaudit:report") == 1
 
 
 # -- HTML, JSON, JUnit --------------------------------------------------------------
@@ -186,13 +190,15 @@ def test_html_is_standalone_offline_and_deterministic(inputs):
     page = render(inputs, "html")
     assert page == render(inputs, "html")
     assert page.startswith("<!DOCTYPE html>")
-    assert "<svg" in page and "<style>" in page
+    assert "<svg" in page
+    assert "<style>" in page
     assert "default-src 'none'" in page
     urls = set(re.findall(r"""(?:href|src)=["']([^"']+)""", page))
     assert all(u.startswith(("http://127.0.0.1:5000", "#")) for u in urls), urls
     assert "<script" not in page
     assert not re.search(r"<dc:date>|CreationDate|\b20[0-9]{2}-[0-9]{2}-[0-9]{2}T", page)
-    assert "<table>" in page and "<details" in page
+    assert "<table>" in page
+    assert "<details" in page
 
 
 def test_json_summary(inputs):
@@ -215,10 +221,12 @@ def test_render_junit_api():
     )
     root = ET.fromstring(xml.encode())
     suite = root.find("testsuite")
-    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    assert suite.get("tests") == "2"
+    assert suite.get("failures") == "1"
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == ["quorum", "claim <a>"]
-    assert cases[0].find("failure") is None and '"signers": 2' in cases[0].find("system-out").text
+    assert cases[0].find("failure") is None
+    assert '"signers": 2' in cases[0].find("system-out").text
     assert cases[1].find("failure").get("message") == "claim <a>"
 
 
@@ -229,8 +237,10 @@ def test_rules_from_analysis_follow_the_claims():
     names = [r["rule"] for r in rules]
     assert names[:2] == ["claim: a improves on score", "claim: b improves on score"]
     assert [r["passed"] for r in rules[:2]] == [False, False]
-    assert names[-1] == "decision" and rules[-1]["passed"] is False
-    assert "reproducibility" in names and "budget: within the signed budget" in names
+    assert names[-1] == "decision"
+    assert rules[-1]["passed"] is False
+    assert "reproducibility" in names
+    assert "budget: within the signed budget" in names
     root = ET.fromstring(render(ReportInputs(analysis, results), "junit").encode())
     assert root.find("testsuite").get("failures") == "3"
 
