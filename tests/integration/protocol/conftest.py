@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from protocol_study import Study, make_study, make_template
 
-from protocol_study import Study, make_study
+
+@pytest.fixture(scope="session")
+def study_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """git init, dvc init + add, an approver key and trust files: built once, copied per test."""
+    return make_template(tmp_path_factory.mktemp("template") / "repo")
 
 
 @pytest.fixture
-def study(git_repo: Path) -> Study:
-    return make_study(git_repo)
+def new_study(study_template: Path, tmp_path: Path) -> Callable[..., Study]:
+    def make(document: dict[str, Any] | None = None, *, sign: bool = True) -> Study:
+        return make_study(study_template, tmp_path / "repo", document, sign=sign)
+
+    return make
+
+
+@pytest.fixture
+def study(new_study: Callable[..., Study]) -> Study:
+    return new_study()
 
 
 @pytest.fixture

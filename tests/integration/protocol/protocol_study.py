@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ APPROVER = "reviewer@example.com"
 
 # A tiny trial program: reads Hydra-style overrides (argv) or params.yaml, leaves
 # side-effect markers so tests can count executions, writes metrics.json.
-TRAIN_PY = r'''
+TRAIN_PY = r"""
 import json, os, sys, time, pathlib, yaml
 
 trial_dir = pathlib.Path(os.environ["MLAUDIT_TRIAL_DIR"])
@@ -65,7 +66,7 @@ text = json.dumps(metrics) if behaviour != "garbage" else "{not json"
 (trial_dir / "metrics.json").write_text(text)
 if markers:
     pathlib.Path(markers, tag + ".done").touch()
-'''
+"""
 
 BASE_EDD: dict[str, Any] = {
     "schema_version": 1,
@@ -129,7 +130,9 @@ class Study:
     edd: Path
     key: Path
 
-    def write_edd(self, document: dict[str, Any], *, sign: bool = True, commit: bool = True) -> None:
+    def write_edd(
+        self, document: dict[str, Any], *, sign: bool = True, commit: bool = True
+    ) -> None:
         self.edd.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         for old in (self.root / "approvals").glob("*.sig"):
             old.unlink()
@@ -148,28 +151,46 @@ class Study:
         return ["ablate", "run", str(self.edd), "--trust-ref", "main", "--out", str(out), *extra]
 
 
-def make_study(repo: Path, document: dict[str, Any] | None = None, *, sign: bool = True) -> Study:
-    """A committed project in `repo` (an initialised git repo) with DVC data and a signed EDD."""
+def make_template(repo: Path) -> Path:
+    """An initialised project (git, DVC data, trust files, approver key) to copy per test."""
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "test@example.com")
+    git(repo, "config", "user.name", "Test")
+    git(repo, "config", "commit.gpgsign", "false")
     (repo / "train.py").write_text(TRAIN_PY, encoding="utf-8")
-    baseline = (document or BASE_EDD)["protocol"]["baseline"]
-    (repo / "params.base.yaml").write_text(yaml.safe_dump(baseline), encoding="utf-8")
     (repo / ".gitignore").write_text("out*/\n.mlaudit/cache/\nmarkers/\n", encoding="utf-8")
     (repo / "data").mkdir()
     (repo / "data" / "train.csv").write_text("x,y\n1,2\n", encoding="utf-8")
     dvc(repo, "init", "-q")
     dvc(repo, "add", "-q", "data/train.csv")
-    key = repo.parent / "reviewer_key"
+    key = repo / ".approver" / "reviewer_key"
+    key.parent.mkdir()
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", APPROVER, "-f", str(key)],
         check=True,
     )
-    public = (repo.parent / "reviewer_key.pub").read_text().split()
+    public = key.with_suffix(".pub").read_text().split()
     trust = repo / ".mlaudit"
     trust.mkdir()
     (trust / "allowed_signers").write_text(
         f'{APPROVER} namespaces="mlaudit-edd" {public[0]} {public[1]}\n', encoding="utf-8"
     )
     (trust / "policy.yaml").write_text("quorum: 1\n", encoding="utf-8")
+    return repo
+
+
+def make_study(
+    template: Path, repo: Path, document: dict[str, Any] | None = None, *, sign: bool = True
+) -> Study:
+    """A committed copy of `template` at `repo` with `document` as its (signed) EDD."""
+    shutil.copytree(template, repo, symlinks=True)
+    key = repo.parent / "reviewer_key"
+    shutil.move(repo / ".approver" / "reviewer_key", key)
+    shutil.rmtree(repo / ".approver")
+    document = document or edd_document()
+    baseline = document["protocol"]["baseline"]
+    (repo / "params.base.yaml").write_text(yaml.safe_dump(baseline), encoding="utf-8")
     study = Study(root=repo, edd=repo / "edd.yaml", key=key)
-    study.write_edd(document or edd_document(), sign=sign)
+    study.write_edd(document, sign=sign)
     return study

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-from protocol_study import VENV_BIN, Study, edd_document, make_study
+from protocol_study import VENV_BIN, Study, edd_document
 
 from audit._resources import load_schema
 from audit.edd import load_edd
@@ -55,9 +55,12 @@ def test_full_run_records_everything_and_validates(study: Study, run_cli, tmp_pa
     assert trials["no-b/0"]["metrics"]["nested.loss"] == pytest.approx(1 - 0.5 - 0.1)
     provenance = results["provenance"]
     assert provenance["git"]["dirty"] is False
-    assert provenance["git"]["commit"] == subprocess.run(
-        ["git", "-C", str(study.root), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    assert (
+        provenance["git"]["commit"]
+        == subprocess.run(
+            ["git", "-C", str(study.root), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     assert provenance["data"]["data/train.csv"]
     assert provenance["dvc_status_clean"] is True
     assert results["reproducibility"]["passed"] is True
@@ -88,8 +91,8 @@ def test_cached_rerun_reuses_every_trial_across_out_dirs(study: Study, run_cli, 
     assert len(list(markers.glob("*.done"))) == executed + 1
 
 
-def test_refuses_unapproved_edd(git_repo: Path, run_cli, tmp_path):
-    study = make_study(git_repo, sign=False)
+def test_refuses_unapproved_edd(new_study, run_cli, tmp_path):
+    study = new_study(sign=False)
     result = run_cli(*study.run_args(tmp_path / "out"))
     assert result.exit_code == 1
     assert "not approved" in result.stderr
@@ -120,7 +123,7 @@ def test_refuses_data_that_no_longer_matches_dvc_lock(study: Study, run_cli, tmp
     assert "data/train.csv" in result.stderr
 
 
-def test_failures_are_recorded_with_reasons(git_repo: Path, run_cli, tmp_path):
+def test_failures_are_recorded_with_reasons(new_study, run_cli, tmp_path):
     document = edd_document(
         components=[
             {"name": "a", "ablate": ["behaviour=emit_nan"]},
@@ -134,7 +137,7 @@ def test_failures_are_recorded_with_reasons(git_repo: Path, run_cli, tmp_path):
         max_retries=1,
     )
     document["protocol"]["baseline"]["behaviour"] = "ok"
-    study = make_study(git_repo, document)
+    study = new_study(document)
     result = run_cli(*study.run_args(tmp_path / "out", "--no-cache"))
     assert result.exit_code == 0, result.stderr
     trials = _by_id(_results(tmp_path / "out"))
@@ -149,13 +152,13 @@ def test_failures_are_recorded_with_reasons(git_repo: Path, run_cli, tmp_path):
     assert trials["no-d/0"]["attempts"] == 2
 
 
-def test_hanging_trial_times_out_and_its_group_is_killed(git_repo: Path, run_cli, tmp_path):
+def test_hanging_trial_times_out_and_its_group_is_killed(new_study, run_cli, tmp_path):
     document = edd_document(
         components=[{"name": "a", "ablate": ["behaviour=hang"]}], references=[], seeds=[0]
     )
     document["protocol"]["baseline"]["behaviour"] = "ok"
     document["budget"]["trial_timeout_seconds"] = 1.5
-    study = make_study(git_repo, document)
+    study = new_study(document)
     result = run_cli(*study.run_args(tmp_path / "out", "--no-cache"))
     assert result.exit_code == 0, result.stderr
     results = _results(tmp_path / "out")
@@ -175,11 +178,11 @@ def test_hanging_trial_times_out_and_its_group_is_killed(git_repo: Path, run_cli
     assert _by_id(results)["baseline/0"]["status"] == "succeeded"
 
 
-def test_wall_budget_records_remaining_trials_as_not_run(git_repo: Path, run_cli, tmp_path):
+def test_wall_budget_records_remaining_trials_as_not_run(new_study, run_cli, tmp_path):
     document = edd_document(seeds=[0, 1, 2, 3])
     document["protocol"]["baseline"]["sleep"] = 0.3
     document["budget"]["max_wall_minutes"] = 0.01  # 0.6 s
-    study = make_study(git_repo, document)
+    study = new_study(document)
     result = run_cli(*study.run_args(tmp_path / "out", "--workers", "1", "--no-cache"))
     assert result.exit_code == 0, result.stderr
     results = _results(tmp_path / "out")
@@ -192,21 +195,21 @@ def test_wall_budget_records_remaining_trials_as_not_run(git_repo: Path, run_cli
     assert all("max_wall_minutes" in t["reason"] for t in not_run)
 
 
-def test_plan_over_budget_is_refused(git_repo: Path, run_cli, tmp_path):
+def test_plan_over_budget_is_refused(new_study, run_cli, tmp_path):
     document = edd_document()
     document["budget"]["max_trials"] = 5
-    study = make_study(git_repo, document, sign=False)
+    study = new_study(document, sign=False)
     result = run_cli(*study.run_args(tmp_path / "out"))
     assert result.exit_code == 1
     assert "exceed max_trials 5" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_params_file_mode_writes_resolved_config(git_repo: Path, run_cli, tmp_path):
+def test_params_file_mode_writes_resolved_config(new_study, run_cli, tmp_path):
     document = edd_document(
         overrides_via="params_file", command=[sys.executable, "train.py"], references=[]
     )
-    study = make_study(git_repo, document)
+    study = new_study(document)
     out = tmp_path / "out"
     assert run_cli(*study.run_args(out, "--no-cache")).exit_code == 0
     trials = _by_id(_results(out))
@@ -217,10 +220,10 @@ def test_params_file_mode_writes_resolved_config(git_repo: Path, run_cli, tmp_pa
     )
 
 
-def test_nondeterministic_trial_fails_the_determinism_check(git_repo: Path, run_cli, tmp_path):
+def test_nondeterministic_trial_fails_the_determinism_check(new_study, run_cli, tmp_path):
     document = edd_document(references=[], seeds=[0])
     document["protocol"]["baseline"]["behaviour"] = "noisy"
-    study = make_study(git_repo, document)
+    study = new_study(document)
     out = tmp_path / "out"
     assert run_cli(*study.run_args(out, "--no-cache")).exit_code == 0
     check = _results(out)["reproducibility"]
@@ -239,10 +242,10 @@ def test_out_dir_with_a_run_needs_resume(study: Study, run_cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_runs_every_trial_exactly_once(git_repo: Path, tmp_path, markers):
+def test_sigkill_then_resume_runs_every_trial_exactly_once(new_study, tmp_path, markers):
     document = edd_document(seeds=[0, 1, 2, 3, 4])
     document["protocol"]["baseline"]["sleep"] = 0.4
-    study = make_study(git_repo, document)
+    study = new_study(document)
     out = tmp_path / "out"
     command = [f"{VENV_BIN}/mlaudit", *study.run_args(out, "--workers", "2", "--no-cache")]
     runner = subprocess.Popen(
@@ -274,9 +277,7 @@ def test_sigkill_then_resume_runs_every_trial_exactly_once(git_repo: Path, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     results = _results(out)
     assert all(t["status"] == "succeeded" for t in results["trials"])
-    done = Counter(
-        "/".join(p.name.split("~")[:2]) for p in markers.glob("*.done")
-    )
+    done = Counter("/".join(p.name.split("~")[:2]) for p in markers.glob("*.done"))
     started = Counter("/".join(p.name.split("~")[:2]) for p in markers.glob("*.start"))
     for trial in results["trials"]:
         key = f"{trial['arm']}/{trial['seed']}"
