@@ -1,4 +1,4 @@
-"""`mlaudit report publish` through the CLI: environment in, fake GitHub on loopback, no token out."""
+"""`mlaudit report publish` via the CLI: environment in, fake GitHub on loopback, no token out."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def test_publish_posts_and_reports_actions(run_cli, ci, github):
 def test_publish_json_output(run_cli, ci):
     result = run_cli("report", "publish", ci, "--json")
     data = json.loads(result.stdout)
-    assert data["pr_number"] == 7 and data["sha"] == HEAD
+    assert data["pr_number"] == 7
+    assert data["sha"] == HEAD
     assert [a["target"] for a in data["actions"]][:2] == ["comment", "status"]
 
 
@@ -123,4 +124,5 @@ def test_forged_artifact_pr_number_is_refused_by_the_cli(
     result = run_cli("report", "publish", "--from-artifact", artifact)
     assert result.exit_code == 1
     assert "refusing to publish" in result.stderr
-    assert not github.comments and not github.statuses
+    assert not github.comments
+    assert not github.statuses
