@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repo import MultipartUploadMixin
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
 SCHEME = "mlaudit+file"
@@ -45,7 +46,7 @@ def _seal_lookup(run_id: str) -> Any:
     return store.seal_of(run_id)
 
 
-class WriteOnceArtifactRepository(LocalArtifactRepository):
+class WriteOnceArtifactRepository(LocalArtifactRepository, MultipartUploadMixin):
     """A local artifact directory where files are added, never replaced or removed."""
 
     def __init__(
@@ -77,6 +78,23 @@ class WriteOnceArtifactRepository(LocalArtifactRepository):
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
         self._refuse_if_sealed(artifact_path or "")
         raise _refusal("deleting artifacts is refused: artifacts are write-once")
+
+    # Multipart uploads are answered with a clean refusal (403) rather than MLflow's
+    # 501: a single PUT is the one way in, and it is checked above.
+    def create_multipart_upload(
+        self, local_file: str, num_parts: int = 1, artifact_path: str | None = None
+    ) -> Any:
+        raise _refusal("multipart upload is refused: upload each artifact with one PUT")
+
+    def complete_multipart_upload(
+        self, local_file: str, upload_id: str, parts: Any = None, artifact_path: str | None = None
+    ) -> None:
+        raise _refusal("multipart upload is refused: upload each artifact with one PUT")
+
+    def abort_multipart_upload(
+        self, local_file: str, upload_id: str, artifact_path: str | None = None
+    ) -> None:
+        raise _refusal("multipart upload is refused: upload each artifact with one PUT")
 
     def _refuse_if_sealed(self, relative_path: str) -> None:
         run_id = run_id_of(relative_path)

@@ -224,9 +224,9 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
-        if tag.key.startswith(run_record.SEAL_TAG_PREFIX):
-            raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
         with self._run_write(run_id, "set_tag"):
+            if tag.key.startswith(run_record.SEAL_TAG_PREFIX):
+                raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
             return super().set_tag(run_id, tag)  # type: ignore[no-untyped-call]
 
     def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> Any:
