@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.edd.load import canonical_bytes, load_edd
 from audit.edd.model import Edd
-from audit.edd.trials import planned_arm_count, planned_trial_count
+from audit.edd.trials import planned_arm_count, planned_arm_names, planned_trial_count
 
 if TYPE_CHECKING:
     from audit.edd.verify import Approval, Verification, verify_edd
@@ -25,6 +25,7 @@ __all__ = [
     "canonical_bytes",
     "load_edd",
     "planned_arm_count",
+    "planned_arm_names",
     "planned_trial_count",
     "verify_edd",
 ]

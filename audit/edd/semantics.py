@@ -15,7 +15,7 @@ from audit.edd.overrides import (
     is_missing,
     parse_override,
 )
-from audit.edd.trials import planned_arm_count, planned_trial_count
+from audit.edd.trials import planned_arm_count, planned_arm_names, planned_trial_count
 
 Problem = tuple[str, str]
 
@@ -46,12 +46,16 @@ def parse_rfc3339(text: str) -> datetime:
 def _names(document: dict[str, Any]) -> Iterator[Problem]:
     seen: dict[str, str] = {}
     protocol = document["protocol"]
+    arms = planned_arm_names(document)
+    generated = set(arms[: len(arms) - len(protocol.get("references", []))])
     for kind in ("components", "references"):
         for index, item in enumerate(protocol.get(kind, [])):
             pointer = f"/protocol/{kind}/{index}/name"
             name = item["name"]
             if name == "baseline":
                 yield pointer, "'baseline' is reserved for the baseline arm"
+            elif kind == "references" and name in generated:
+                yield pointer, f"{name!r} is already the name of an arm of this design"
             elif name in seen:
                 yield pointer, f"duplicate arm name {name!r} (also at {seen[name]})"
             else:
@@ -147,10 +151,12 @@ def _reproducibility(document: dict[str, Any]) -> Iterator[Problem]:
     if check is None:
         return
     protocol = document["protocol"]
-    arms = {"baseline"} | {c["name"] for c in protocol["components"]}
-    arms |= {r["name"] for r in protocol.get("references", [])}
+    arms = planned_arm_names(document)
     if check.get("arm", "baseline") not in arms:
-        yield "/reproducibility/arm", f"{check['arm']!r} is not an arm of this protocol"
+        yield (
+            "/reproducibility/arm",
+            f"{check['arm']!r} is not an arm of this design ({', '.join(arms)})",
+        )
     if "seed" in check and check["seed"] not in protocol["seeds"]:
         yield "/reproducibility/seed", f"seed {check['seed']} is not in protocol.seeds"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,3 +33,28 @@ def planned_trial_count(document: Mapping[str, Any]) -> int:
     seeds: int = len(document["protocol"]["seeds"])
     rerun = 1 if "reproducibility" in document else 0
     return planned_arm_count(document) * seeds + rerun
+
+
+def planned_arm_names(document: Mapping[str, Any]) -> list[str]:
+    """Arm names as the protocol engine gives them (audit/protocol/plan.py).
+
+    leave-one-out: baseline, no-<c>; add-one: baseline, base, with-<c>;
+    replace-one: baseline, replace-<c>; full-factorial: baseline and
+    no-<c1>+<c2>... for every other subset; then the reference arms.
+    """
+    protocol = document["protocol"]
+    names = [str(c["name"]) for c in protocol["components"]]
+    design = protocol["design"]
+    arms = ["baseline"]
+    if design == "leave-one-out":
+        arms += [f"no-{n}" for n in names]
+    elif design == "add-one":
+        arms += ["base"] + [f"with-{n}" for n in names]
+    elif design == "replace-one":
+        arms += [f"replace-{n}" for n in names]
+    elif design == "full-factorial":
+        for present in itertools.product((True, False), repeat=len(names)):
+            off = [n for n, on in zip(names, present, strict=True) if not on]
+            if off:
+                arms.append("no-" + "+".join(off))
+    return arms + [str(r["name"]) for r in protocol.get("references", [])]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.edd import load_edd, planned_arm_count, planned_trial_count
+from audit.edd import load_edd, planned_arm_count, planned_arm_names, planned_trial_count
 
 MINIMAL = Path(__file__).resolve().parents[2] / "corpus" / "edd" / "valid" / "minimal.yaml"
 
@@ -45,3 +45,18 @@ def test_arms_per_design(design, k, refs, arms):
 def test_minimal_edd():
     # baseline + a + b (leave-one-out) + production = 4 arms x 8 seeds + 1 re-run
     assert planned_trial_count(load_edd(MINIMAL).document) == 33
+
+
+@pytest.mark.parametrize(
+    ("design", "names"),
+    [
+        ("leave-one-out", ["baseline", "no-c0", "no-c1", "r0"]),
+        ("add-one", ["baseline", "base", "with-c0", "with-c1", "r0"]),
+        ("replace-one", ["baseline", "replace-c0", "replace-c1", "r0"]),
+        ("full-factorial", ["baseline", "no-c1", "no-c0", "no-c0+c1", "r0"]),
+    ],
+)
+def test_arm_names_follow_the_protocol_engine(design, names):
+    doc = document(design, 2, 1, 3)
+    assert planned_arm_names(doc) == names
+    assert len(names) == planned_arm_count(doc)
