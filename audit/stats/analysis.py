@@ -6,9 +6,11 @@ the same results and seed always give byte-identical analysis.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,15 @@ import numpy as np
 from audit.errors import InputError, Location, ValidationFailed
 from audit.stats import power
 from audit.stats.ci import MeanInterval, mean_intervals
-from audit.stats.decision import Claim, Evidence, Judgement, claims_from_edd, decide, judge
+from audit.stats.decision import (
+    POSITIVE,
+    Claim,
+    Evidence,
+    Judgement,
+    claims_from_edd,
+    decide,
+    judge,
+)
 from audit.stats.effect import cohen_dz, prob_superiority
 from audit.stats.factorial import FactorialCell, factorial_effects
 from audit.stats.multiplicity import adjust
@@ -117,6 +127,43 @@ def _claims(
 # -- statistics -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The EDD's decision rule, with defaults filled in."""
+
+    alpha: float
+    confidence: float
+    correction: str
+    allowed_failed_trials: int
+
+    @classmethod
+    def from_edd(cls, document: Mapping[str, Any]) -> Rule:
+        decision = document["decision"]
+        return cls(
+            alpha=float(decision["alpha"]),
+            confidence=float(decision.get("confidence", 0.95)),
+            correction=str(decision.get("correction", "holm")),
+            allowed_failed_trials=int(decision.get("allowed_failed_trials", 0)),
+        )
+
+
+@dataclass
+class Tested:
+    """One comparison after estimation and testing, before judgement."""
+
+    pairing: Pairing
+    metric: Mapping[str, Any]
+    claim: Claim | None
+    interval: MeanInterval
+    test: PermutationResult
+    null: str
+    p_adjusted: float | None = None
+
+    @property
+    def goal(self) -> str:
+        return str(self.metric["goal"])
+
+
 def _claim_test(
     pairing: Pairing, claim: Claim | None, goal: str, resamples: int, rng: np.random.Generator
 ) -> tuple[PermutationResult, str]:
@@ -131,6 +178,96 @@ def _claim_test(
         )
         return result, f"delta (good direction) <= -{margin:g}"
     return sign_flip_test(diffs, resamples=resamples, rng=rng), "delta = 0"
+
+
+def estimate_and_test(
+    pairings: list[Pairing],
+    metric_by_name: Mapping[str, Mapping[str, Any]],
+    claim_of: Mapping[tuple[str, str], Claim],
+    rule: Rule,
+    *,
+    resamples: int,
+    seed: int,
+) -> list[Tested]:
+    """CIs, the claim-matched permutation test, and the multiplicity-adjusted p of claims."""
+    intervals = mean_intervals([p.diffs() for p in pairings], rule.confidence, resamples, seed)
+    tested = []
+    for index, (pairing, interval) in enumerate(zip(pairings, intervals, strict=True)):
+        claim = claim_of.get((pairing.contrast.target, pairing.metric))
+        metric = metric_by_name[pairing.metric]
+        # One Generator per comparison, seeded from (seed, 1, index): reproducible alone.
+        rng = np.random.default_rng([seed, 1, index])
+        test, null = _claim_test(pairing, claim, str(metric["goal"]), resamples, rng)
+        tested.append(Tested(pairing, metric, claim, interval, test, null))
+    family = [t for t in tested if t.claim is not None]
+    adjusted = adjust([t.test.p_value for t in family], rule.correction)
+    for item, value in zip(family, adjusted, strict=True):
+        item.p_adjusted = float(value)
+    return tested
+
+
+def _floor(item: Tested, rule: Rule, family_size: int, resamples: int) -> power.SeedFloor:
+    two_sided = item.claim is None or item.claim.claim == "improves"
+    return power.seed_floor(
+        item.pairing.n,
+        rule.alpha,
+        family_size if item.claim else 1,
+        two_sided,
+        None if item.test.exact else resamples,
+        EXACT_MAX_N,
+    )
+
+
+def judge_one(item: Tested, rule: Rule, floor: power.SeedFloor) -> Judgement:
+    diffs = item.pairing.diffs()
+    evidence = Evidence(
+        n=item.pairing.n,
+        goal=item.goal,
+        delta=float(diffs.mean()) if diffs.size else None,
+        ci_low=item.interval.low,
+        ci_high=item.interval.high,
+        level=rule.confidence,
+        p_adjusted=item.p_adjusted,
+        floor_reachable=floor.reachable and item.pairing.n >= 2,
+        seeds_needed=max(floor.seeds_needed, 2),
+        attrition=len(item.pairing.attrition),
+    )
+    return judge(item.claim, evidence, rule.alpha)
+
+
+def _hint(
+    item: Tested, rule: Rule, family_size: int, floor: power.SeedFloor
+) -> dict[str, Any] | None:
+    claim = item.claim
+    diffs = item.pairing.diffs()
+    if claim is None or diffs.size < 2:
+        return None
+    sd = float(diffs.std(ddof=1))
+    alpha = rule.alpha / family_size
+    if claim.claim == "improves":
+        observed = float(diffs.mean()) * (1 if item.goal == "maximize" else -1)
+        if claim.min_effect > 0:
+            basis, effect = "min_effect", claim.min_effect
+        else:
+            basis, effect = "observed delta", observed
+        hint = power.sample_size_hint(
+            sd, effect, alpha, power=HINT_POWER, two_sided=True, floor=floor.seeds_needed
+        )
+    else:
+        basis, effect = "margin (true delta 0)", claim.margin or 0.0
+        # Both the CI bound and the one-sided test must pass; plan for the stricter.
+        one_sided = min((1 - rule.confidence) / 2, alpha)
+        hint = power.sample_size_hint(
+            sd, effect, one_sided, power=HINT_POWER, two_sided=False, floor=floor.seeds_needed
+        )
+    return {"basis": basis, **_as_dict(hint)}
+
+
+# -- JSON shaping -------------------------------------------------------------------------
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(dataclasses.asdict(value))
 
 
 def _finite(value: Any) -> Any:
@@ -161,83 +298,56 @@ def _interval_json(interval: MeanInterval) -> dict[str, Any]:
     return data
 
 
-def _hint(
-    claim: Claim | None,
-    diffs: np.ndarray,
-    goal: str,
-    alpha: float,
-    family: int,
-    confidence: float,
-    floor: power.SeedFloor,
-) -> dict[str, Any] | None:
-    if claim is None or diffs.size < 2:
-        return None
-    sd = float(diffs.std(ddof=1))
-    if claim.claim == "improves":
-        observed = float(diffs.mean()) * (1 if goal == "maximize" else -1)
-        basis, effect = (
-            ("min_effect", claim.min_effect)
-            if claim.min_effect > 0
-            else ("observed delta", observed)
-        )
-        hint = power.sample_size_hint(
-            sd, effect, alpha / family, power=HINT_POWER, two_sided=True, floor=floor.seeds_needed
-        )
-    else:
-        basis, effect = "margin (true delta 0)", claim.margin or 0.0
-        one_sided = min((1 - confidence) / 2, alpha / family)
-        hint = power.sample_size_hint(
-            sd, effect, one_sided, power=HINT_POWER, two_sided=False, floor=floor.seeds_needed
-        )
+def _test_json(test: PermutationResult, null: str, seed: int) -> dict[str, Any]:
     return {
-        "seeds_needed": hint.seeds_needed,
-        "effect": hint.effect,
-        "basis": basis,
-        "sd": hint.sd,
-        "alpha": hint.alpha,
-        "power": hint.power,
-        "two_sided": hint.two_sided,
-        "method": hint.method,
-        "note": hint.note,
+        "value": test.p_value,
+        "method": test.method,
+        "n": test.n,
+        "alternative": test.alternative,
+        "null": null,
+        "exact": test.exact,
+        "resamples": test.resamples,
+        "seed": None if test.exact else seed,
     }
 
 
-def _comparison(
-    pairing: Pairing,
-    claim: Claim | None,
-    metric: Mapping[str, Any],
-    interval: MeanInterval,
-    test: PermutationResult,
-    null: str,
-    p_adjusted: float | None,
-    correction: str,
+def _crosscheck_json(diffs: np.ndarray) -> dict[str, Any] | None:
+    if diffs.size == 0:
+        return None
+    result = wilcoxon_crosscheck(diffs)
+    return {
+        **_as_dict(result),
+        "n": int(diffs.size),
+        "alternative": "two-sided",
+        "null": "delta = 0",
+    }
+
+
+def _comparison_json(
+    item: Tested,
+    rule: Rule,
     floor: power.SeedFloor,
     hint: dict[str, Any] | None,
     judgement: Judgement,
-    confidence: float,
     seed: int,
 ) -> dict[str, Any]:
-    contrast = pairing.contrast
+    pairing, contrast = item.pairing, item.pairing.contrast
     diffs = pairing.diffs()
     n = pairing.n
-    goal = str(metric["goal"])
-    mean_cand = float(np.mean(pairing.candidate)) if n else None
     mean_comp = float(np.mean(pairing.comparator)) if n else None
     delta = float(diffs.mean()) if n else None
-    relative = (delta / abs(mean_comp)) if delta is not None and mean_comp else None
-    wilcoxon = wilcoxon_crosscheck(diffs) if n else None
-    superiority = prob_superiority(diffs, goal, confidence)
+    superiority = prob_superiority(diffs, item.goal, rule.confidence)
     return {
         "target": contrast.target,
         "kind": contrast.kind,
         "metric": pairing.metric,
-        "goal": goal,
-        "primary": bool(metric["primary"]),
+        "goal": item.goal,
+        "primary": bool(item.metric["primary"]),
         "candidate_arm": contrast.candidate_arm,
         "comparator_arm": contrast.comparator_arm,
         "n": n,
         "seeds": pairing.seeds,
-        "mean_candidate": mean_cand,
+        "mean_candidate": float(np.mean(pairing.candidate)) if n else None,
         "mean_comparator": mean_comp,
         "sd_delta": float(diffs.std(ddof=1)) if n >= 2 else None,
         "delta": {
@@ -245,61 +355,27 @@ def _comparison(
             "method": "mean of paired differences (candidate - comparator)",
             "n": n,
         },
-        "relative": {"value": relative, "method": "delta / |mean comparator|", "n": n},
-        "ci": _interval_json(interval),
-        "p_value": {
-            "value": test.p_value,
-            "method": test.method,
-            "n": test.n,
-            "alternative": test.alternative,
-            "null": null,
-            "exact": test.exact,
-            "resamples": test.resamples,
-            "seed": None if test.exact else seed,
-        },
-        "p_adjusted": {
-            "value": p_adjusted,
-            "method": correction if claim is not None else "not in the gate family (no claim)",
-        },
-        "wilcoxon": None
-        if wilcoxon is None
-        else {
-            "statistic": wilcoxon.statistic,
-            "p_value": wilcoxon.p_value,
-            "method": wilcoxon.method,
-            "note": wilcoxon.note,
+        "relative": {
+            "value": delta / abs(mean_comp) if delta is not None and mean_comp else None,
+            "method": "delta / |mean comparator|",
             "n": n,
-            "alternative": "two-sided",
-            "null": "delta = 0",
         },
+        "ci": _interval_json(item.interval),
+        "p_value": _test_json(item.test, item.null, seed),
+        "p_adjusted": {
+            "value": item.p_adjusted,
+            "method": rule.correction if item.claim else "not in the gate family (no claim)",
+        },
+        "wilcoxon": _crosscheck_json(diffs),
         "effect_size": {
             "value": cohen_dz(diffs),
             "method": "Cohen's d_z = mean(delta) / sd(delta)",
             "n": n,
         },
-        "prob_superiority": None
-        if superiority is None
-        else {
-            "value": superiority.value,
-            "low": superiority.low,
-            "high": superiority.high,
-            "level": superiority.level,
-            "n": superiority.n,
-            "wins": superiority.wins,
-            "ties": superiority.ties,
-            "method": superiority.method,
-        },
-        "seed_floor": {
-            "n": floor.n,
-            "min_p": floor.min_p,
-            "threshold": floor.threshold,
-            "reachable": floor.reachable,
-            "seeds_needed": floor.seeds_needed,
-            "alternative": floor.alternative,
-            "method": floor.method,
-        },
+        "prob_superiority": None if superiority is None else _as_dict(superiority),
+        "seed_floor": _as_dict(floor),
         "sample_size_hint": hint,
-        "claim": None if claim is None else claim.to_json(),
+        "claim": None if item.claim is None else item.claim.to_json(),
         "verdict": judgement.verdict,
         "evidence_verdict": judgement.evidence_verdict,
         "reasons": judgement.reasons,
@@ -319,6 +395,7 @@ def _metrics(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _failed_trials(table: TrialTable, arms: list[str]) -> int:
+    """Planned trials that did not succeed (failed, timeout, not_run, or no record)."""
     return sum(
         1
         for arm in arms
@@ -335,6 +412,38 @@ def _software() -> dict[str, str]:
     return {"mlaudit": __version__, "numpy": np.__version__, "scipy": scipy.__version__}
 
 
+def _factorial(
+    results: Mapping[str, Any],
+    table: TrialTable,
+    metrics: list[dict[str, Any]],
+    rule: Rule,
+    *,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any] | None:
+    if results["plan"]["design"] != "full-factorial":
+        return None
+    cells = [
+        FactorialCell(
+            str(a["name"]), {str(k): bool(v) for k, v in (a.get("factors") or {}).items()}
+        )
+        for a in results["plan"]["arms"]
+        if a["kind"] == "factorial"
+    ]
+    return factorial_effects(
+        table, cells, metrics, confidence=rule.confidence, resamples=resamples, seed=seed
+    )
+
+
+def _results_digest(results: Mapping[str, Any], given: str | None) -> tuple[str, str]:
+    if given is not None:
+        return given, "results file bytes"
+    import rfc8785
+
+    digest = hashlib.sha256(rfc8785.dumps(dict(results))).hexdigest()
+    return digest, "RFC 8785 canonical JSON of the results document (no file bytes given)"
+
+
 def analyze_results(
     results: Mapping[str, Any],
     *,
@@ -347,120 +456,48 @@ def analyze_results(
 
     `results_sha256` should be the sha256 of the file's bytes (the CLI passes it); without
     it the digest of the RFC 8785 canonical form is recorded and labelled as such.
+    Raises ValidationFailed / InputError (exit 1) for a document that cannot be analysed.
     """
     if resamples < 1:
         raise InputError("resamples must be at least 1")
     check_results(results, source)
     document = results["edd"]["document"]
-    decision_rule = document["decision"]
-    alpha = float(decision_rule["alpha"])
-    confidence = float(decision_rule.get("confidence", 0.95))
-    correction = str(decision_rule.get("correction", "holm"))
+    rule = Rule.from_edd(document)
     metrics = _metrics(document)
-    metric_by_name = {m["name"]: m for m in metrics}
+    metric_by_name = {str(m["name"]): m for m in metrics}
     components = [str(c["name"]) for c in document["protocol"]["components"]]
     plan_contrasts = contrasts(results["plan"], components, source)
     claims = _claims(document, {c.target for c in plan_contrasts}, set(metric_by_name), source)
     claim_of = {(c.target, c.metric): c for c in claims}
     table = trial_table(results, source)
 
-    pairings = [pair(table, c, m["name"]) for c in plan_contrasts for m in metrics]
-    intervals = mean_intervals([p.diffs() for p in pairings], confidence, resamples, seed)
-    tests = []
-    for index, pairing in enumerate(pairings):
-        claim = claim_of.get((pairing.contrast.target, pairing.metric))
-        goal = str(metric_by_name[pairing.metric]["goal"])
-        rng = np.random.default_rng([seed, 1, index])
-        tests.append(_claim_test(pairing, claim, goal, resamples, rng))
-
-    family = [i for i, p in enumerate(pairings) if (p.contrast.target, p.metric) in claim_of]
-    adjusted = adjust([tests[i][0].p_value for i in family], correction)
-    p_adjusted: dict[int, float] = {i: float(v) for i, v in zip(family, adjusted, strict=True)}
-    family_size = len(family) if correction != "none" else 1
+    pairings = [pair(table, c, str(m["name"])) for c in plan_contrasts for m in metrics]
+    tested = estimate_and_test(
+        pairings, metric_by_name, claim_of, rule, resamples=resamples, seed=seed
+    )
+    family = [t for t in tested if t.claim is not None]
+    family_size = len(family) if rule.correction != "none" else 1
 
     comparisons: list[dict[str, Any]] = []
     judged: list[tuple[Claim, Judgement]] = []
-    for index, pairing in enumerate(pairings):
-        claim = claim_of.get((pairing.contrast.target, pairing.metric))
-        metric = metric_by_name[pairing.metric]
-        test, null = tests[index]
-        interval = intervals[index]
-        two_sided = claim is None or claim.claim == "improves"
-        floor = power.seed_floor(
-            pairing.n,
-            alpha,
-            family_size if claim else 1,
-            two_sided,
-            None if test.exact else resamples,
-            EXACT_MAX_N,
-        )
-        diffs = pairing.diffs()
-        evidence = Evidence(
-            n=pairing.n,
-            goal=str(metric["goal"]),
-            delta=float(diffs.mean()) if pairing.n else None,
-            ci_low=interval.low,
-            ci_high=interval.high,
-            level=confidence,
-            p_adjusted=p_adjusted.get(index),
-            floor_reachable=floor.reachable and pairing.n >= 2,
-            seeds_needed=max(floor.seeds_needed, 2),
-            attrition=len(pairing.attrition),
-        )
-        judgement = judge(claim, evidence, alpha)
-        if claim is not None:
-            judged.append((claim, judgement))
-        hint = _hint(claim, diffs, str(metric["goal"]), alpha, family_size, confidence, floor)
-        comparisons.append(
-            _comparison(
-                pairing,
-                claim,
-                metric,
-                interval,
-                test,
-                null,
-                p_adjusted.get(index),
-                correction,
-                floor,
-                hint,
-                judgement,
-                confidence,
-                seed,
-            )
-        )
-    judged.sort(key=lambda item: item[0].index)
+    for item in tested:
+        floor = _floor(item, rule, family_size, resamples)
+        judgement = judge_one(item, rule, floor)
+        if item.claim is not None:
+            judged.append((item.claim, judgement))
+        hint = _hint(item, rule, family_size, floor)
+        comparisons.append(_comparison_json(item, rule, floor, hint, judgement, seed))
+    judged.sort(key=lambda pair_: pair_[0].index)
 
     arm_names = [str(a["name"]) for a in results["plan"]["arms"]]
     failed = _failed_trials(table, arm_names)
-    allowed = int(decision_rule.get("allowed_failed_trials", 0))
     decision = decide(
         judged,
         failed_trials=failed,
-        allowed_failed_trials=allowed,
+        allowed_failed_trials=rule.allowed_failed_trials,
         reproducibility=results.get("reproducibility"),
     )
-
-    factorial = None
-    if results["plan"]["design"] == "full-factorial":
-        cells = [
-            FactorialCell(
-                str(a["name"]), {str(k): bool(v) for k, v in (a.get("factors") or {}).items()}
-            )
-            for a in results["plan"]["arms"]
-            if a["kind"] == "factorial"
-        ]
-        factorial = factorial_effects(
-            table, cells, metrics, confidence=confidence, resamples=resamples, seed=seed
-        )
-
-    if results_sha256 is None:
-        import rfc8785
-
-        results_sha256 = hashlib.sha256(rfc8785.dumps(dict(results))).hexdigest()
-        digest_of = "RFC 8785 canonical JSON of the results document (no file bytes given)"
-    else:
-        digest_of = "results file bytes"
-
+    digest, digest_of = _results_digest(results, results_sha256)
     analysis = {
         "schema": SCHEMA_ID,
         "edd": {
@@ -469,12 +506,12 @@ def analyze_results(
             "digest": results["edd"]["digest"],
             "title": document.get("title"),
         },
-        "results_sha256": results_sha256,
+        "results_sha256": digest,
         "results_sha256_of": digest_of,
         "design": results["plan"]["design"],
-        "alpha": alpha,
-        "confidence": confidence,
-        "correction": correction,
+        "alpha": rule.alpha,
+        "confidence": rule.confidence,
+        "correction": rule.correction,
         "method": {
             "seed": seed,
             "resamples": resamples,
@@ -483,25 +520,21 @@ def analyze_results(
             "seeded Monte Carlo draws",
             "cross_check": "Wilcoxon signed-rank (scipy)",
             "family": {
-                "correction": correction,
+                "correction": rule.correction,
                 "size": len(family),
-                "members": [f"{pairings[i].contrast.target}/{pairings[i].metric}" for i in family],
+                "members": [f"{t.pairing.contrast.target}/{t.pairing.metric}" for t in family],
             },
             "software": _software(),
         },
         "metrics": metrics,
         "comparisons": comparisons,
-        "factorial": factorial,
+        "factorial": _factorial(results, table, metrics, rule, resamples=resamples, seed=seed),
         "attrition": [a.to_json() for a in study_attrition(table, arm_names, metric_by_name)],
-        "failed_trials": {"count": failed, "allowed": allowed},
+        "failed_trials": {"count": failed, "allowed": rule.allowed_failed_trials},
         "decision": {
             **decision.to_json(),
             "claims": [
-                {
-                    **claim.to_json(),
-                    "verdict": j.verdict,
-                    "supported": j.verdict in ("improves", "non-inferior"),
-                }
+                {**claim.to_json(), "verdict": j.verdict, "supported": j.verdict in POSITIVE}
                 for claim, j in judged
             ],
         },
