@@ -1,0 +1,110 @@
+"""Metrics parsing (DVC format), the journal's crash tolerance, the trial cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audit.protocol.cache import TrialCache
+from audit.protocol.journal import Journal, read_journal
+from audit.protocol.metrics import read_metrics
+from audit.protocol.runner import compare_metrics
+from audit.protocol.trial import TrialOutcome, expand_command
+
+
+def _write(tmp_path, text, name="metrics.json"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_nested_metrics_are_flattened(tmp_path):
+    reading = read_metrics(_write(tmp_path, '{"score": 1, "val": {"auc": 0.5, "f": {"1": 2}}}'))
+    assert reading.metrics == {"score": 1.0, "val.auc": 0.5, "val.f.1": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"score": NaN}', "NaN is not a finite number"),
+        ('{"score": Infinity}', "Infinity is not a finite number"),
+        ('{"score": "high"}', "metric 'score' is not a number (str)"),
+        ('{"score": true}', "metric 'score' is not a number (bool)"),
+        ('{"a": {"score": [1]}}', "metric 'a.score' is not a number (list)"),
+        ('{"score": 1e999}', "metric 'score' is not finite"),
+        ("[1, 2]", "must hold an object"),
+        ("{broken", "is not valid"),
+    ],
+)
+def test_bad_metrics_are_failures_with_reasons(tmp_path, text, problem):
+    reading = read_metrics(_write(tmp_path, text))
+    assert reading.metrics is None
+    assert problem in reading.problem
+
+
+def test_missing_file_and_missing_metric(tmp_path):
+    assert "wrote no metrics.json" in read_metrics(tmp_path / "metrics.json").problem
+    reading = read_metrics(_write(tmp_path, '{"loss": 1}'), ["score"])
+    assert reading.problem == "metrics.json lacks the metric 'score'"
+
+
+def test_yaml_metrics(tmp_path):
+    assert read_metrics(_write(tmp_path, "score: .nan\n", "m.yaml")).metrics is None
+    assert read_metrics(_write(tmp_path, "a: {b: 2}\n", "m.yaml")).metrics == {"a.b": 2.0}
+
+
+def test_journal_skips_a_torn_last_line_and_fences_it(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        journal.append({"event": "a"})
+    with path.open("ab") as handle:
+        handle.write(b'{"event": "torn')  # what a SIGKILL mid-write leaves
+    assert [e["event"] for e in read_journal(path)] == ["a"]
+    with Journal(path) as journal:
+        journal.append({"event": "b"})
+    assert [e["event"] for e in read_journal(path)] == ["a", "b"]
+    assert path.read_bytes().count(b"\n") == 3
+
+
+def test_cache_round_trip_and_corruption(tmp_path):
+    cache = TrialCache(tmp_path)
+    assert cache.get("ab" * 32) is None
+    cache.put("ab" * 32, {"trial_id": "baseline/0", "metrics": {"score": 1.0}})
+    assert cache.get("ab" * 32)["trial_id"] == "baseline/0"
+    (tmp_path / "ab" / f"{'ab' * 32}.json").write_text("{half")
+    assert cache.get("ab" * 32) is None
+    (tmp_path / "ab" / f"{'ab' * 32}.json").write_text(json.dumps({"fingerprint": "other"}))
+    assert cache.get("ab" * 32) is None
+
+
+def test_overrides_become_separate_argv_items():
+    template = ["python", "train.py", "{overrides}", "--flag"]
+    overrides = ["model.name=x; rm -rf /", "a=1"]
+    assert expand_command(template, overrides, via="argv") == (
+        "python",
+        "train.py",
+        "model.name=x; rm -rf /",
+        "a=1",
+        "--flag",
+    )
+    assert expand_command(template, overrides, via="params_file") == (
+        "python",
+        "train.py",
+        "--flag",
+    )
+
+
+def test_compare_metrics_tolerances():
+    rerun = TrialOutcome("succeeded", {"score": 1.0 + 1e-9, "loss": 2.0})
+    exact = compare_metrics({"score": 1.0, "loss": 2.0}, rerun, {"abs": 0.0, "rel": 0.0})
+    assert exact["passed"] is False
+    assert "metric 'score' differs" in exact["reason"]
+    loose = compare_metrics({"score": 1.0, "loss": 2.0}, rerun, {"abs": 1e-6, "rel": 0.0})
+    assert loose["passed"] is True
+    relative = compare_metrics({"score": 1.0}, rerun, {"abs": 0.0, "rel": 1e-8})
+    assert relative["passed"] is True
+    crashed = TrialOutcome("failed", reason="x")
+    failed = compare_metrics({"score": 1.0}, crashed, {"abs": 1, "rel": 0})
+    assert failed["passed"] is False
+    assert failed["metrics"]["score"]["rerun"] is None
