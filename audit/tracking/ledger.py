@@ -502,66 +502,63 @@ def _check_checkpoint(
     result.checkpoint_size = checkpoint.size
     if checkpoint.origin != ledger.origin:
         result.notes.append(f"checkpoint origin {checkpoint.origin} differs from {ledger.origin}")
-    current_runs = {leaf.run_id: leaf for leaf in ledger.leaves}
-    if checkpoint.size > ledger.size:
-        result.consistent_with_checkpoint = False
-        gone = [
-            leaf
-            for leaf in (reference.leaves if reference else [])
-            if leaf.run_id not in current_runs
-        ]
-        names = ", ".join(f"{leaf.seq}:{leaf.run_id}" for leaf in gone[:5]) or "unknown runs"
-        result.findings.append(
-            Finding(
-                "truncated-log",
-                f"the log has {ledger.size} seals but checkpoint {checkpoint.origin} "
-                f"had {checkpoint.size}; missing: {names}",
-                gone[0].run_id if gone else None,
-                gone[0].seq if gone else ledger.size,
-            )
-        )
-        return
-    proof = ledger.tree.consistency_proof(checkpoint.size)
-    consistent = verify_consistency(
-        checkpoint.size, ledger.size, bytes.fromhex(checkpoint.root), ledger.tree.root, proof
+    consistent = checkpoint.size <= ledger.size and verify_consistency(
+        checkpoint.size,
+        ledger.size,
+        bytes.fromhex(checkpoint.root),
+        ledger.tree.root,
+        ledger.tree.consistency_proof(checkpoint.size),
     )
     result.consistent_with_checkpoint = consistent
     if consistent:
         return
-    named = _name_rewrites(ledger, reference.leaves if reference else [], checkpoint.size)
-    if not named:
-        named = [
+    named = _name_rewrites(ledger, reference.leaves) if reference and reference.leaves else []
+    if named:
+        result.findings.extend(named)
+    elif checkpoint.size > ledger.size:
+        result.findings.append(
+            Finding(
+                "truncated-log",
+                f"the log has {ledger.size} seals but the checkpoint had {checkpoint.size}",
+                seq=ledger.size,
+            )
+        )
+    else:
+        result.findings.append(
             Finding(
                 "rewritten-history",
                 f"the first {checkpoint.size} seals no longer hash to the checkpoint's root: "
                 "history was rewritten (the checkpoint has no leaf list to name the runs)",
             )
-        ]
-    result.findings.extend(named)
+        )
 
 
-def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf], size: int) -> list[Finding]:
-    """Compare the checkpoint's leaves with today's, index by index, and say what moved."""
-    findings: list[Finding] = []
+def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
+    """Compare the checkpoint's leaves with today's, seal by seal, and say what moved."""
     now = ledger.leaves
     now_by_run = {leaf.run_id: leaf for leaf in now}
+    now_by_seq = {leaf.seq: leaf for leaf in now}
     old_runs = {leaf.run_id for leaf in old_leaves}
-    for index, old in enumerate(old_leaves[:size]):
-        new = now[index] if index < len(now) else None
-        if new is not None and new.run_id == old.run_id and new.sha256 == old.sha256:
-            continue
-        if new is not None and new.run_id == old.run_id:
-            findings.append(
-                Finding(
-                    "rewritten-history",
-                    f"run {old.run_id} (seal {old.seq}) was re-sealed with a different digest: "
-                    "its record and seal were both rewritten",
-                    old.run_id,
-                    old.seq,
-                    "tags." + run_record.SEAL_SHA256_TAG,
-                )
+    gone = [old for old in old_leaves if old.run_id not in now_by_run]
+    intact_prefix = all(now_by_seq.get(old.seq) == old for old in old_leaves if old.seq < len(now))
+    if gone and intact_prefix and all(old.seq >= len(now) for old in gone):
+        names = ", ".join(f"seal {leaf.seq} (run {leaf.run_id})" for leaf in gone[:5])
+        return [
+            Finding(
+                "truncated-log",
+                f"the log has {len(now)} seals but the checkpoint had {len(old_leaves)}; "
+                f"cut off: {names}",
+                gone[0].run_id,
+                gone[0].seq,
             )
-        elif old.run_id not in now_by_run:
+        ]
+    findings: list[Finding] = []
+    for old in old_leaves:
+        new = now_by_seq.get(old.seq)
+        if new == old:
+            continue
+        current = now_by_run.get(old.run_id)
+        if current is None:
             findings.append(
                 Finding(
                     "deleted-run",
@@ -570,15 +567,25 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf], size: int) -> list[Fi
                     old.seq,
                 )
             )
-        elif now_by_run[old.run_id].seq != old.seq:
+        elif current.seq != old.seq:
             findings.append(
                 Finding(
                     "reordered-seals",
-                    f"run {old.run_id} was seal {old.seq} "
-                    f"and is now seal {now_by_run[old.run_id].seq}",
+                    f"run {old.run_id} was seal {old.seq} and is now seal {current.seq}",
                     old.run_id,
                     old.seq,
                     "tags." + run_record.SEAL_SEQ_TAG,
+                )
+            )
+        elif current.sha256 != old.sha256:
+            findings.append(
+                Finding(
+                    "rewritten-history",
+                    f"run {old.run_id} (seal {old.seq}) was re-sealed with a different digest: "
+                    "its record and seal were both rewritten",
+                    old.run_id,
+                    old.seq,
+                    "tags." + run_record.SEAL_SHA256_TAG,
                 )
             )
         if new is not None and new.run_id not in old_runs:
