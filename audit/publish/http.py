@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,6 +79,9 @@ class ApiClient:
         if token:
             self._session.headers.update(auth_header(token.reveal()))
         self.waits: list[float] = []  # every wait taken, for the caller's log
+        # One bound for the whole publish, not per request: a run of slow
+        # requests must not add up to hours.
+        self._deadline: float | None = None
 
     def scrub(self, text: str) -> str:
         return self._token.scrub(text)
@@ -101,7 +105,9 @@ class ApiClient:
         params: dict[str, Any] | None = None,
     ) -> Response:
         url = self._url(path_or_url)
-        deadline = self._clock() + self._retry.max_total
+        if self._deadline is None:
+            self._deadline = self._clock() + self._retry.max_total
+        deadline = self._deadline
         attempt = 0
         while True:
             attempt += 1
@@ -150,7 +156,7 @@ class ApiClient:
         """Seconds to wait before retrying, or None when the response is final."""
         status, headers = response.status, response.headers
         message = _message(response.data).lower()
-        retry_after = _number(headers.get("retry-after"))
+        retry_after = _retry_after(headers.get("retry-after"), self._wall_clock())
         if status == 429 or (status == 403 and "rate limit" in message):
             if retry_after is not None:
                 return max(retry_after, 0.0)
@@ -203,4 +209,15 @@ def _number(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
     except ValueError:
+        return None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110)."""
+    seconds = _number(value)
+    if seconds is not None or value is None:
+        return seconds
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError, IndexError):
         return None

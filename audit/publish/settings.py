@@ -22,7 +22,7 @@ GITLAB_TOKEN_VARIABLE = "MLAUDIT_GITLAB_TOKEN"  # noqa: S105 - a variable name
 GITHUB_TOKEN_VARIABLES = ("MLAUDIT_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
 GITLAB_TOKEN_VARIABLES = (GITLAB_TOKEN_VARIABLE, "GITLAB_TOKEN")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?$)[A-Za-z0-9_.-]{1,100}")
 
 
 class Secret:
@@ -94,7 +94,7 @@ def _positive_int(value: str | None) -> int | None:
 def _base(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name) or default
     base = safe_http_base(raw)
-    if base is None:
+    if base is None or "@" in raw:
         raise UsageError(f"{name} is not an http(s) URL without credentials: cannot use it")
     return base
 

@@ -393,3 +393,20 @@ def test_fake_responses_are_checked_against_the_description():
     problems = check_response("GET", f"/repos/{FULL_NAME}/pulls/7", 200, {"number": "7"})
     assert any("'url' is a required property" in p for p in problems)
     assert check_response("POST", f"/repos/{FULL_NAME}/check-runs", 418, None)
+
+
+def test_retry_after_http_date_is_honoured(repo, clock, tmp_path):
+    from email.utils import formatdate
+
+    when = formatdate(clock.wall + 12, usegmt=True)
+    repo.fail_next("GET /user", Fault(429, {"Retry-After": when}, {"message": "slow"}))
+    run(repo, clock, tmp_path)
+    assert 11.0 <= clock.sleeps[0] <= 12.0
+
+
+def test_time_bound_covers_the_whole_publish(repo, clock, tmp_path):
+    # Each request alone stays under the bound; together they exceed it.
+    repo.fail_next("GET /user", Fault(429, {"Retry-After": "15"}, {"message": "slow"}))
+    repo.fail_next(f"GET /repos/{FULL_NAME}/pulls/7", Fault(429, {"Retry-After": "15"}, None))
+    with pytest.raises(PublishError, match="gave up within 20 s"):
+        run(repo, clock, tmp_path, max_total=20)
