@@ -91,6 +91,8 @@ def render_text(analysis: dict[str, Any], output: Path) -> None:
             f"[{_fmt(ci['low'])}, {_fmt(ci['high'])}] {ci['level']:.0%} {ci['method']}, "
             f"n={comparison['n']}, adjusted p={'n/a' if p_adj is None else f'{p_adj:.4g}'}"
         )
+    if analysis["attrition"]:
+        echo(f"attrition: {len(analysis['attrition'])} planned trial(s) without a usable value")
     decision = analysis["decision"]
     echo(f"decision: {decision['summary']}")
     if str(output) != "-":

@@ -14,6 +14,8 @@ from scipy import special
 from scipy import stats as sps
 
 Floats = NDArray[np.float64]
+# Index draws beyond this many cells (128 MB of int64) are split into blocks.
+_MAX_INDEX_CELLS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,19 @@ def resample_means(diffs: Floats, resamples: int, rng: np.random.Generator) -> F
     (`rng.integers(0, n, (resamples, n))`), so with the same Generator state both give
     the same resamples. Turning indices into per-resample counts and multiplying by the
     data replaces a (comparisons x resamples x n) gather with one small matrix product.
+    Very large studies are drawn in blocks of resamples to bound memory.
     """
     d = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
     n = d.shape[1]
-    idx = rng.integers(0, n, (resamples, n))
-    offsets = (np.arange(resamples, dtype=np.int64) * n)[:, None]
-    counts = np.bincount((idx + offsets).ravel(), minlength=resamples * n)
-    counts = counts.reshape(resamples, n).astype(np.float64)
-    means: Floats = (counts @ d.T).T / n
+    block = resamples if resamples * n <= _MAX_INDEX_CELLS else max(1, _MAX_INDEX_CELLS // n)
+    means = np.empty((d.shape[0], resamples), dtype=np.float64)
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        idx = rng.integers(0, n, (size, n))
+        offsets = (np.arange(size, dtype=np.int64) * n)[:, None]
+        counts = np.bincount((idx + offsets).ravel(), minlength=size * n)
+        counts = counts.reshape(size, n).astype(np.float64)
+        means[:, start : start + size] = (counts @ d.T).T / n
     return means
 
 

@@ -178,3 +178,15 @@ def test_wilson_interval_matches_binomtest():
     low, high = wilson_interval(7, 10, 0.95)
     assert low == pytest.approx(expected.low, abs=1e-9)
     assert high == pytest.approx(expected.high, abs=1e-9)
+
+
+def test_blocked_resampling_for_large_studies_gives_the_same_kind_of_interval(monkeypatch):
+    import audit.stats.ci as ci
+
+    d = np.random.default_rng(12).normal(0.1, 1.0, (2, 60))
+    whole = bca_interval(d, 0.95, 3000, np.random.default_rng(5))
+    monkeypatch.setattr(ci, "_MAX_INDEX_CELLS", 60 * 700)  # forces 5 blocks
+    blocked = bca_interval(d, 0.95, 3000, np.random.default_rng(5))
+    width = whole.high - whole.low
+    assert np.all(np.abs(blocked.low - whole.low) < 0.05 * width)
+    assert np.all(np.abs(blocked.high - whole.high) < 0.05 * width)
