@@ -37,7 +37,7 @@ _REFERENCE_PREFIX = re.compile(r"(?i)(@|#|!|&|%|~|\$|\^|\bgh-|\bhttps?|\bftp|\bw
 # Characters that are safe verbatim inside a Markdown code span in a table cell.
 _CODE_SAFE = re.compile(r"[A-Za-z0-9._:/+=,-]{1,200}")
 
-_BLOCK_START = re.compile(r"^([0-9]{0,9})([-+=.)])")
+_BLOCK_START = re.compile(r"^([0-9]{0,9})([-+.)])(?=\s|$)")
 
 DEFAULT_LIMIT = 300
 
@@ -67,7 +67,7 @@ def md_text(value: object, limit: int = DEFAULT_LIMIT) -> str:
     # Leading/trailing spaces could turn a line into an indented code block or
     # a hard break; table cells and list items never need them.
     escaped = "".join(out).strip()
-    # At the start of a list item a "-", "+", "=" or "1." would open a nested block.
+    # At the start of a list item "- ", "+ " or "1. " would open a nested list.
     escaped = _BLOCK_START.sub(lambda m: m.group(1) + f"&#{ord(m.group(2))};", escaped, count=1)
     return escaped or "&#8203;"
 
