@@ -49,9 +49,15 @@ class Tree(HTMLParser):
         self.comments: list[str] = []
         self.text: list[str] = []
         self._skip = 0
+        self._open: list[str] = []
+        self.nested_blocks: list[str] = []  # a list, quote or heading opened inside a list item
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        if tag in ("ul", "ol", "blockquote", "h1", "h2", "h3", "h4", "pre") and "li" in self._open:
+            self.nested_blocks.append(tag)
+        if tag not in ("br", "hr"):
+            self._open.append(tag)
         self.attributes += [(tag, name, value) for name, value in attrs]
         if tag == "a":
             self.hrefs.append(dict(attrs).get("href") or "")
@@ -59,6 +65,8 @@ class Tree(HTMLParser):
             self._skip += 1
 
     def handle_endtag(self, tag):
+        if tag in self._open:
+            del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
         if tag in ("a", "code", "pre"):
             self._skip -= 1
 
@@ -112,6 +120,7 @@ def benign_hrefs() -> set[str]:
 def check_tree(tree: Tree, allowed_hrefs: set[str], name: str) -> None:
     unexpected = set(tree.tags) - ALLOWED_TAGS
     assert not unexpected, f"{name}: raw HTML survived: {unexpected}"
+    assert not tree.nested_blocks, f"{name}: block syntax inside a list item: {tree.nested_blocks}"
     assert all(h in allowed_hrefs for h in tree.hrefs), f"{name}: foreign link {tree.hrefs}"
     assert not [a for a in tree.attributes if a[1].startswith("on") or a[1] in ("src", "style")]
     markers = [c for c in tree.comments if "mlaudit:report" in c]
