@@ -17,8 +17,8 @@ the per-experiment sequence number ``mlaudit.seal.seq`` (decimal, contiguous fro
       "experiment_id": str,              # as MLflow reports it (a decimal string)
       "run_name":      str,              # run_info.run_name ("" when unset)
       "status":        str,              # terminal: "FINISHED" | "FAILED" | "KILLED"
-      "start_time":    int | null,       # ms since epoch
-      "end_time":      int | null,       # ms since epoch
+      "start_time":    int | null,       # ms since epoch; 0 is written as null
+      "end_time":      int | null,       # ms since epoch; 0 is written as null
       "artifact_uri":  str,              # run_info.artifact_uri exactly as stored
       "artifacts_sha256": str | null,    # value of tag "mlaudit.artifacts.sha256", else null
       "params":  {key: value, ...},      # every param, values are strings
@@ -111,6 +111,12 @@ def _encode_int(number: int | None) -> int | str | None:
     return number if -_SAFE_INT <= number <= _SAFE_INT else str(number)
 
 
+def _encode_time(millis: int | None) -> int | str | None:
+    # MLflow's REST API speaks proto3, where 0 and "unset" are the same value: a run
+    # stored with end_time 0 comes back as null. Both must give the same record.
+    return _encode_int(millis) if millis else None
+
+
 def _encode_value(value: float) -> float | str:
     value = float(value)
     if math.isnan(value):
@@ -165,8 +171,8 @@ def canonical_run_record(
         "experiment_id": str(experiment_id),
         "run_name": run_name or "",
         "status": str(status),
-        "start_time": _encode_int(start_time),
-        "end_time": _encode_int(end_time),
+        "start_time": _encode_time(start_time),
+        "end_time": _encode_time(end_time),
         "artifact_uri": artifact_uri or "",
         "artifacts_sha256": kept_tags.get(ARTIFACTS_SHA256_TAG),
         "params": {str(k): str(v) for k, v in params.items()},
