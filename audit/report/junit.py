@@ -76,18 +76,33 @@ def rules_from_analysis(
 ) -> list[dict[str, Any]]:
     """Gate rules implied by the signed claims, the attrition and the decision."""
     rules: list[dict[str, Any]] = []
-    for c in analysis["comparisons"]:
-        judged = claim_judged(dict(c))
-        if judged is None:
-            continue
-        claim = c["claim"]
-        rules.append(
-            {
-                "rule": f"claim: {c.get('target')} {claim.get('claim')} on {c.get('metric')}",
-                "passed": judged,
-                "evidence": _comparison_evidence(c),
-            }
-        )
+    by_key = {(c.get("target"), c.get("metric")): c for c in analysis["comparisons"]}
+    judged_claims = analysis["decision"].get("claims")
+    if isinstance(judged_claims, list):
+        # The analyzer's own judgement, one per EDD claim in EDD order.
+        for claim in judged_claims:
+            comparison = by_key.get((claim.get("target"), claim.get("metric")), {})
+            rules.append(
+                {
+                    "rule": f"claim: {claim.get('target')} {claim.get('claim')} "
+                    f"on {claim.get('metric')}",
+                    "passed": bool(claim.get("supported")),
+                    "evidence": _comparison_evidence(comparison) if comparison else claim,
+                }
+            )
+    else:
+        for c in analysis["comparisons"]:
+            judged = claim_judged(dict(c))
+            if judged is None:
+                continue
+            rules.append(
+                {
+                    "rule": f"claim: {c.get('target')} {c['claim'].get('claim')} "
+                    f"on {c.get('metric')}",
+                    "passed": judged,
+                    "evidence": _comparison_evidence(c),
+                }
+            )
     lost = [c.get("target") for c in analysis["comparisons"] if c.get("verdict") == "attrition"]
     rules.append(
         {

@@ -146,8 +146,12 @@ def decision_sentence(analysis: dict[str, Any]) -> str:
     summary = decision.get("summary")
     if isinstance(summary, str) and summary.strip():
         return md_text(summary, 300)
-    judged = [claim_judged(c) for c in analysis["comparisons"]]
-    claims = [j for j in judged if j is not None]
+    judged_claims = decision.get("claims")
+    if isinstance(judged_claims, list):
+        claims = [bool(c.get("supported")) for c in judged_claims if isinstance(c, dict)]
+    else:
+        judged = [claim_judged(c) for c in analysis["comparisons"]]
+        claims = [j for j in judged if j is not None]
     shown = sum(1 for j in claims if j)
     sentence = f"{shown} of {len(claims)} signed claims shown"
     if analysis["attrition"]:

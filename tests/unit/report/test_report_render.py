@@ -268,3 +268,21 @@ def test_study_fixtures_render(study, fmt):
         assert (suite.get("failures") == "0") == passed
     elif fmt == "json":
         assert json.loads(text)["decision"]["passed"] == passed
+
+
+def test_rules_use_the_analyzers_claim_judgements():
+    analysis, _ = build()
+    analysis["decision"]["claims"] = [
+        {"target": "a", "metric": "score", "claim": "improves", "verdict": "improves",
+         "supported": True},
+        {"target": "production", "metric": "score", "claim": "improves",
+         "verdict": "not-shown", "supported": False},
+    ]  # fmt: skip
+    rules = rules_from_analysis(analysis)
+    assert [(r["rule"], r["passed"]) for r in rules[:2]] == [
+        ("claim: a improves on score", True),
+        ("claim: production improves on score", False),
+    ]
+    assert rules[1]["evidence"]["comparator_arm"] == "production"
+    first = render(ReportInputs(analysis), "md").split("\n")[0]
+    assert "1 of 2 signed claims shown" in first
