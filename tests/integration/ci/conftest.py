@@ -70,7 +70,7 @@ class Buildah:
 
 
 @pytest.fixture(scope="session")
-def buildah() -> Iterator[Buildah]:
+def buildah() -> Buildah:
     require_program("buildah")
     require_program("debootstrap")
     if os.geteuid() != 0:
@@ -86,3 +86,58 @@ def buildah() -> Iterator[Buildah]:
     if proc.returncode != 0:
         pytest.fail(f"making the base image failed:\n{proc.stderr[-4000:]}")
     return Buildah(env=env, base_image=proc.stdout.strip().splitlines()[-1])
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    name: str
+    digest: str  # the image ID, as the CI build job exports it without a registry
+    seconds: float
+
+
+def _build(buildah: Buildah, dockerfile: str, name: str, *build_args: str) -> BuiltImage:
+    import time
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    iid = BUILDAH_CACHE / f"{name.rsplit('/', 1)[-1].replace(':', '-')}.iid"
+    args = [f"BASE_IMAGE={buildah.base_image}", f"SOURCE_COMMIT={commit}", *build_args]
+    started = time.monotonic()
+    # No --layers: with the vfs driver every cached layer is a full copy of the
+    # root filesystem; one commit per stage keeps the build to a few GB of copying.
+    buildah.run(
+        "build",
+        "--isolation",
+        "chroot",
+        *[x for a in args for x in ("--build-arg", a)],
+        "--iidfile",
+        str(iid),
+        "-f",
+        dockerfile,
+        "-t",
+        name,
+        ".",
+    )
+    seconds = time.monotonic() - started
+    print(f"\nbuilt {name} from {dockerfile} in {seconds:.0f} s")
+    return BuiltImage(name=name, digest=iid.read_text().strip(), seconds=seconds)
+
+
+@pytest.fixture(scope="session")
+def tool_image(buildah: Buildah) -> Iterator[BuiltImage]:
+    image = _build(buildah, "ci/docker/mlaudit.Dockerfile", "localhost/mlaudit:test")
+    yield image
+    buildah.run("rmi", image.name, check=False)
+
+
+@pytest.fixture(scope="session")
+def training_image(buildah: Buildah, tool_image: BuiltImage) -> Iterator[BuiltImage]:
+    image = _build(
+        buildah,
+        "ci/docker/Dockerfile",
+        "localhost/mlaudit-training:test",
+        f"MLAUDIT_IMAGE={tool_image.name}",
+    )
+    yield image
+    buildah.run("rmi", image.name, check=False)
