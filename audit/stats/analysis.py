@@ -34,6 +34,7 @@ from audit.stats.paired import (
     Pairing,
     TrialTable,
     contrasts,
+    factorial_cells,
     pair,
     study_attrition,
     trial_table,
@@ -424,11 +425,8 @@ def _factorial(
     if results["plan"]["design"] != "full-factorial":
         return None
     cells = [
-        FactorialCell(
-            str(a["name"]), {str(k): bool(v) for k, v in (a.get("factors") or {}).items()}
-        )
-        for a in results["plan"]["arms"]
-        if a["kind"] == "factorial"
+        FactorialCell(str(a["name"]), {str(k): bool(v) for k, v in a["factors"].items()})
+        for a in factorial_cells(list(results["plan"]["arms"]))
     ]
     return factorial_effects(
         table, cells, metrics, confidence=rule.confidence, resamples=resamples, seed=seed

@@ -162,9 +162,18 @@ def _plan_error(source: str, message: str) -> InputError:
     return InputError(message, location=Location(source, "/plan/arms"))
 
 
+def factorial_cells(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Arms that are cells of a factorial design: every arm that carries `factors`.
+
+    The protocol engine names the all-on cell `baseline` (kind baseline) and the others
+    kind factorial, so the kind alone is not enough.
+    """
+    return [a for a in arms if a.get("factors") and a.get("kind") in ("baseline", "factorial")]
+
+
 def _factorial_cell(arms: list[dict[str, Any]], wanted: dict[str, bool]) -> str | None:
-    for arm in arms:
-        if arm.get("kind") == "factorial" and dict(arm.get("factors") or {}) == wanted:
+    for arm in factorial_cells(arms):
+        if dict(arm["factors"]) == wanted:
             return str(arm["name"])
     return None
 
@@ -199,7 +208,7 @@ def _component_contrast(
     source: str,
 ) -> Contrast:
     if design == "full-factorial":
-        factors = {str(k) for a in by_kind.get("factorial", []) for k in (a.get("factors") or {})}
+        factors = {str(k) for a in factorial_cells(arms) for k in a["factors"]}
         wanted = {c: c != component for c in factors}
         cell = _factorial_cell(arms, wanted)
         if cell is None:

@@ -152,6 +152,9 @@ def test_add_one_pairs_with_the_base_arm():
 
 def test_factorial_effects_find_the_planted_interaction():
     analysis = analyze_results(load("factorial"))
+    # The engine's all-on cell is kind "baseline"; it is a cell all the same.
+    assert len(analysis["factorial"]["cells"]) == 8
+    assert "baseline" in {c["arm"] for c in analysis["factorial"]["cells"]}
     effects = {(e["effect"], e["metric"]): e for e in analysis["factorial"]["effects"]}
     # make_fixtures plants +0.006 pr_auc when graph_features and calibration are both on:
     # in +/-1 coding that is an interaction effect of 0.003.
