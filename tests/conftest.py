@@ -150,19 +150,18 @@ def postgres_uri() -> Iterator[str]:
     import uuid
 
     try:
-        import psycopg2
+        import psycopg
     except ImportError:
-        pytest.skip("PostgreSQL tests need psycopg2 (pip install -e '.[dev]')")
+        pytest.skip("PostgreSQL tests need psycopg (pip install -e '.[dev]')")
     base = os.environ.get(POSTGRES_URI_ENV, DEFAULT_POSTGRES_URI)
     try:
-        admin = psycopg2.connect(base, connect_timeout=3)
-    except psycopg2.OperationalError as error:
+        admin = psycopg.connect(base, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as error:
         reason = str(error).strip().splitlines()[0]
         pytest.skip(
             f"no PostgreSQL server at {base.split('@')[-1]} ({reason}); run "
             f"`make system-deps` as root or set {POSTGRES_URI_ENV}"
         )
-    admin.autocommit = True
     name = f"mlaudit_test_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name}")

@@ -77,7 +77,7 @@ CREATE OR REPLACE FUNCTION mlaudit_refuse_seal_change() RETURNS trigger AS $$
 BEGIN
     RAISE EXCEPTION '@SEAL_TABLE_MESSAGE@' USING ERRCODE = 'integrity_constraint_violation';
 END $$ LANGUAGE plpgsql;
-
+@SPLIT@
 CREATE OR REPLACE FUNCTION mlaudit_guard_sealed_run() RETURNS trigger AS $$
 DECLARE
     column_name text := TG_ARGV[0];
@@ -99,8 +99,8 @@ BEGIN
             PERFORM 1 FROM runs WHERE run_uuid = rid FOR SHARE;
         END IF;
         IF EXISTS (SELECT 1 FROM @SEALS_TABLE@ WHERE run_id = rid) THEN
-            RAISE EXCEPTION '@SEALED_MESSAGE@ (run %)', rid
-                USING ERRCODE = 'integrity_constraint_violation';
+            RAISE EXCEPTION USING MESSAGE = '@SEALED_MESSAGE@ (run ' || rid || ')',
+                ERRCODE = 'integrity_constraint_violation';
         END IF;
     END LOOP;
     IF TG_OP = 'DELETE' THEN
@@ -118,9 +118,10 @@ _PG_FUNCTIONS = (
 
 def postgresql_statements() -> list[str]:
     """DDL for PostgreSQL: the seal table, two trigger functions and their triggers."""
-    statements = [_SEALS_DDL, _PG_FUNCTIONS]
+    # One statement per entry: psycopg 3 runs a single statement per execute.
+    statements = [_SEALS_DDL, *_PG_FUNCTIONS.split("@SPLIT@")]
+    statements.append(f"DROP TRIGGER IF EXISTS mlaudit_seals_append_only ON {SEALS_TABLE}")
     statements.append(
-        f"DROP TRIGGER IF EXISTS mlaudit_seals_append_only ON {SEALS_TABLE};"
         f"CREATE TRIGGER mlaudit_seals_append_only BEFORE UPDATE OR DELETE ON {SEALS_TABLE} "
         "FOR EACH ROW EXECUTE FUNCTION mlaudit_refuse_seal_change()"
     )
@@ -129,8 +130,8 @@ def postgresql_statements() -> list[str]:
     guarded += [("inputs", "destination_id", "INSERT OR UPDATE OR DELETE")]
     for table, column, ops in guarded:
         name = f"mlaudit_{table}_sealed"
+        statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
         statements.append(
-            f"DROP TRIGGER IF EXISTS {name} ON {table};"
             f"CREATE TRIGGER {name} BEFORE {ops} ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION mlaudit_guard_sealed_run('{column}')"
         )
@@ -151,10 +152,10 @@ def install(engine: Any) -> None:
     import sqlalchemy
 
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Serialise concurrent installers (several server workers start at once).
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(727370001)"))
         for statement in statements_for(engine.dialect.name):
-            if engine.dialect.name == "postgresql":
-                # Serialise concurrent installers (several server workers start at once).
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(727370001)"))
             connection.exec_driver_sql(statement)
 
 
