@@ -3,7 +3,8 @@
 Follows OpenSSH PROTOCOL.sshsig. Verification never shells out; signing does,
 through `ssh-keygen -Y sign`, so agents, encrypted and FIDO keys keep working.
 Supported: ssh-ed25519, ecdsa-sha2-nistp256/384/521, RSA with rsa-sha2-256/512
-(RSA keys of at least 2048 bits); message hashes sha256 and sha512 only.
+(RSA keys of at least 2048 bits), and the FIDO types sk-ssh-ed25519@openssh.com and
+sk-ecdsa-sha2-nistp256@openssh.com; message hashes sha256 and sha512 only.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ _ECDSA = {
     "ecdsa-sha2-nistp521": ("nistp521", "sha512"),
 }
 _RSA_SIGNATURES = {"rsa-sha2-256": "sha256", "rsa-sha2-512": "sha512"}
-SUPPORTED_KEY_TYPES = frozenset({"ssh-ed25519", "ssh-rsa", *_ECDSA})
+SK_ED25519 = "sk-ssh-ed25519@openssh.com"
+SK_ECDSA = "sk-ecdsa-sha2-nistp256@openssh.com"
+SUPPORTED_KEY_TYPES = frozenset({"ssh-ed25519", "ssh-rsa", *_ECDSA, SK_ED25519, SK_ECDSA})
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class SshSignature:
     hash_algorithm: str
     signature_type: str
     signature_blob: bytes
+    # FIDO (sk-*) signatures carry the authenticator's flags and counter after the blob.
+    signature_extra: bytes = b""
 
 
 class _Reader:
@@ -154,6 +159,7 @@ def parse_signature(armored: bytes) -> SshSignature:
         hash_algorithm=hash_algorithm,
         signature_type=signature_type,
         signature_blob=signature_blob,
+        signature_extra=inner.data[inner.offset :],
     )
 
 
@@ -193,10 +199,14 @@ def _verify_raw(signature: SshSignature, data: bytes) -> None:
     from cryptography.exceptions import InvalidSignature
 
     key_type = signature.public_key.key_type
+    if key_type in (SK_ED25519, SK_ECDSA):
+        data = _security_key_data(signature, data)
+    elif signature.signature_extra:
+        raise SignatureError("signature has trailing bytes")
     try:
-        if key_type == "ssh-ed25519":
+        if key_type in ("ssh-ed25519", SK_ED25519):
             _verify_ed25519(signature, data)
-        elif key_type in _ECDSA:
+        elif key_type in _ECDSA or key_type == SK_ECDSA:
             _verify_ecdsa(signature, data)
         elif key_type == "ssh-rsa":
             _verify_rsa(signature, data)
@@ -210,6 +220,24 @@ def _verify_raw(signature: SshSignature, data: bytes) -> None:
         raise SignatureError(f"malformed key or signature: {error}") from None
 
 
+def _security_key_data(signature: SshSignature, data: bytes) -> bytes:
+    """What a FIDO authenticator signed (PROTOCOL.u2f): app hash, flags, counter, data hash."""
+    reader = _Reader(signature.public_key.blob)
+    reader.string()
+    if signature.public_key.key_type == SK_ECDSA:
+        reader.string()
+    reader.string()
+    application = reader.string()
+    reader.end()
+    extra = _Reader(signature.signature_extra)
+    flags = extra.raw(1)
+    counter = extra.raw(4)
+    extra.end()
+    # Like `ssh-keygen -Y verify`, the user-presence flag is not enforced here: the
+    # two must agree on every approval, and keys made with no-touch-required sign too.
+    return hashlib.sha256(application).digest() + flags + counter + hashlib.sha256(data).digest()
+
+
 def _expect_type(signature: SshSignature, *allowed: str) -> None:
     if signature.signature_type not in allowed:
         raise SignatureError(
@@ -221,10 +249,12 @@ def _expect_type(signature: SshSignature, *allowed: str) -> None:
 def _verify_ed25519(signature: SshSignature, data: bytes) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    _expect_type(signature, "ssh-ed25519")
+    _expect_type(signature, signature.public_key.key_type)
     reader = _Reader(signature.public_key.blob)
     reader.string()
     raw = reader.string()
+    if signature.public_key.key_type == SK_ED25519:
+        reader.string()  # application, already folded into the signed data
     reader.end()
     if len(raw) != 32 or len(signature.signature_blob) != 64:
         raise SignatureError("malformed ed25519 key or signature")
@@ -238,12 +268,14 @@ def _verify_ecdsa(signature: SshSignature, data: bytes) -> None:
 
     key_type = signature.public_key.key_type
     _expect_type(signature, key_type)
-    curve_name, hash_name = _ECDSA[key_type]
+    curve_name, hash_name = _ECDSA.get(key_type, ("nistp256", "sha256"))
     reader = _Reader(signature.public_key.blob)
     reader.string()
     if reader.text() != curve_name:
         raise SignatureError("ECDSA key names the wrong curve")
     point = reader.string()
+    if key_type == SK_ECDSA:
+        reader.string()  # application, already folded into the signed data
     reader.end()
     curve: Any = {"nistp256": ec.SECP256R1, "nistp384": ec.SECP384R1, "nistp521": ec.SECP521R1}
     key = ec.EllipticCurvePublicKey.from_encoded_point(curve[curve_name](), point)

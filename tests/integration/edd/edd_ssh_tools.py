@@ -7,6 +7,7 @@ import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = REPO_ROOT / "tests" / "corpus" / "edd" / "valid" / "minimal.yaml"
@@ -183,3 +184,83 @@ class Study:
 def signers_line(principals: str, key: Key, options: str = "") -> str:
     middle = f" {options}" if options else ""
     return f"{principals}{middle} {key.public_line()}\n"
+
+
+@dataclass
+class SecurityKey:
+    """A FIDO (sk-*) key simulated in software: what the authenticator would sign, signed here.
+
+    ssh-keygen verifies such signatures without hardware, so the matrix can check
+    that mlaudit and ssh-keygen agree on them too.
+    """
+
+    kind: str  # "sk-ed25519" | "sk-ecdsa"
+    private: Any
+    application: bytes = b"ssh:"
+    flags: int = 0x01
+
+    @classmethod
+    def generate(cls, kind: str) -> SecurityKey:
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+        if kind == "sk-ed25519":
+            return cls(kind, ed25519.Ed25519PrivateKey.generate())
+        return cls(kind, ec.generate_private_key(ec.SECP256R1()))
+
+    @property
+    def key_type(self) -> bytes:
+        if self.kind == "sk-ed25519":
+            return b"sk-ssh-ed25519@openssh.com"
+        return b"sk-ecdsa-sha2-nistp256@openssh.com"
+
+    def blob(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        public = self.private.public_key()
+        if self.kind == "sk-ed25519":
+            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            return _string(self.key_type) + _string(raw) + _string(self.application)
+        point = public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return (
+            _string(self.key_type)
+            + _string(b"nistp256")
+            + _string(point)
+            + _string(self.application)
+        )
+
+    def public_line(self) -> str:
+        return f"{self.key_type.decode()} {base64.b64encode(self.blob()).decode()}"
+
+    def sign(self, message: bytes, namespace: str, hashalg: str) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        digest = hashlib.new(hashalg, message).digest()
+        data = b"SSHSIG" + _string(namespace.encode()) + _string(b"")
+        data += _string(hashalg.encode()) + _string(digest)
+        tail = bytes([self.flags]) + (42).to_bytes(4, "big")
+        signed = hashlib.sha256(self.application).digest() + tail + hashlib.sha256(data).digest()
+        if self.kind == "sk-ed25519":
+            raw = self.private.sign(signed)
+        else:
+            r, s = decode_dss_signature(self.private.sign(signed, ec.ECDSA(hashes.SHA256())))
+            raw = _mpint(r) + _mpint(s)
+        signature = _string(self.key_type) + _string(raw) + tail
+        return _armor(self.blob(), namespace, hashalg, signature)
+
+
+def _mpint(value: int) -> bytes:
+    return _string(value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def _armor(blob: bytes, namespace: str, hashalg: str, signature: bytes) -> bytes:
+    body = b"SSHSIG" + (1).to_bytes(4, "big") + _string(blob) + _string(namespace.encode())
+    body += _string(b"") + _string(hashalg.encode()) + _string(signature)
+    encoded = base64.b64encode(body)
+    lines = [encoded[i : i + 70] for i in range(0, len(encoded), 70)]
+    return b"\n".join(
+        [b"-----BEGIN SSH SIGNATURE-----", *lines, b"-----END SSH SIGNATURE-----", b""]
+    )

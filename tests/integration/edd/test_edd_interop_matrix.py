@@ -1,7 +1,8 @@
 """mlaudit and `ssh-keygen -Y verify` must agree on every cell.
 
 Cells: key type (ed25519, ECDSA P-256/384/521, RSA with rsa-sha2-512 from
-ssh-keygen and rsa-sha2-256 built here) x message hash x signing namespace x
+ssh-keygen and rsa-sha2-256 built here, FIDO sk-ed25519 / sk-ecdsa simulated
+in software, with and without the user-presence flag) x message hash x signing namespace x
 validity window x tampered content; then namespace options, principal
 patterns and revocation. mlaudit's side is the full `verify_edd` with a
 quorum of one, so "agree" means: ssh-keygen succeeds exactly when the
@@ -13,12 +14,14 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from edd_ssh_tools import (
     MINIMAL,
     NAMESPACE,
     Key,
+    SecurityKey,
     python_sign_rsa_sha256,
     signers_line,
     ssh_sign,
@@ -33,6 +36,8 @@ PRINCIPAL = "alice@x"
 POLICY = "quorum: 1\n"
 
 SIGNERS = ["ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa", "rsa-sha2-256"]
+# FIDO keys simulated in software; "-untouched" signs without the user-presence flag.
+SIGNERS += ["sk-ed25519", "sk-ecdsa", "sk-ed25519-untouched"]
 WINDOWS = {
     "open": "",
     "inside": 'valid-after="20300101Z",valid-before="20301231Z"',
@@ -46,12 +51,24 @@ CELLS = list(
 )
 
 
-def key_for(keys: dict[str, Key], signer: str) -> Key:
+SECURITY_KEYS = {
+    "sk-ed25519": SecurityKey.generate("sk-ed25519"),
+    "sk-ecdsa": SecurityKey.generate("sk-ecdsa"),
+    "sk-ed25519-untouched": SecurityKey.generate("sk-ed25519"),
+}
+SECURITY_KEYS["sk-ed25519-untouched"].flags = 0x00
+
+
+def key_for(keys: dict[str, Key], signer: str) -> Any:
+    if signer in SECURITY_KEYS:
+        return SECURITY_KEYS[signer]
     return keys["rsa"] if signer == "rsa-sha2-256" else keys[signer]
 
 
 def sign(keys: dict[str, Key], signer: str, message: bytes, namespace: str, hashalg: str) -> bytes:
     key = key_for(keys, signer)
+    if signer in SECURITY_KEYS:
+        return key.sign(message, namespace, hashalg)
     if signer == "rsa-sha2-256":
         return python_sign_rsa_sha256(key, message, namespace, hashalg)
     return ssh_sign(key, message, namespace, hashalg)
@@ -139,7 +156,7 @@ NAMESPACE_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("signer", ["ed25519", "ecdsa-p384", "rsa"])
+@pytest.mark.parametrize("signer", ["ed25519", "ecdsa-p384", "rsa", "sk-ecdsa"])
 @pytest.mark.parametrize("namespaces", NAMESPACE_OPTIONS)
 def test_namespaces_option(tmp_path, keys, signatures, signer, namespaces):
     key = key_for(keys, signer)

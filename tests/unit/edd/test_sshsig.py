@@ -163,3 +163,11 @@ def test_public_key_parsing():
         SshPublicKey.from_openssh("ssh-rsa", text)
     with pytest.raises(ValueError, match="base64"):
         SshPublicKey.from_openssh("ssh-ed25519", "%%%")
+
+
+def test_bytes_after_a_plain_signature_are_refused():
+    private, blob = ed25519_key()
+    data = signed_data(NS, "sha512", MESSAGE)
+    armored = sshsig(blob, s(b"ssh-ed25519") + s(private.sign(data)) + b"\x01\x00\x00\x00\x01")
+    with pytest.raises(SignatureError, match="trailing bytes"):
+        verify_signature(armored, MESSAGE, NS)
