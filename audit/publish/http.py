@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.auth
 
 from audit import __version__
 from audit.errors import PublishError
@@ -41,6 +42,20 @@ class Response:
             if any(p.strip() == f'rel="{rel}"' for p in section[1:]):
                 return url
         return None
+
+
+class _HeaderAuth(requests.auth.AuthBase):
+    """Adds the token header to each request; shows nothing when printed."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+    def __repr__(self) -> str:
+        return "_HeaderAuth(***)"
 
 
 class ApiError(PublishError):
@@ -72,12 +87,12 @@ class ApiClient:
         self._clock = clock
         self._wall_clock = wall_clock
         self._session = requests.Session()
-        self._session.trust_env = False  # no .netrc or proxy credentials from the environment
+        # Proxies from the environment still apply (enterprise runners need them);
+        # an explicit auth object keeps ~/.netrc from replacing our credentials.
+        self._session.auth = _HeaderAuth(auth_header(token.reveal()) if token else {})
         self._session.headers.update(
             {"User-Agent": f"mlaudit/{__version__}", **(extra_headers or {})}
         )
-        if token:
-            self._session.headers.update(auth_header(token.reveal()))
         self.waits: list[float] = []  # every wait taken, for the caller's log
         # One bound for the whole publish, not per request: a run of slow
         # requests must not add up to hours.
@@ -112,8 +127,14 @@ class ApiClient:
         while True:
             attempt += 1
             try:
+                # No redirects: a redirect to another host would carry the token along.
                 raw = self._session.request(
-                    method, url, json=json, params=params, timeout=self._retry.timeout
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    timeout=self._retry.timeout,
+                    allow_redirects=False,
                 )
             except requests.RequestException as error:
                 wait = self._backoff(attempt)
@@ -172,6 +193,12 @@ class ApiClient:
         return None
 
     def _checked(self, method: str, url: str, response: Response) -> Response:
+        if 300 <= response.status < 400:
+            raise ApiError(
+                response.status,
+                f"{method} {self._display(url)} was redirected (HTTP {response.status}); "
+                "mlaudit does not follow API redirects: check the API URL and repository name",
+            )
         if response.status < 400:
             return response
         detail = _message(response.data)[:300]

@@ -410,3 +410,20 @@ def test_time_bound_covers_the_whole_publish(repo, clock, tmp_path):
     repo.fail_next(f"GET /repos/{FULL_NAME}/pulls/7", Fault(429, {"Retry-After": "15"}, None))
     with pytest.raises(PublishError, match="gave up within 20 s"):
         run(repo, clock, tmp_path, max_total=20)
+
+
+def test_redirects_are_not_followed(repo, clock, tmp_path):
+    repo.fail_next("GET /user", Fault(301, {"Location": "https://evil.example/user"}, None))
+    with pytest.raises(PublishError, match="redirected"):
+        run(repo, clock, tmp_path)
+
+
+def test_netrc_cannot_replace_the_token(repo, clock, tmp_path, monkeypatch):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text(
+        "machine 127.0.0.1 login other password WRONG\nmachine localhost login o password WRONG\n"
+    )
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    outcome = run(repo, clock, tmp_path)
+    assert outcome.actions[0].action == "created"
