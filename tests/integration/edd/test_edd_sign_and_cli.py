@@ -182,3 +182,13 @@ def test_edd_commands_stay_light(argv):
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False
     )
     assert "HEAVY=\n" in process.stdout, process.stdout
+
+
+def test_validate_checks_not_after_at_the_given_time(run_cli):
+    assert run_cli("edd", "validate", MINIMAL, "--at", "2099-12-30T23:59:59Z").exit_code == 0
+    late = run_cli("edd", "validate", MINIMAL, "--at", "2099-12-31T00:00:00Z")
+    assert late.exit_code == 1
+    assert late.stderr.strip().endswith(
+        "/not_after: the EDD expired at 2099-12-31T00:00:00Z (line 46)"
+    )
+    assert run_cli("edd", "validate", MINIMAL, "--at", "soon").exit_code == 2
