@@ -83,6 +83,8 @@ def publish(
         raise UsageError("--from-artifact takes no REPORT and no --to-artifact")
     if not from_artifact and report is None:
         raise UsageError("give REPORT (or --from-artifact DIR)")
+    if (to_artifact or from_artifact) and platform == "gitlab":
+        raise UsageError("the two-stage artifact mode is for GitHub fork pull requests only")
     env = dict(os.environ)
     chosen = platform or ("github" if (to_artifact or from_artifact) else None)
     settings = settings_from_environment(

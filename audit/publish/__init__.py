@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from audit.errors import UsageError
 from audit.publish.artifact import Handover, read_artifact, write_artifact
 from audit.publish.body import ReportFacts, defang, fit_body, read_facts
 from audit.publish.http import ApiClient
@@ -101,6 +102,9 @@ def publish(
     client_factory: ClientFactory | None = None,
 ) -> PublishOutcome:
     """Post `request` as settings say; returns what was done, raises PublishError on failure."""
+    if request.untrusted and settings.platform != "github":
+        # Only the GitHub path verifies an artifact's PR against the API.
+        raise UsageError("untrusted (artifact) reports can be published to GitHub only")
     if request.dry_run:
         return plan(settings, request)
     client = (client_factory or default_client)(settings)
