@@ -189,6 +189,6 @@ def test_validate_checks_not_after_at_the_given_time(run_cli):
     late = run_cli("edd", "validate", MINIMAL, "--at", "2099-12-31T00:00:00Z")
     assert late.exit_code == 1
     assert late.stderr.strip().endswith(
-        "/not_after: the EDD expired at 2099-12-31T00:00:00Z (line 46)"
+        "/not_after: the EDD expired at 2099-12-31T00:00:00Z (line 47)"
     )
     assert run_cli("edd", "validate", MINIMAL, "--at", "soon").exit_code == 2
