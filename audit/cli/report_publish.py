@@ -77,7 +77,7 @@ def publish(
     from audit.publish.artifact import Handover, read_artifact, write_artifact
     from audit.publish.body import read_facts
     from audit.publish.settings import require_token, settings_from_environment
-    from audit.report.escape import marker_key
+    from audit.report.escape import clean_text, marker_key
 
     if from_artifact and (report or to_artifact):
         raise UsageError("--from-artifact takes no REPORT and no --to-artifact")
@@ -135,10 +135,10 @@ def publish(
         return 0
     where = f" PR/MR {outcome.pr_number}" if outcome.pr_number else ""
     echo(f"{outcome.platform}{where} @ {(outcome.sha or '?')[:12]}:")
+    # Details can echo API responses (URLs): printed as one clean line each.
     for action in outcome.actions:
-        echo(
-            f"  {action.target}: {action.action}" + (f" ({action.detail})" if action.detail else "")
-        )
+        detail = f" ({clean_text(action.detail, 300)})" if action.detail else ""
+        echo(f"  {action.target}: {action.action}{detail}")
     for note in outcome.notes:
-        echo(f"  note: {note}")
+        echo(f"  note: {clean_text(note, 300)}")
     return 0

@@ -22,6 +22,7 @@ import requests.auth
 from audit import __version__
 from audit.errors import PublishError
 from audit.publish.settings import RetryPolicy, Secret
+from audit.report.escape import clean_text
 
 RETRY_STATUSES = {500, 502, 503, 504}
 
@@ -201,7 +202,8 @@ class ApiClient:
             )
         if response.status < 400:
             return response
-        detail = _message(response.data)[:300]
+        # The API's words are untrusted too: one line, no control characters.
+        detail = clean_text(_message(response.data), 300)
         raise ApiError(
             response.status,
             self.scrub(f"{method} {self._display(url)} failed: HTTP {response.status} {detail}"),
