@@ -37,6 +37,12 @@ class Journal:
             if durable:
                 os.fsync(self._fd)
 
+    def sync(self) -> None:
+        """Make every event appended so far durable (one fsync for a batch)."""
+        with self._lock:
+            if self._fd >= 0:
+                os.fsync(self._fd)
+
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:

@@ -8,6 +8,7 @@ refused: one arm is one configuration.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,12 +24,19 @@ class Override:
     kind: str  # change | add | force_add | delete
 
 
+@functools.cache
+def _parser() -> Any:
+    # Building hydra's ANTLR parser is the expensive part; one per process is enough.
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
 def parse_overrides(texts: Sequence[str], *, location: Location | None = None) -> list[Override]:
     """Parse Hydra overrides; sweep syntax and config-group packages are errors."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    parser = OverridesParser.create()
+    parser = _parser()
     parsed = []
     for index, text in enumerate(texts):
         where = Location(location.file, f"{location.pointer}/{index}") if location else None
@@ -66,7 +74,6 @@ def apply_overrides(
 ) -> dict[str, Any]:
     """The baseline with `texts` applied and every interpolation resolved, as plain data."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -76,7 +83,7 @@ def apply_overrides(
         config = OmegaConf.create(copy.deepcopy(dict(baseline)))
         # Struct mode: `key=value` on a key the baseline lacks is a typo, not an addition.
         OmegaConf.set_struct(config, True)
-        parsed = OverridesParser.create().parse_overrides(list(texts))
+        parsed = _parser().parse_overrides(list(texts))
         ConfigLoaderImpl._apply_overrides_to_config(parsed, config)
         resolved = OmegaConf.to_container(config, resolve=True)
     except HydraException as error:
@@ -87,11 +94,12 @@ def apply_overrides(
         message = str(error).strip().splitlines()[0]
         raise ProtocolError(f"{where}cannot resolve the configuration: {message}") from None
     assert isinstance(resolved, dict)
-    for key, value in flatten(resolved).items():
+    plain = {str(k): v for k, v in resolved.items()}
+    for key, value in flatten(plain).items():
         # Hydra reads `nan`/`inf` as floats; such a config cannot be hashed or recorded.
         if isinstance(value, float) and not math.isfinite(value):
             raise ProtocolError(f"{where}key '{key}' resolves to {value}, not a finite number")
-    return {str(k): v for k, v in resolved.items()}
+    return plain
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

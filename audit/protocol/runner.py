@@ -431,34 +431,56 @@ class Runner:
         with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
             try:
                 while queue or running:
-                    while queue and len(running) < workers:
-                        trial = queue[0]
-                        fingerprint = self._fingerprint(trial)
-                        entry = self.cache.get(fingerprint) if self.cache else None
-                        if entry is not None:
-                            queue.pop(0)
-                            self._finish(
-                                journal, records, self._from_cache(trial, entry, fingerprint)
-                            )
-                            continue
-                        if not budget.may_start():
-                            queue.clear()
-                            break
-                        queue.pop(0)
-                        budget.trials_run += 1
-                        spec = self._spec(trial, self._trial_dir(trial))
-                        future = pool.submit(run_trial, spec, self._on_start(journal, trial))
-                        running[future] = (trial, fingerprint, utc_now())
-                    if not running:
-                        continue
-                    done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                    for future in done:
-                        trial, fingerprint, started_at = running.pop(future)
-                        record = self._from_outcome(trial, future.result(), fingerprint, started_at)
-                        self._finish(journal, records, record)
+                    batch: list[dict[str, Any]] = []
+                    self._fill(pool, workers, queue, running, journal, budget, batch)
+                    if running:
+                        done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                        for future in done:
+                            trial, fingerprint, started_at = running.pop(future)
+                            outcome = future.result()
+                            record = self._from_outcome(trial, outcome, fingerprint, started_at)
+                            self._journal_finished(journal, record)
+                            batch.append(record)
+                        # Workers get their next trial before we wait on the disk.
+                        self._fill(pool, workers, queue, running, journal, budget, batch)
+                    # Group commit: one fsync makes the whole batch durable, and nobody
+                    # (cache, tracking, progress) hears of a trial before that.
+                    journal.sync()
+                    for record in batch:
+                        records[record["trial_id"]] = record
+                        self._after_finish(journal, record)
             except BaseException:
                 self._abort(running)
                 raise
+
+    def _fill(
+        self,
+        pool: futures.ThreadPoolExecutor,
+        workers: int,
+        queue: list[Trial],
+        running: dict[futures.Future[TrialOutcome], tuple[Trial, str, str]],
+        journal: Journal,
+        budget: _Budget,
+        batch: list[dict[str, Any]],
+    ) -> None:
+        while queue and len(running) < workers:
+            trial = queue[0]
+            fingerprint = self._fingerprint(trial)
+            entry = self.cache.get(fingerprint) if self.cache else None
+            if entry is not None:
+                queue.pop(0)
+                record = self._from_cache(trial, entry, fingerprint)
+                self._journal_finished(journal, record)
+                batch.append(record)
+                continue
+            if not budget.may_start():
+                queue.clear()
+                return
+            queue.pop(0)
+            budget.trials_run += 1
+            spec = self._spec(trial, self._trial_dir(trial))
+            future = pool.submit(run_trial, spec, self._on_start(journal, trial))
+            running[future] = (trial, fingerprint, utc_now())
 
     def _abort(self, running: Mapping[futures.Future[TrialOutcome], Any]) -> None:
         for future in running:
@@ -483,12 +505,14 @@ class Runner:
 
         return started
 
-    def _finish(
-        self, journal: Journal, records: dict[str, dict[str, Any]], record: dict[str, Any]
-    ) -> None:
-        journal.append({"event": "finished", "trial": record, "monotonic_wall": self._stamp()})
-        records[record["trial_id"]] = record
+    def _journal_finished(self, journal: Journal, record: dict[str, Any]) -> None:
+        journal.append(
+            {"event": "finished", "trial": record, "monotonic_wall": self._stamp()},
+            durable=False,
+        )
         self._live_pids.pop(record["trial_id"], None)
+
+    def _after_finish(self, journal: Journal, record: dict[str, Any]) -> None:
         if self.cache and record["status"] == "succeeded" and not record.get("cached_from"):
             self.cache.put(
                 str(record["fingerprint"]),
@@ -519,7 +543,8 @@ class Runner:
                     "trial_id": record["trial_id"],
                     "mlflow_run_id": run_id,
                     "monotonic_wall": self._stamp(),
-                }
+                },
+                durable=False,  # logging again is idempotent: no need to wait on the disk
             )
 
     def _tracking_summary(self) -> dict[str, Any] | None:

@@ -10,6 +10,8 @@ import hashlib
 import importlib.metadata
 import platform
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,14 +66,32 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def installed_distributions() -> tuple[str, ...]:
-    """`name==version` for every installed distribution, like `pip freeze`, sorted."""
+def installed_distributions(paths: Sequence[str] | None = None) -> tuple[str, ...]:
+    """`name==version` for every installed distribution, like `pip freeze`, sorted.
+
+    Names and versions come from the `.dist-info` / `.egg-info` directory names,
+    which is what makes this cheap; only odd entries fall back to reading metadata.
+    """
     seen: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
+    for dist in importlib.metadata.distributions(path=list(paths) if paths else sys.path):
+        located = _from_directory_name(dist)
+        if located is None:
+            name, version = dist.metadata["Name"], dist.version
+        else:
+            name, version = located
         if name and _normalise(name) not in seen:
-            seen[_normalise(name)] = f"{name}=={dist.version}"
+            seen[_normalise(name)] = f"{name}=={version}"
     return tuple(seen[key] for key in sorted(seen))
+
+
+def _from_directory_name(dist: importlib.metadata.Distribution) -> tuple[str, str] | None:
+    folder = getattr(dist, "_path", None)
+    if not isinstance(folder, Path) or folder.suffix not in (".dist-info", ".egg-info"):
+        return None
+    parts = folder.stem.split("-")
+    if len(parts) < 2 or not parts[1][:1].isdigit():
+        return None
+    return parts[0], parts[1]
 
 
 def find_lock_files(root: Path) -> list[Path]:
