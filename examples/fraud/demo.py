@@ -163,6 +163,14 @@ def _short(arg: str) -> str:
     return arg
 
 
+def _rel(path: Path) -> Path:
+    """A path as the user typed it from the repo root, when it is inside the repo."""
+    try:
+        return path.relative_to(REPO)
+    except ValueError:
+        return path
+
+
 def _failure(what: str, proc: subprocess.CompletedProcess[str]) -> str:
     tail = "\n".join(f"        {line}" for line in (proc.stderr or proc.stdout).splitlines()[-15:])
     return f"`{what}` failed with exit code {proc.returncode}:\n{tail}"
@@ -235,7 +243,7 @@ def allowed_signers(demo: Demo) -> str:
 
 
 def build_workspace(demo: Demo) -> None:
-    started = step(demo, f"Throwaway git workspace {demo.ws.relative_to(REPO)}")
+    started = step(demo, f"Throwaway git workspace {_rel(demo.ws)}")
     if demo.ws.exists():
         shutil.rmtree(demo.ws)
     shutil.copytree(HERE, demo.ws, ignore=COPY_IGNORE)
@@ -527,7 +535,7 @@ def decision_lines(demo: Demo) -> list[str]:
 
 
 def summary(demo: Demo, gate_code: int, target: Path) -> None:
-    rel = demo.ws.relative_to(REPO)
+    rel = _rel(demo.ws)
     say("\n" + "=" * 72)
     say(f"mlaudit demo finished in {time.monotonic() - demo.started:.0f} s")
     for line in decision_lines(demo):
@@ -537,7 +545,7 @@ def summary(demo: Demo, gate_code: int, target: Path) -> None:
     for name in ("results.json", "analysis.json", "checkpoint.json", "report.md", "report.html"):
         if (demo.out / name).exists():
             say(f"  {rel / 'out' / name}")
-    say(f"  {target.relative_to(REPO)}  (verify: mlaudit bundle verify {target.relative_to(REPO)})")
+    say(f"  {_rel(target)}  (verify: mlaudit bundle verify {_rel(target)})")
     say(f"  trial directories: {rel / 'out'}/...; EDD and approvals: {rel}/ on {BRANCH}")
     say("\nbrowse the sealed runs in the MLflow UI:")
     say(
