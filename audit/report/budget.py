@@ -93,6 +93,17 @@ def fit(sections: list[Section], budget: SizeBudget | None, notice: str, fallbac
         new_size = budget.measure(candidate.text) + 2
         total += new_size - sizes[id(candidate)]
         sizes[id(candidate)] = new_size
+    # Shrinking in priority order can overshoot (one huge section forced others
+    # down before it reached its shortest form): give the most important
+    # sections back their richer renderings while everything still fits.
+    for section in reversed(order):
+        while section.level > 0:
+            richer = budget.measure(section.levels[section.level - 1]) + 2
+            if total - sizes[id(section)] + richer + notice_size > limit:
+                break
+            section.level -= 1
+            total += richer - sizes[id(section)]
+            sizes[id(section)] = richer
     shortened = _shortened(sections)
     if shortened:
         shown = [*sections[:-1], notice_section, sections[-1]]
