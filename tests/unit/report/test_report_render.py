@@ -286,3 +286,17 @@ def test_rules_use_the_analyzers_claim_judgements():
     assert rules[1]["evidence"]["comparator_arm"] == "production"
     first = render(ReportInputs(analysis), "md").split("\n")[0]
     assert "1 of 2 signed claims shown" in first
+
+
+def test_fit_gives_back_what_it_did_not_need_to_take():
+    from audit.report.budget import RESERVE
+
+    a = Section("a", ["a" * 1000, "a" * 500, "a"], priority=1)
+    b = Section("b", ["b" * 300, "b"], priority=2)
+    c = Section("c", ["c" * 2000, "c" * 100], priority=3)
+    budget = SizeBudget("t", 1000 + RESERVE, "chars", "test")
+    fitted = fit([a, b, c], budget, "NOTICE", "FALLBACK")
+    assert (a.level, b.level, c.level) == (1, 0, 1)
+    assert len(fitted.text) <= 1000
+    assert fitted.shortened == ["a", "c"]
+    assert "NOTICE" in fitted.text
