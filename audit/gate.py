@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from audit.edd.model import Edd
@@ -68,10 +68,10 @@ class GateInputs:
     results_sha256: str
     analysis: Mapping[str, Any]
     recomputed_analysis: Mapping[str, Any] | None = None
+    recompute_error: str | None = None
     expected_plan: Mapping[str, Any] | None = None
     plan_error: str | None = None
     tracking: TrackingEvidence | None = None
-    notes: tuple[str, ...] = field(default=())
 
 
 Rule = Callable[[GateInputs], RuleResult]
@@ -245,6 +245,10 @@ def rule_claims(inputs: GateInputs) -> RuleResult:
     if not inputs.analysis.get("decision", {}).get("passed"):
         reasons = inputs.analysis.get("decision", {}).get("reasons", [])
         problems.extend(f"analysis: {r}" for r in reasons)
+    if inputs.recompute_error:
+        problems.append(
+            f"analysis cannot be recomputed from results.json: {inputs.recompute_error}"
+        )
     if inputs.recomputed_analysis is not None:
         problems.extend(_analysis_drift(inputs.analysis, inputs.recomputed_analysis))
     return _result(

@@ -1,0 +1,1 @@
+"""Audit bundles: a deterministic tar.gz of all evidence, and its offline verification."""

@@ -1,0 +1,127 @@
+"""`mlaudit bundle create` and `mlaudit bundle verify`: the auditor's one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from audit.cli._common import echo, emit_json, json_option
+from audit.errors import ExitCode, UsageError
+
+_IN = click.Path(dir_okay=False, path_type=Path, exists=True)
+_OUT = click.Path(dir_okay=False, path_type=Path)
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+# Standard names inside an output folder given with --dir.
+DIR_DEFAULTS = {
+    "results_file": "results.json",
+    "analysis_file": "analysis.json",
+    "gate_file": "gate.json",
+    "report_md": "report.md",
+    "report_html": "report.html",
+    "checkpoint_file": "checkpoint.json",
+}
+
+
+@click.group()
+def bundle() -> None:
+    """Create and verify the offline audit bundle."""
+
+
+@bundle.command()
+@click.option("-o", "--output", type=_OUT, required=True, help="Bundle file to write (.tar.gz).")
+@click.option("--edd", "edd_file", type=_IN, required=True, help="The signed EDD.")
+@click.option("--dir", "study_dir", type=_DIR, help="Folder with results.json, analysis.json, ...")
+@click.option(
+    "--results", "results_file", type=_IN, help="results.json (default: DIR/results.json)"
+)
+@click.option("--analysis", "analysis_file", type=_IN, help="analysis.json")
+@click.option("--gate", "gate_file", type=_IN, help="gate.json from `mlaudit gate -o`.")
+@click.option("--report-md", type=_IN, help="report.md")
+@click.option("--report-html", type=_IN, help="report.html")
+@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
+@click.option("--repo", type=_DIR, help="Git repository for --trust-ref (default: the EDD's).")
+@click.option("--trust-dir", type=_DIR, help="Local trust files (NOT a protected source).")
+@click.option("--tracking-uri", metavar="URI", help="Include sealed records and inclusion proofs.")
+@click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
+@click.option("--checkpoint", "checkpoint_file", type=_IN, help="Published checkpoint to prove to.")
+@click.option("--dvc-lock", type=_IN, help="dvc.lock (default: next to the EDD, if present).")
+@click.option("--lock-file", type=_IN, help="Environment lock file (default: from provenance).")
+@click.option("--sign-key", type=_IN, help="SSH private key to sign the attestation with.")
+@json_option
+def create(output: Path, edd_file: Path, study_dir: Path | None, **options: object) -> int:
+    """Write a deterministic tar.gz with every piece of evidence an auditor needs.
+
+    The same inputs always give a byte-identical bundle. Without --sign-key the
+    in-toto attestation is marked unsigned.
+    """
+    from audit.bundle.collect import BundleRequest, collect_inputs
+    from audit.bundle.create import write_bundle
+
+    paths = _fill_from_dir(study_dir, options)
+    if (paths.get("trust_ref") is None) == (paths.get("trust_dir") is None):
+        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    for required in ("results_file", "analysis_file", "gate_file"):
+        if paths.get(required) is None:
+            flag = "--" + required.removesuffix("_file")
+            raise UsageError(f"missing {flag} (or --dir holding {DIR_DEFAULTS[required]})")
+    request = BundleRequest(edd=edd_file, **paths)  # type: ignore[arg-type]
+    inputs = collect_inputs(request)
+    sign_key = paths.get("sign_key")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    with partial.open("wb") as handle:
+        write_bundle(inputs, handle, sign_key if isinstance(sign_key, Path) else None)
+    partial.replace(output)
+    summary = {
+        "bundle": str(output),
+        "signed": sign_key is not None,
+        "records": len(inputs.records),
+    }
+    if options.get("as_json"):
+        emit_json(summary)
+    else:
+        echo(
+            f"wrote {output} ({len(inputs.records)} sealed record(s), "
+            f"{'signed' if sign_key else 'UNSIGNED'} attestation)"
+        )
+    return int(ExitCode.OK)
+
+
+def _fill_from_dir(study_dir: Path | None, options: dict[str, object]) -> dict[str, object]:
+    paths = {k: v for k, v in options.items() if k != "as_json"}
+    if study_dir is not None:
+        for key, name in DIR_DEFAULTS.items():
+            if paths.get(key) is None and (study_dir / name).is_file():
+                paths[key] = study_dir / name
+    return paths
+
+
+@bundle.command()
+@click.argument("file", type=_IN)
+@click.option(
+    "--at", "at_text", metavar="TIME", help="Judge approvals at TIME (default: run time)."
+)
+@json_option
+def verify(file: Path, at_text: str | None, as_json: bool) -> int:
+    """Check a bundle offline: digests, approvals, seals and proofs, analysis and gate."""
+    from audit.bundle.verify import verify_bundle
+    from audit.cli.edd import parse_time
+
+    report = verify_bundle(file, at=parse_time(at_text))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for name, ok in report.checks:
+            echo(f"{'PASS' if ok else 'FAIL'}  {name}")
+        for finding in report.findings:
+            echo(f"  {_safe(str(finding))}", err=True)
+        for note in report.notes:
+            echo(f"note: {_safe(note)}")
+        echo("bundle: VERIFIED" if report.passed else "bundle: FAILED")
+    return int(ExitCode.OK if report.passed else ExitCode.CHECK_FAILED)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)

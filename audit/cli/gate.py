@@ -1,0 +1,117 @@
+"""`mlaudit gate`: judge every rule on its evidence and exit 0 only when all pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from audit.cli._common import echo, emit_json, json_option
+from audit.errors import ExitCode, UsageError
+
+_FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
+_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--analysis", "analysis_file", type=_FILE, required=True, help="analysis.json")
+@click.option("--results", "results_file", type=_FILE, required=True, help="results.json")
+@click.option("--edd", "edd_file", type=_FILE, required=True, help="The signed EDD.")
+@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Git repository for --trust-ref (default: the EDD's).",
+)
+@click.option(
+    "--trust-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local trust files instead of a ref (NOT a protected source; for local use).",
+)
+@click.option(
+    "--at", "at_text", metavar="TIME", help="Judge approvals at TIME (default: run time)."
+)
+@click.option("--tracking-uri", metavar="URI", help="Also check every trial is sealed and verify.")
+@click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
+@click.option("--checkpoint", "checkpoint_file", type=_FILE, help="Earlier checkpoint to extend.")
+@click.option("--junit", "junit_file", type=_OUT, help="Also write JUnit XML, a testcase per rule.")
+@click.option("-o", "--output", type=_OUT, help="Write the gate result (gate.json) here.")
+@json_option
+def gate(
+    analysis_file: Path,
+    results_file: Path,
+    edd_file: Path,
+    trust_ref: str | None,
+    repo: Path | None,
+    trust_dir: Path | None,
+    at_text: str | None,
+    tracking_uri: str | None,
+    experiment: str | None,
+    checkpoint_file: Path | None,
+    junit_file: Path | None,
+    output: Path | None,
+    as_json: bool,
+) -> int:
+    """Decide whether the change may merge: every rule passes, or exit 1 with the reasons.
+
+    \b
+    Rules: the EDD verifies against the trust ref and the results come from
+    this exact EDD; the executed protocol equals the signed one; budget; no
+    attrition beyond the policy; no confound and one provenance; determinism
+    re-run within tolerance; every claim met; with --tracking-uri, every trial
+    sealed and the ledger verifying against --checkpoint.
+    """
+    import json
+
+    from audit.cli.edd import parse_time
+    from audit.evidence import StudyFiles, TrustSource, attach_ledger, gate_inputs, gather
+    from audit.gate import decide
+    from audit.report.junit import render_junit
+
+    if (trust_ref is None) == (trust_dir is None):
+        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    if trust_dir is not None:
+        echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
+    evidence = gather(
+        StudyFiles(edd_file, results_file, analysis_file),
+        TrustSource(trust_ref, repo, trust_dir),
+        at=parse_time(at_text),
+    )
+    if tracking_uri:
+        attach_ledger(
+            evidence, tracking_uri, experiment=experiment, checkpoint_file=checkpoint_file
+        )
+    decision = decide(gate_inputs(evidence))
+    document = decision.to_dict() | {
+        "edd": {
+            "id": evidence.edd.id,
+            "version": evidence.edd.version,
+            "digest": evidence.edd.digest,
+        },
+        "results_sha256": evidence.results_sha256,
+    }
+    if output is not None:
+        output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if junit_file is not None:
+        junit_file.write_text(
+            render_junit([r.to_dict() for r in decision.rules], f"mlaudit gate {evidence.edd.id}"),
+            encoding="utf-8",
+        )
+    if as_json:
+        emit_json(document)
+    else:
+        _render_text(document)
+    return int(ExitCode.OK if decision.passed else ExitCode.CHECK_FAILED)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _render_text(document: dict[str, object]) -> None:
+    rules = document["rules"]
+    assert isinstance(rules, list)
+    for rule in rules:
+        mark = "PASS" if rule["passed"] else "FAIL"
+        echo(f"{mark}  {rule['rule']:<20} {_safe(str(rule['evidence']))}")
+    echo("gate: PASSED" if document["passed"] else "gate: FAILED")

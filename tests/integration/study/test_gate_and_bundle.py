@@ -1,0 +1,319 @@
+"""Gate and audit bundle on a real small study: real git, DVC, ssh-keygen and MLflow server."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from toystudy import ToyStudy, build_toy_study, mlaudit
+
+from audit.bundle import layout
+from audit.bundle.archive import read_archive, write_archive
+from audit.bundle.attestation import envelope, statement
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, mlflow_server) -> ToyStudy:
+    """One study run through the whole pipeline, logged and sealed on the session server."""
+    root = tmp_path_factory.mktemp("study")
+    toy = build_toy_study(root, edd_id=f"toy-{uuid.uuid4().hex[:8]}")
+    uri = mlflow_server.uri
+    repo, out = toy.repo, toy.out
+    mlaudit(
+        "ablate",
+        "run",
+        toy.edd,
+        "--trust-ref",
+        "main",
+        "--out",
+        out,
+        "--workers",
+        "2",
+        "--tracking-uri",
+        uri,
+        cwd=repo,
+    )
+    mlaudit("ablate", "analyze", out / "results.json", "-o", out / "analysis.json", cwd=repo)
+    for fmt in ("md", "html"):
+        mlaudit(
+            "report",
+            "render",
+            out / "analysis.json",
+            "--results",
+            out / "results.json",
+            "--format",
+            fmt,
+            "-o",
+            out / f"report.{fmt}",
+            cwd=repo,
+        )
+    mlaudit(
+        "track",
+        "checkpoint",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        _edd_id(toy),
+        "-o",
+        out / "checkpoint.json",
+        cwd=repo,
+    )
+    mlaudit(
+        "gate",
+        *_gate_args(toy),
+        "--tracking-uri",
+        uri,
+        "--checkpoint",
+        out / "checkpoint.json",
+        "-o",
+        out / "gate.json",
+        "--junit",
+        out / "gate.xml",
+        cwd=repo,
+    )
+    return toy
+
+
+def _edd_id(toy: ToyStudy) -> str:
+    return json.loads((toy.out / "results.json").read_text())["edd"]["id"]
+
+
+def _gate_args(toy: ToyStudy, out: Path | None = None) -> list[str | Path]:
+    out = out or toy.out
+    return [
+        "--analysis",
+        out / "analysis.json",
+        "--results",
+        out / "results.json",
+        "--edd",
+        toy.edd,
+        "--trust-ref",
+        "main",
+    ]
+
+
+def _bundle(toy: ToyStudy, target: Path, uri: str, *extra: str | Path) -> Path:
+    mlaudit(
+        "bundle",
+        "create",
+        "-o",
+        target,
+        "--edd",
+        toy.edd,
+        "--dir",
+        toy.out,
+        "--trust-ref",
+        "main",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        _edd_id(toy),
+        *extra,
+        cwd=toy.repo,
+    )
+    return target
+
+
+def test_gate_passes_with_every_rule_and_sealed_trials(study):
+    gate = json.loads((study.out / "gate.json").read_text())
+    assert gate["passed"], gate["reasons"]
+    rules = [r["rule"] for r in gate["rules"]]
+    assert rules[-1] == "tracking-sealed"
+    junit = ElementTree.parse(study.out / "gate.xml").getroot()
+    assert [case.get("name") for case in junit.iter("testcase")] == rules
+
+
+def test_gate_json_text_and_exit_code_agree(study):
+    out = mlaudit("gate", *_gate_args(study), "--json", cwd=study.repo)
+    assert json.loads(out)["passed"] is True
+    text = mlaudit("gate", *_gate_args(study), cwd=study.repo)
+    assert text.strip().endswith("gate: PASSED")
+
+
+def test_gate_fails_on_a_hand_edited_analysis(study, tmp_path):
+    analysis = json.loads((study.out / "analysis.json").read_text())
+    for comparison in analysis["comparisons"]:
+        comparison["delta"]["value"] += 1.0
+    forged = tmp_path / "analysis.json"
+    forged.write_text(json.dumps(analysis))
+    (tmp_path / "results.json").write_bytes((study.out / "results.json").read_bytes())
+    out = mlaudit("gate", *_gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+    document = json.loads(out)
+    assert not document["passed"]
+    failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
+    assert "recomputed" in failed["claims"]
+
+
+def test_gate_fails_when_results_do_not_match_the_analysis(study, tmp_path):
+    results = json.loads((study.out / "results.json").read_text())
+    results["trials"][0]["metrics"]["score"] = 0.1
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    (tmp_path / "analysis.json").write_bytes((study.out / "analysis.json").read_bytes())
+    document = json.loads(
+        mlaudit("gate", *_gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+    )
+    failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
+    assert "different results.json" in failed["edd-verified"]
+
+
+def test_bundle_is_byte_identical_for_the_same_inputs(study, mlflow_server, tmp_path):
+    first = _bundle(study, tmp_path / "1.tar.gz", mlflow_server.uri)
+    second = _bundle(study, tmp_path / "2.tar.gz", mlflow_server.uri)
+    assert first.read_bytes() == second.read_bytes()
+    members = read_archive(first)
+    assert layout.MANIFEST in members
+    assert layout.INDEX in members
+    records = [n for n in members if n.startswith(layout.RECORDS_DIR)]
+    trials = json.loads((study.out / "results.json").read_text())["trials"]
+    assert len(records) >= len(trials)
+
+
+@pytest.fixture(scope="module")
+def signed_bundle(study, mlflow_server, tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("bundle") / "bundle.tar.gz"
+    return _bundle(study, target, mlflow_server.uri, "--sign-key", study.keys / "alice")
+
+
+def test_signed_bundle_verifies_offline(signed_bundle, study):
+    report = json.loads(mlaudit("bundle", "verify", signed_bundle, "--json", cwd=study.repo))
+    assert report["passed"], report["findings"]
+    assert all(check["passed"] for check in report["checks"])
+    assert any("signed by SHA256:" in note for note in report["notes"])
+
+
+def _rewrite(source: Path, target: Path, change, *, reseal: bool) -> Path:
+    """Change members; with reseal, also fix the manifest and attestation like a forger would."""
+    members = read_archive(source)
+    change(members)
+    if reseal:
+        import hashlib
+
+        manifest = json.loads(members[layout.MANIFEST])
+        manifest["files"] = {
+            name: hashlib.sha256(data).hexdigest()
+            for name, data in sorted(members.items())
+            if name not in (layout.MANIFEST, layout.ATTESTATION)
+        }
+        manifest["signed"] = False
+        members[layout.MANIFEST] = json.dumps(manifest).encode()
+        rest = {n: d for n, d in members.items() if n != layout.ATTESTATION}
+        members[layout.ATTESTATION] = json.dumps(envelope(statement(rest, {}), None)).encode()
+    with target.open("wb") as handle:
+        write_archive(members, handle)
+    return target
+
+
+def _edit_json(name: str, edit):
+    def change(members: dict[str, bytes]) -> None:
+        document = json.loads(members[name])
+        edit(document)
+        members[name] = json.dumps(document).encode()
+
+    return change
+
+
+def _first_record(members: dict[str, bytes]) -> str:
+    return sorted(n for n in members if n.startswith(layout.RECORDS_DIR + "/"))[0]
+
+
+def _tamper_record(members: dict[str, bytes]) -> None:
+    name = _first_record(members)
+    entry = json.loads(members[name])
+    entry["record"]["params"]["forged"] = "1"
+    members[name] = json.dumps(entry).encode()
+
+
+def _drop_signer(members: dict[str, bytes]) -> None:
+    path = f"{layout.TRUST_DIR}/allowed_signers"
+    members[path] = members[path].splitlines(keepends=True)[0]
+
+
+def _drop_approval(members: dict[str, bytes]) -> None:
+    del members[sorted(n for n in members if n.startswith(layout.APPROVALS_DIR))[0]]
+
+
+def _edit_edd(members: dict[str, bytes]) -> None:
+    name = sorted(n for n in members if n.startswith("edd/") and n.endswith(".yaml"))[0]
+    members[name] = members[name].replace(b"title: Toy study", b"title: Forged study")
+
+
+def _set(path: list[str], value):
+    def edit(document):
+        target = document
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit
+
+
+TAMPERS = {
+    "results-metric": (
+        _edit_json(layout.RESULTS, lambda d: d["trials"][0]["metrics"].update(score=0.1)),
+        "results/analysis.json:/results_sha256",
+    ),
+    "analysis-verdict": (
+        _edit_json(layout.ANALYSIS, lambda d: d["comparisons"][0].update(verdict="not-shown")),
+        "results/analysis.json:/comparisons/0/verdict",
+    ),
+    "gate-rule": (
+        _edit_json(layout.GATE, lambda d: d["rules"][0].update(passed=False)),
+        "results/gate.json:/rules/edd-verified",
+    ),
+    "sealed-record": (_tamper_record, "/record: recomputed record digest differs"),
+    "checkpoint-root": (
+        _edit_json(layout.CHECKPOINT, _set(["root"], "00" * 32)),
+        "/inclusion_proof: does not prove inclusion",
+    ),
+    "trust-signer-removed": (_drop_signer, "/approvals"),
+    "approval-removed": (_drop_approval, "/approvals"),
+    "edd-edited": (_edit_edd, "EDD digest differs"),
+}
+
+
+@pytest.mark.parametrize("reseal", [False, True], ids=["naive", "resealed"])
+@pytest.mark.parametrize("kind", sorted(TAMPERS))
+def test_verify_names_every_tampered_member(signed_bundle, study, tmp_path, kind, reseal):
+    change, expected = TAMPERS[kind]
+    forged = _rewrite(signed_bundle, tmp_path / "forged.tar.gz", change, reseal=reseal)
+    out = mlaudit("bundle", "verify", forged, "--json", cwd=study.repo, check=False)
+    report = json.loads(out)
+    assert not report["passed"]
+    findings = [f"{f['file']}:{f['field']}: {f['message']}" for f in report["findings"]]
+    if reseal:
+        assert any(expected in finding for finding in findings), findings
+    else:
+        naive = ("does not match its sha256", "missing from the bundle")
+        assert any(n in finding for finding in findings for n in naive), findings
+
+
+def test_verify_refuses_a_hostile_archive_without_writing(tmp_path):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("../../escaped.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    hostile = tmp_path / "inner" / "hostile.tar.gz"
+    hostile.parent.mkdir()
+    hostile.write_bytes(gzip.compress(raw.getvalue()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "audit", "bundle", "verify", str(hostile)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "path traversal" in proc.stderr
+    assert not (tmp_path / "escaped.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner"]
