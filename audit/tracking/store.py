@@ -190,13 +190,16 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
     # -- run writes: only on a RUNNING, unsealed run ---------------------------------
 
     def _check_writable(self, run_id: str, what: str) -> None:
-        seal = self.seal_of(run_id)
+        # A friendly early answer; the database triggers close the race with a sealer.
+        with self.ManagedSessionMaker() as session:
+            seal = _seal_row(session, run_id)
+            status = None
+            if seal is None:
+                status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
         if seal is not None:
             raise sealed_refusal(seal, what)
-        with self.ManagedSessionMaker() as session:
-            row = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).one_or_none()
-        if row is not None and row[0] != "RUNNING":
-            raise refusal(f"run {run_id} is {row[0]}, not RUNNING; {what} is refused")
+        if status is not None and status != "RUNNING":
+            raise refusal(f"run {run_id} is {status}, not RUNNING; {what} is refused")
 
     @contextlib.contextmanager
     def _run_write(self, run_id: str, what: str) -> Iterator[None]:
