@@ -40,6 +40,11 @@ def _store_uri(uri: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port (0: any free).")
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Host headers to accept (MLflow's DNS-rebinding guard); set it with --host 0.0.0.0.",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -48,6 +53,7 @@ def server(
     host: str,
     port: int,
     workers: int,
+    allowed_hosts: str | None,
 ) -> int:
     """Run the real `mlflow server` with the append-only, sealing tracking store.
 
@@ -68,6 +74,7 @@ def server(
         host=host,
         port=port,
         workers=workers,
+        allowed_hosts=allowed_hosts,
     )
     _stop_on_sigterm()
     with managed:

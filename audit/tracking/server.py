@@ -84,6 +84,8 @@ class ManagedServer:
     host: str = DEFAULT_HOST
     port: int = 0  # 0: pick a free port
     workers: int = 1
+    # Host headers MLflow's security middleware accepts; needed when binding beyond loopback.
+    allowed_hosts: str | None = None
     log_path: Path | None = None  # where the server's output goes (default: beside the DB)
     extra_env: dict[str, str] = field(default_factory=dict)
     startup_timeout: float = STARTUP_TIMEOUT_S
@@ -124,6 +126,7 @@ class ManagedServer:
             str(self.port),
             "--workers",
             str(self.workers),
+            *(["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []),
         ]
 
     def start(self) -> ManagedServer:
