@@ -254,19 +254,28 @@ class RunWriter:
         call_with_retry(end, self.policy, describe=f"{spec.label}: end run")
 
     def _upload(self, outcome: WriteOutcome, files: Mapping[str, bytes], label: str) -> None:
-        """PUT every artifact (in parallel: each is its own request) through the run's repo."""
+        """PUT every artifact (in parallel: each is its own request) through the run's repo.
+
+        Artifacts are write-once on the server, so when finishing a run a crashed logger
+        left behind, files already there are compared instead of uploaded again.
+        """
         from concurrent.futures import ThreadPoolExecutor
 
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         repo = get_artifact_repository(outcome.artifact_uri, tracking_uri=self.client.tracking_uri)
+        present = self._present(repo, label) if outcome.state == "resumed" else set()
         with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as tmp:
 
             def put(item: tuple[str, bytes]) -> None:
                 path, data = item
+                folder = Path(tmp) / hashlib.sha256(path.encode()).hexdigest()
+                folder.mkdir()
+                if path in present:
+                    self._same_artifact(repo, path, data, folder, label)
+                    return
                 directory, _, name = path.rpartition("/")
-                local = Path(tmp) / hashlib.sha256(path.encode()).hexdigest() / name
-                local.parent.mkdir()
+                local = folder / name
                 local.write_bytes(data)
                 call_with_retry(
                     lambda: repo.log_artifact(str(local), directory or None),  # type: ignore[no-untyped-call]
@@ -276,6 +285,27 @@ class RunWriter:
 
             with ThreadPoolExecutor(max_workers=4) as pool:
                 list(pool.map(put, sorted(files.items())))
+
+    def _present(self, repo: Any, label: str) -> set[str]:
+        def walk(path: str | None) -> list[str]:
+            found: list[str] = []
+            for info in repo.list_artifacts(path):
+                found.extend(walk(info.path) if info.is_dir else [info.path])
+            return found
+
+        return set(call_with_retry(lambda: walk(None), self.policy, describe=f"{label}: list"))
+
+    def _same_artifact(self, repo: Any, path: str, data: bytes, folder: Path, label: str) -> None:
+        local = call_with_retry(
+            lambda: repo.download_artifacts(path, str(folder)),
+            self.policy,
+            describe=f"{label}: download {path}",
+        )
+        if Path(local).read_bytes() != data:
+            raise TrackingError(
+                f"{label}: artifact {path} already uploaded with different content; "
+                "refusing to finish the run"
+            )
 
 
 def _content(item: bytes | Path) -> bytes:

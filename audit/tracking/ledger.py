@@ -77,6 +77,14 @@ class Ledger:
 
 def resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
     """An experiment id from a name or id; without one, the only experiment with runs."""
+    from audit.tracking.retry import RetryPolicy, call_with_retry
+
+    return call_with_retry(
+        lambda: _resolve_experiment(client, experiment), RetryPolicy(), describe="find experiment"
+    )
+
+
+def _resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
     from mlflow.entities import ViewType
     from mlflow.exceptions import MlflowException
 
@@ -158,9 +166,15 @@ def _value(metric: Mapping[str, Any]) -> float:
 def fetch_ledger(client: MlflowClient, tracking_uri: str, experiment_id: str) -> Ledger:
     """Every run of the experiment (deleted ones too), histories, records, leaves."""
     from audit.tracking.client import search_all
+    from audit.tracking.retry import RetryPolicy, call_with_retry
 
-    runs = list(search_all(client, experiment_id, ""))
-    histories = fetch_histories(client, runs)
+    policy = RetryPolicy()
+    runs = call_with_retry(
+        lambda: list(search_all(client, experiment_id, "")), policy, describe="list runs"
+    )
+    histories = call_with_retry(
+        lambda: fetch_histories(client, runs), policy, describe="fetch metric histories"
+    )
     leaves: list[Leaf] = []
     records: dict[str, bytes] = {}
     for run in runs:

@@ -13,14 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from audit.errors import MlauditError, TrackingError
+
 T = TypeVar("T")
 
 
-class ServerUnavailable(Exception):
+class ServerUnavailable(TrackingError):
     """The server stayed unreachable (or kept failing with 5xx) for the whole retry budget."""
 
     def __init__(self, message: str, attempts: int) -> None:
-        super().__init__(message)
+        super().__init__(message, hint="is the tracking server running and reachable?")
         self.attempts = attempts
 
 
@@ -67,7 +69,11 @@ def call_with_retry(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Run `operation`; retry transient failures; raise ServerUnavailable when the budget ends."""
+    """Run `operation`; retry transient failures; raise ServerUnavailable when the budget ends.
+
+    A final (4xx) refusal becomes a TrackingError naming what was attempted, so the
+    user sees the server's reason (a sealed run, a write-once artifact) in one line.
+    """
     started = clock()
     delays = policy.delays()
     attempt = 0
@@ -75,9 +81,11 @@ def call_with_retry(
         attempt += 1
         try:
             return operation()
+        except MlauditError:
+            raise
         except Exception as error:
             if not is_transient(error):
-                raise
+                raise TrackingError(f"{describe}: {_reason(error)}") from error
             last = error
         if attempt > len(delays):
             break
@@ -86,3 +94,15 @@ def call_with_retry(
             break
         sleep(delay)
     raise ServerUnavailable(f"{describe} failed after {attempt} attempt(s): {last}", attempt)
+
+
+def _reason(error: BaseException) -> str:
+    """The server's own message when it sent one (MLflow JSON error), else the exception."""
+    response = getattr(error, "response", None)
+    if response is not None:
+        try:
+            return str(response.json().get("message") or error)
+        except ValueError:
+            pass
+    message = getattr(error, "message", None)
+    return str(message or error)

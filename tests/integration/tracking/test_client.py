@@ -99,9 +99,14 @@ def test_a_run_left_running_by_a_crashed_logger_is_finished_not_duplicated(mlflo
 
     client = connect(mlflow_server.uri)
     experiment_id = client.create_experiment(results["edd"]["id"])
-    spec = trial_run(results, results["trials"][0])
+    trial_dir = tmp_path / "trials" / "baseline" / "0"
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "metrics.json").write_text('{"score": 0.5}')
+    spec = trial_run(results, results["trials"][0], [("metrics.json", trial_dir / "metrics.json")])
     assert spec is not None
     leftover = client.create_run(experiment_id, start_time=spec.start_time, tags=spec.tags)
+    # Artifacts are write-once: the replay must compare, not upload again.
+    client.log_artifact(leftover.info.run_id, str(trial_dir / "metrics.json"), "trial")
     first = spec.metrics[0]
     client.log_batch(
         leftover.info.run_id, metrics=[Metric(first.key, first.value, first.timestamp, first.step)]
@@ -109,7 +114,9 @@ def test_a_run_left_running_by_a_crashed_logger_is_finished_not_duplicated(mlflo
     parent_spec = parent_run(results)
     client.create_run(experiment_id, start_time=parent_spec.start_time, tags=parent_spec.tags)
 
-    summary = log_results(results, mlflow_server.uri, spool_dir=tmp_path)
+    summary = log_results(
+        results, mlflow_server.uri, spool_dir=tmp_path / "spool", trials_dir=tmp_path / "trials"
+    )
     assert summary.resumed == {"baseline/0": leftover.info.run_id}
     assert len(summary.created) == 3
     runs = list(search_all(client, experiment_id, ""))
@@ -133,6 +140,25 @@ def test_a_leftover_with_different_content_is_refused(mlflow_server, tmp_path):
     client.log_param(leftover.info.run_id, "seed", "99")
     with pytest.raises(TrackingError, match=r"param 'seed' is '99'"):
         log_results(results, mlflow_server.uri, spool_dir=tmp_path)
+
+
+def test_a_leftover_with_a_different_artifact_is_refused(mlflow_server, tmp_path):
+    from audit.errors import TrackingError
+    from audit.tracking.runspec import trial_run
+
+    results = make_results()
+    client = connect(mlflow_server.uri)
+    experiment_id = client.create_experiment(results["edd"]["id"])
+    trial_dir = tmp_path / "trials" / "baseline" / "0"
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "metrics.json").write_text("first")
+    spec = trial_run(results, results["trials"][0])
+    assert spec is not None
+    leftover = client.create_run(experiment_id, start_time=spec.start_time, tags=spec.tags)
+    client.log_artifact(leftover.info.run_id, str(trial_dir / "metrics.json"), "trial")
+    (trial_dir / "metrics.json").write_text("second")
+    with pytest.raises(TrackingError, match=r"artifact trial/metrics.json already uploaded"):
+        log_results(results, mlflow_server.uri, spool_dir=tmp_path, trials_dir=tmp_path / "trials")
 
 
 def test_a_trial_logged_with_other_values_is_a_conflict(mlflow_server, tmp_path, run_cli):

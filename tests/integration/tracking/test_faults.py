@@ -1,0 +1,188 @@
+"""Faults: server unreachable, server killed mid-logging, many concurrent loggers.
+
+Each ends with the same two checks: every trial is present exactly once (one run per
+idempotency key) and `track verify` passes (contiguous seals, records intact).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from tracking_study import make_results
+
+from audit.tracking.client import connect, log_results, search_all
+from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+from audit.tracking.retry import RetryPolicy
+from audit.tracking.runspec import TRIAL_KEY_TAG
+from audit.tracking.server import ManagedServer, free_port
+from audit.tracking.spool import Spool, flush, read_spool_file
+
+FAST_GIVE_UP = RetryPolicy(attempts=2, initial_delay=0.05, deadline=1.0)
+
+
+def _exactly_once(uri: str, experiment: str, results: dict) -> None:
+    client = connect(uri)
+    experiment_id = resolve_experiment(client, experiment)
+    runs = list(search_all(client, experiment_id, ""))
+    keys = Counter(r.data.tags.get(TRIAL_KEY_TAG) for r in runs if TRIAL_KEY_TAG in r.data.tags)
+    assert len(keys) == len(results["trials"])
+    assert set(keys.values()) == {1}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    verification = verify_ledger(fetch_ledger(client, uri, experiment_id))
+    assert verification.ok, verification.findings
+    assert verification.size == len(runs)
+
+
+def test_unreachable_server_spools_and_flush_replays_exactly_once(mlflow_server, tmp_path):
+    results = make_results(seeds=(0, 1, 2))
+    trial_dir = tmp_path / "trials" / "baseline" / "1"
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "model.txt").write_text("weights")
+    down = f"http://127.0.0.1:{free_port()}"
+    spool_dir = tmp_path / "spool"
+    summary = log_results(
+        results, down, spool_dir=spool_dir, trials_dir=tmp_path / "trials", policy=FAST_GIVE_UP
+    )
+    assert len(summary.spooled) == 6
+    assert summary.created == {}
+    (spool_file,) = Spool(spool_dir).pending()
+    spooled = read_spool_file(spool_file)
+    assert len(spooled.trials) == 6
+    assert spooled.close is not None
+
+    flushed = flush(mlflow_server.uri, spool_dir)
+    assert [r["created"] for r in flushed.files.values()] == [6]
+    assert Spool(spool_dir).pending() == []
+    _exactly_once(mlflow_server.uri, results["edd"]["id"], results)
+    run_id = log_results(results, mlflow_server.uri, spool_dir=spool_dir).existing["baseline/1"]
+    files = [a.path for a in connect(mlflow_server.uri).list_artifacts(run_id, "trial")]
+    assert files == ["trial/model.txt"]  # the trial's files travelled through the spool
+    assert flush(mlflow_server.uri, spool_dir).files == {}  # nothing left to replay
+
+
+def test_flush_cli_and_a_torn_spool_line(mlflow_server, tmp_path, run_cli):
+    results = make_results(seeds=(0,))
+    spool_dir = tmp_path / "spool"
+    down = f"http://127.0.0.1:{free_port()}"
+    log_results(results, down, spool_dir=spool_dir, policy=FAST_GIVE_UP)
+    (spool_file,) = Spool(spool_dir).pending()
+    with spool_file.open("a") as handle:
+        handle.write('{"kind": "trial", "tri')  # a crash in the middle of an append
+    outcome = run_cli("track", "flush", "--tracking-uri", mlflow_server.uri, "--spool", spool_dir)
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "2 logged" in outcome.stdout
+    _exactly_once(mlflow_server.uri, results["edd"]["id"], results)
+
+
+@pytest.mark.slow
+def test_server_killed_mid_logging_then_flush(tmp_path):
+    """The server dies (SIGKILL) while `mlaudit track log` runs; restart, flush, all once."""
+    root = tmp_path / "server"
+    port = free_port()
+
+    def server() -> ManagedServer:
+        return ManagedServer(
+            backend_store_uri=f"mlaudit+sqlite:///{root / 'mlflow.db'}",
+            artifacts_destination=str(root / "artifacts"),
+            port=port,
+            log_path=root / "mlflow-server.log",
+        )
+
+    results = make_results(arms=("baseline", "no-a", "no-b", "no-c"), seeds=tuple(range(10)))
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    spool_dir = tmp_path / "spool"
+    first = server().start()
+    try:
+        logger = subprocess.Popen(
+            [sys.executable, "-m", "audit", "track", "log", str(path),
+             "--tracking-uri", first.uri, "--spool", str(spool_dir), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        client = connect(first.uri)
+        deadline = time.monotonic() + 120
+        logged = 0
+        while logged < 5 and time.monotonic() < deadline and logger.poll() is None:
+            time.sleep(0.2)
+            try:
+                experiment_id = resolve_experiment(client, results["edd"]["id"])
+                logged = len(list(search_all(client, experiment_id, "")))
+            except Exception:
+                logged = 0
+        assert logger.poll() is None, "logging finished before the server could be killed"
+        assert first.process is not None
+        os.killpg(first.process.pid, signal.SIGKILL)  # a crash, not a clean shutdown
+    finally:
+        first.stop()
+    out, err = logger.communicate(timeout=300)
+    assert logger.returncode == 1, err
+    summary = json.loads(out)
+    assert summary["spooled"], summary
+    assert summary["created"] + len(summary["spooled"]) == len(results["trials"])
+
+    with server() as second:
+        flushed = subprocess.run(
+            [sys.executable, "-m", "audit", "track", "flush",
+             "--tracking-uri", second.uri, "--spool", str(spool_dir), "--json"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert flushed.returncode == 0, flushed.stderr
+        assert Spool(spool_dir).pending() == []
+        _exactly_once(second.uri, results["edd"]["id"], results)
+
+
+@pytest.mark.slow
+def test_eight_concurrent_loggers_keep_seals_contiguous(mlflow_server, tmp_path):
+    experiment = f"concurrent-{tmp_path.name}"
+    studies = []
+    loggers = []
+    for i in range(8):
+        results = make_results(
+            f"{experiment}-{i}", arms=("baseline", "no-a"), seeds=tuple(range(25)), history_steps=2
+        )
+        path = tmp_path / f"results-{i}.json"
+        path.write_text(json.dumps(results))
+        studies.append(results)
+        loggers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "audit",
+                    "track",
+                    "log",
+                    str(path),
+                    "--tracking-uri",
+                    mlflow_server.uri,
+                    "--experiment",
+                    experiment,
+                    "--spool",
+                    str(tmp_path / f"spool-{i}"),
+                    "--json",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for logger in loggers:
+        out, err = logger.communicate(timeout=600)
+        assert logger.returncode == 0, err
+        assert json.loads(out)["created"] == 50
+    client = connect(mlflow_server.uri)
+    experiment_id = resolve_experiment(client, experiment)
+    ledger = fetch_ledger(client, mlflow_server.uri, experiment_id)
+    assert [leaf.seq for leaf in ledger.leaves] == list(range(8 * 51))
+    verification = verify_ledger(ledger)
+    assert verification.ok, verification.findings[:5]
+    keys = Counter(r.data.tags.get(TRIAL_KEY_TAG) for r in ledger.runs)
+    del keys[None]
+    assert len(keys) == 400
+    assert set(keys.values()) == {1}
