@@ -1,0 +1,105 @@
+"""20 trivial trials: `mlaudit ablate run --workers 2` vs DVC's experiment queue.
+
+DVC side: one `dvc exp run --queue -S seed=range(0,10) -S features.a=true,false`
+(20 queued experiments) + `dvc queue start -j 2`, timed until `dvc queue status`
+shows every task finished. mlaudit side: the same 2 arms x 10 seeds as a signed
+EDD, the whole `mlaudit ablate run` command timed. Prints the ratio (expect >= 20x).
+Usage: .venv/bin/python bench/protocol_dvc_queue.py [--limit 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from protocol_common import BIN, edd, make_study, mlaudit_run, sh
+
+DVC_TRAIN = """import json, yaml
+p = yaml.safe_load(open("params.yaml"))
+json.dump({"score": 0.5 + 0.1 * p["features"]["a"] + p["seed"] * 1e-6}, open("metrics.json", "w"))
+"""
+DVC_YAML = """stages:
+  train:
+    cmd: python train.py
+    params: [features.a, seed]
+    metrics:
+      - metrics.json:
+          cache: false
+"""
+
+
+def dvc_project(root: Path) -> Path:
+    repo = root / "dvc-repo"
+    repo.mkdir()
+    sh(["git", "init", "-q", "-b", "main"], repo)
+    sh(["git", "config", "user.email", "b@example.com"], repo)
+    sh(["git", "config", "user.name", "bench"], repo)
+    sh(["git", "config", "commit.gpgsign", "false"], repo)
+    sh([str(BIN / "dvc"), "init", "-q"], repo)
+    (repo / "train.py").write_text(DVC_TRAIN)
+    (repo / "params.yaml").write_text("features:\n  a: true\nseed: 0\n")
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "-m", "init"], repo)
+    return repo
+
+
+def dvc_queue_seconds(repo: Path, seeds: int, limit: float) -> tuple[float, bool, str]:
+    """(seconds, finished?, note); when not finished, seconds is the time limit."""
+    dvc = str(BIN / "dvc")
+    start = time.perf_counter()
+    sh(
+        [
+            dvc,
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            f"seed=range(0,{seeds})",
+            "-S",
+            "features.a=true,false",
+        ],
+        repo,
+    )
+    sh([dvc, "queue", "start", "-j", "2"], repo)
+    done = 0
+    while time.perf_counter() - start < limit:
+        status = sh([dvc, "queue", "status"], repo).stdout
+        tasks = [line for line in status.splitlines()[1:] if line.strip() and "Worker" not in line]
+        pending = [t for t in tasks if any(s in t for s in ("Queued", "Running"))]
+        failed = [t for t in tasks if "Failed" in t]
+        done = len(tasks) - len(pending)
+        if failed:
+            return time.perf_counter() - start, False, f"failed task: {failed[0].strip()}"
+        if tasks and not pending:
+            return time.perf_counter() - start, True, f"{len(tasks)} experiments finished"
+        time.sleep(0.5)
+    subprocess.run([dvc, "queue", "kill", "--all"], cwd=repo, capture_output=True, check=False)
+    subprocess.run([dvc, "queue", "stop", "--kill"], cwd=repo, capture_output=True, check=False)
+    return limit, False, f"only {done}/{2 * seeds} finished within {limit:.0f} s"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--limit", type=float, default=75.0, help="seconds to wait for DVC")
+    args = parser.parse_args()
+    trials = 2 * args.seeds
+    with tempfile.TemporaryDirectory() as tmp:
+        study = make_study(Path(tmp), edd(args.seeds))
+        ours = mlaudit_run(study, "out-mlaudit", "--workers", "2", "--no-cache")
+        theirs, finished, note = dvc_queue_seconds(dvc_project(Path(tmp)), args.seeds, args.limit)
+    at_least = "" if finished else ">= "
+    print(f"{trials} trivial trials, 2 workers")
+    print(f"  mlaudit ablate run            {ours:7.2f} s (whole command)")
+    print(f"  dvc exp run --queue + start {at_least:>3}{theirs:6.2f} s ({note})")
+    print(f"  ratio dvc / mlaudit         {at_least:>3}{theirs / ours:6.1f}x (expect >= 20x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
