@@ -72,6 +72,10 @@ def run(
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
     root = repo_root(repo.resolve() if repo else edd_path.resolve().parent)
+    if trust_dir is not None:
+        from audit.edd.trust import UNPROTECTED_WARNING
+
+        echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
     verification = verify_edd(edd_path, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
     if not verification.passed:
         raise PolicyError(

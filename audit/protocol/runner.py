@@ -128,20 +128,44 @@ def _read_previous(journal_path: Path) -> tuple[_Previous, list[dict[str, Any]]]
     return _Previous(finished, tracked, reproducibility, wall, header), list(started.values())
 
 
-def _process_start_ticks(pid: int) -> str | None:
+def _stat(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # Field 22 (starttime) follows the parenthesised command name, which may hold spaces.
-    return stat.rsplit(")", 1)[-1].split()[19]
+    # Fields after the parenthesised command name (which may hold spaces); index 0 is state.
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _process_start_ticks(pid: int) -> str | None:
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def _group_is_ours(pgid: int, ticks: str) -> bool:
+    """Whether a process group is still the trial's: its session (setsid) and start time match."""
+    if _process_start_ticks(pgid) == ticks:
+        return True
+    # The leader died (PR_SET_PDEATHSIG) but what it spawned may live on in its session.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if (
+            fields
+            and fields[2] == str(pgid)
+            and fields[3] == str(pgid)
+            and int(fields[19]) >= int(ticks)
+        ):
+            return True
+    return False
 
 
 def _kill_leftovers(started: Sequence[Mapping[str, Any]]) -> None:
-    """Kill process groups a killed runner left behind (same pid *and* start time)."""
+    """Kill process groups a killed runner left behind (same group, session and age)."""
     for event in started:
         pid, ticks = event.get("pid"), event.get("pid_start")
-        if isinstance(pid, int) and ticks and _process_start_ticks(pid) == ticks:
+        if isinstance(pid, int) and isinstance(ticks, str) and _group_is_ours(pid, ticks):
             kill_group(pid)
 
 

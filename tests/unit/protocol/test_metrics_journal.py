@@ -108,3 +108,37 @@ def test_compare_metrics_tolerances():
     failed = compare_metrics({"score": 1.0}, crashed, {"abs": 1, "rel": 0})
     assert failed["passed"] is False
     assert failed["metrics"]["score"]["rerun"] is None
+
+
+def test_leftover_trial_processes_of_a_killed_runner_are_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from audit.protocol.runner import _kill_leftovers, _process_start_ticks
+
+    pid_file = tmp_path / "grandchild.pid"
+    leader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, pathlib; "
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"pathlib.Path({str(pid_file)!r}).write_text(str(c.pid))",
+        ],
+        start_new_session=True,
+    )
+    ticks = _process_start_ticks(leader.pid)
+    leader.wait()  # the leader is gone; its grandchild lives on in the session
+    grandchild = int(pid_file.read_text())
+    assert Path(f"/proc/{grandchild}").exists()
+    _kill_leftovers([{"pid": leader.pid, "pid_start": ticks}])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        stat = Path(f"/proc/{grandchild}/stat")
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the leftover grandchild is still running")
