@@ -6,6 +6,7 @@ problem is reported at once as (JSON pointer, message) in a ValidationFailed.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import rfc8785
 
 from audit._resources import load_schema
 from audit.edd.model import Edd
-from audit.edd.safe_yaml import Parsed, escape_pointer_token, parse_yaml_file, pointer_of
+from audit.edd.safe_yaml import Parsed, parse_yaml_file
+from audit.edd.schema_check import SchemaChecker
 from audit.edd.semantics import semantic_problems
 from audit.errors import ValidationFailed
 
@@ -22,25 +24,17 @@ Problem = tuple[str, str]
 
 
 def schema_problems(document: Any, schema_name: str) -> list[Problem]:
-    """Every JSON Schema error as (pointer, message), in document order."""
-    # jsonschema is imported here so commands that never validate stay fast.
-    from jsonschema import Draft202012Validator
+    """Every JSON Schema error as (pointer, message).
 
-    validator = Draft202012Validator(load_schema(schema_name))
-    problems: list[Problem] = []
-    for error in validator.iter_errors(document):
-        problems += _schema_problem(error)
-    return problems
+    Uses audit.edd.schema_check rather than jsonschema: same wording, a fraction
+    of the start-up time (tests keep the two in agreement).
+    """
+    return _checker(schema_name).problems(document)
 
 
-def _schema_problem(error: Any) -> list[Problem]:
-    pointer = pointer_of(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        # Point at each unknown field itself, so the line number is the typo's line.
-        allowed = set(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
-        return [(f"{pointer}/{escape_pointer_token(k)}", "unknown field") for k in extra]
-    return [(pointer, str(error.message))]
+@functools.cache
+def _checker(schema_name: str) -> SchemaChecker:
+    return SchemaChecker(load_schema(schema_name))
 
 
 def _with_lines(problems: list[Problem], parsed: Parsed) -> list[Problem]:

@@ -1,0 +1,130 @@
+"""The fast schema checker must say exactly what jsonschema says, on every document we try."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from audit._resources import load_schema
+from audit.edd.safe_yaml import parse_yaml_bytes, pointer_of
+from audit.edd.schema_check import SchemaChecker
+from audit.errors import ValidationFailed
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "edd"
+MINIMAL = parse_yaml_bytes((CORPUS / "valid" / "minimal.yaml").read_bytes(), "m").value
+
+
+def reference(document, name: str) -> Counter:
+    problems = []
+    for error in Draft202012Validator(load_schema(name)).iter_errors(document):
+        pointer = pointer_of(error.absolute_path)
+        if (
+            error.validator == "additionalProperties"
+            and error.schema["additionalProperties"] is False
+        ):
+            allowed = set(error.schema.get("properties", {}))
+            for key in error.instance:
+                if key not in allowed:
+                    token = str(key).replace("~", "~0").replace("/", "~1")
+                    problems.append((f"{pointer}/{token}", "unknown field"))
+        else:
+            problems.append((pointer, error.message))
+    return Counter(problems)
+
+
+def ours(document, name: str) -> Counter:
+    return Counter(SchemaChecker(load_schema(name)).problems(document))
+
+
+def corpus_documents():
+    for path in sorted(CORPUS.glob("*/*.yaml")):
+        try:
+            yield pytest.param(parse_yaml_bytes(path.read_bytes(), path.name).value, id=path.stem)
+        except ValidationFailed:
+            continue
+
+
+@pytest.mark.parametrize("document", list(corpus_documents()))
+def test_agrees_on_the_corpus(document):
+    assert ours(document, "edd") == reference(document, "edd")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 200) | st.floats(-1, 2) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from paths(value, (*prefix, index))
+
+
+ALL_PATHS = [p for p in paths(MINIMAL) if p]
+
+
+@st.composite
+def mutated(draw, base=MINIMAL, all_paths=ALL_PATHS):
+    document = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(all_paths))
+        parent = document
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+            action = draw(st.sampled_from(["replace", "delete", "add"]))
+            if action == "replace":
+                parent[path[-1]] = draw(json_values)
+            elif action == "delete" and isinstance(parent, dict):
+                del parent[path[-1]]
+            elif isinstance(parent, dict):
+                parent[draw(st.text(max_size=8))] = draw(json_values)
+        except (KeyError, IndexError, TypeError):
+            continue
+    return document
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_agrees_on_mutated_edds(document):
+    assert ours(document, "edd") == reference(document, "edd")
+
+
+POLICY = {
+    "quorum": 2,
+    "roles": {"risk": ["*@x", "!a@x"]},
+    "required_roles": ["risk"],
+    "min_seeds": 3,
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(mutated(base=POLICY, all_paths=[p for p in paths(POLICY) if p]))
+def test_agrees_on_mutated_policies(document):
+    assert ours(document, "policy") == reference(document, "policy")
+
+
+@pytest.mark.parametrize("value", [1, 1.0, True, "1", None, [1], {"a": 1}])
+def test_agrees_on_scalar_documents(value):
+    assert ours(value, "edd") == reference(value, "edd")
+
+
+def test_refuses_schemas_with_unknown_keywords():
+    with pytest.raises(ValueError, match="oneOf"):
+        SchemaChecker({"oneOf": [{"type": "string"}]})
+    with pytest.raises(ValueError, match="multipleOf"):
+        SchemaChecker({"properties": {"a": {"multipleOf": 2}}})
