@@ -20,7 +20,7 @@ ed25519 signatures), so the trial cache, DVC cache and keys are all reused.
 A step whose command is not available in this build stops the demo with a clear
 message (exit 1) instead of pretending.
 
-Usage: python examples/fraud/demo.py [--quick] [--workers N] [--keep-server]
+Usage: python examples/fraud/demo.py [--quick] [--workers N]
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ class DemoFailed(Exception):
 class Demo:
     quick: bool
     workers: int
-    keep_server: bool
     root: Path = DEMO
     env: dict[str, str] = field(default_factory=dict)
     step_no: int = 0
@@ -433,34 +432,32 @@ def analyze(demo: Demo) -> None:
     done(started)
 
 
-def checkpoint(demo: Demo) -> bool:
-    """A ledger checkpoint for the report and bundle, when this build can take one."""
+def checkpoint(demo: Demo) -> None:
+    """Publish the ledger's size and Merkle root outside the server (report, bundle)."""
     started = step(demo, "Ledger checkpoint of the sealed MLflow runs")
     require(demo, "track", "checkpoint")
-    proc = run(
+    run(
         demo,
-        mlaudit_argv("track", "checkpoint", "--help"),
-        what="mlaudit track checkpoint --help",
+        mlaudit_argv(
+            "track",
+            "checkpoint",
+            "--tracking-uri",
+            str(demo.tracking_uri),
+            "--with-records",
+            "-o",
+            str(demo.out / "checkpoint.json"),
+        ),
+        what="mlaudit track checkpoint",
+        show=True,
     )
-    argv = mlaudit_argv("track", "checkpoint")
-    if "--tracking-uri" in proc.stdout and demo.tracking_uri:
-        argv += ["--tracking-uri", demo.tracking_uri]
-    if "--backend-store-uri" in proc.stdout:
-        argv += ["--backend-store-uri", f"mlaudit+sqlite:///{demo.ws / 'mlruns' / 'mlflow.db'}"]
-    argv += ["-o", str(demo.out / "checkpoint.json")] if "--output" in proc.stdout else []
-    result = run(demo, argv, what="mlaudit track checkpoint")
-    if "--output" not in proc.stdout:
-        (demo.out / "checkpoint.json").write_text(result.stdout)
-    done(started, f"{demo.out / 'checkpoint.json'}")
-    return True
+    done(started, str(demo.out / "checkpoint.json"))
 
 
 def render(demo: Demo) -> None:
     started = step(demo, "Report: report.md and report.html")
     require(demo, "report", "render")
     extra = ["--results", str(demo.out / "results.json")]
-    if (demo.out / "checkpoint.json").is_file():
-        extra += ["--checkpoint", str(demo.out / "checkpoint.json")]
+    extra += ["--checkpoint", str(demo.out / "checkpoint.json")]
     for fmt in ("md", "html"):
         run(
             demo,
@@ -480,7 +477,7 @@ def render(demo: Demo) -> None:
 
 
 def gate(demo: Demo) -> int:
-    started = step(demo, "Gate: may this change merge?")
+    started = step(demo, "Gate: may this change merge? (every rule, with evidence)")
     require(demo, "gate")
     argv = mlaudit_argv(
         "gate",
@@ -488,12 +485,30 @@ def gate(demo: Demo) -> int:
         str(demo.out / "analysis.json"),
         "--results",
         str(demo.out / "results.json"),
+        "--edd",
+        demo.edd,
+        "--trust-ref",
+        "main",
+        "--junit",
+        str(demo.out / "gate.junit.xml"),
+        "-o",
+        str(demo.out / "gate.json"),
+        *tracking_args(demo),
     )
     proc = run(demo, argv, what="mlaudit gate", show=True, check=False)
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1) or not (demo.out / "gate.json").is_file():
         raise DemoFailed(_failure("mlaudit gate", proc))
-    done(started, "passed" if proc.returncode == 0 else "FAILED (exit 1): the change may not merge")
+    verdict = "passed" if proc.returncode == 0 else "FAILED (exit 1): the change may not merge"
+    done(started, verdict)
     return proc.returncode
+
+
+def tracking_args(demo: Demo) -> list[str]:
+    """The sealed runs and the published checkpoint, for the steps that prove them."""
+    args = ["--tracking-uri", demo.tracking_uri] if demo.tracking_uri else []
+    if (demo.out / "checkpoint.json").is_file():
+        args += ["--checkpoint", str(demo.out / "checkpoint.json")]
+    return args
 
 
 def bundle(demo: Demo) -> Path:
@@ -501,21 +516,33 @@ def bundle(demo: Demo) -> Path:
     require(demo, "bundle", "create")
     require(demo, "bundle", "verify")
     target = demo.out / "audit.bundle.tar.gz"
+    out = demo.out
     run(
         demo,
         mlaudit_argv(
             "bundle",
             "create",
-            "--results",
-            str(demo.out / "results.json"),
-            "--analysis",
-            str(demo.out / "analysis.json"),
             "-o",
             str(target),
+            "--edd",
+            demo.edd,
+            "--dir",
+            str(out),
+            "--gate",
+            str(out / "gate.json"),
+            "--report-md",
+            str(out / "report.md"),
+            "--report-html",
+            str(out / "report.html"),
+            "--trust-ref",
+            "main",
+            *tracking_args(demo),
         ),
         what="mlaudit bundle create",
         show=True,
     )
+    # Offline: the server is stopped first, so nothing but the file can answer.
+    stop_server(demo)
     run(
         demo, mlaudit_argv("bundle", "verify", str(target)), what="mlaudit bundle verify", show=True
     )
@@ -529,7 +556,8 @@ def decision_lines(demo: Demo) -> list[str]:
     except (OSError, ValueError):
         return ["(no analysis.json)"]
     decision = analysis.get("decision", {})
-    lines = [f"decision: {decision.get('outcome', decision.get('passed', '?'))}"]
+    verdict = "passed" if decision.get("passed") else "failed"
+    lines = [f"decision: {decision.get('summary') or verdict}"]
     lines += [f"  - {reason}" for reason in decision.get("reasons", [])]
     return lines
 
@@ -542,7 +570,8 @@ def summary(demo: Demo, gate_code: int, target: Path) -> None:
         say(line)
     say(f"gate: {'passed' if gate_code == 0 else 'failed'}")
     say("\noutputs:")
-    for name in ("results.json", "analysis.json", "checkpoint.json", "report.md", "report.html"):
+    names = ("results.json", "analysis.json", "checkpoint.json", "report.md", "report.html")
+    for name in (*names, "gate.json", "gate.junit.xml"):
         if (demo.out / name).exists():
             say(f"  {rel / 'out' / name}")
     say(f"  {_rel(target)}  (verify: mlaudit bundle verify {_rel(target)})")
@@ -560,9 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30%% of the cards, smaller model")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--keep-server", action="store_true", help="leave the MLflow UI running")
     args = parser.parse_args(argv)
-    demo = Demo(quick=args.quick, workers=args.workers, keep_server=args.keep_server)
+    demo = Demo(quick=args.quick, workers=args.workers)
     say(f"mlaudit demo{' (quick)' if demo.quick else ''}: workspace {demo.ws}")
     try:
         prepare_env(demo)
@@ -585,12 +613,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("\ndemo interrupted")
         return 130
     finally:
-        if not demo.keep_server:
-            stop_server(demo)
+        stop_server(demo)
     summary(demo, gate_code, target)
-    if demo.keep_server and demo.tracking_uri:
-        say(f"\nMLflow UI still running at {demo.tracking_uri} (process group {demo.server.pid})")  # type: ignore[union-attr]
-    return 0
+    # A failed gate is a real outcome of the study, shown above; make sees it too.
+    return gate_code
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def _git(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _build(root: Path, *, quick: bool) -> object:
-    demo = demo_module.Demo(quick=quick, workers=2, keep_server=False, root=root)
+    demo = demo_module.Demo(quick=quick, workers=2, root=root)
     demo_module.prepare_env(demo)
     demo_module.make_keys(demo)
     demo_module.build_workspace(demo)
