@@ -7,6 +7,7 @@ Hashes are read from the lock files (plain YAML) so recording them is cheap;
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -110,17 +111,32 @@ def dvc_status(root: Path, data_paths: Sequence[str]) -> list[str]:
         {out.path if out.source == "dvc.lock" else out.source for out in outs.values()}
     )
     try:
-        with Repo(str(root)) as repo:
+        # DVC's own dependencies (pygtrie) emit DeprecationWarnings that are not the user's.
+        with warnings.catch_warnings(), Repo(str(root)) as repo:
+            warnings.simplefilter("ignore", DeprecationWarning)
             # DVC resolves targets against the process's cwd, so make them absolute.
             status = repo.status(targets=[str(root / t) for t in targets])
     except DvcException as error:
         raise ProvenanceError(f"dvc status in {root}: {error}") from None
-    return _describe_status(status)
+    return _describe_status(status, root)
 
 
-def _describe_status(status: dict[str, Any]) -> list[str]:
+def _shown(target: str, root: Path) -> str:
+    """DVC names targets relative to the process's cwd; show them relative to the project."""
+    file, colon, stage = target.partition(":")
+    try:
+        relative = Path(os.path.abspath(file)).relative_to(root).as_posix()
+    except ValueError:
+        return target
+    if colon and relative == "dvc.yaml":
+        return stage
+    return f"{relative}{colon}{stage}"
+
+
+def _describe_status(status: dict[str, Any], root: Path) -> list[str]:
     problems = []
-    for target, changes in sorted(status.items()):
+    for raw_target, changes in sorted(status.items()):
+        target = _shown(raw_target, root.resolve())
         for change in changes if isinstance(changes, list) else [changes]:
             if isinstance(change, dict):
                 for kind, detail in change.items():

@@ -1,0 +1,95 @@
+"""Provenance against real git and DVC repositories: code, data, environment."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import pytest
+from protocol_study import dvc, git
+
+from audit.errors import ProvenanceError
+from audit.protocol.progress import LineProgress
+from audit.provenance.dvc import data_hashes
+from audit.provenance.environment import describe_environment
+from audit.provenance.record import collect_provenance
+
+
+def test_clean_study_records_commit_tree_and_data(study):
+    provenance = collect_provenance(study.root, ["data/train.csv"]).to_dict()
+    assert provenance["git"]["commit"] == git(study.root, "rev-parse", "HEAD").strip()
+    assert provenance["git"]["tree"] == git(study.root, "rev-parse", "HEAD^{tree}").strip()
+    expected = hashlib.md5((study.root / "data" / "train.csv").read_bytes()).hexdigest()
+    assert provenance["data"] == {"data/train.csv": expected}
+    assert provenance["dvc_status_clean"] is True
+    assert any(d.startswith("click==") for d in provenance["environment"]["distributions"])
+
+
+def test_out_dir_inside_the_repo_does_not_make_it_dirty(study):
+    results = study.root / "results-here"
+    results.mkdir()
+    (results / "journal.jsonl").write_text("{}\n")
+    with pytest.raises(ProvenanceError, match="dirty"):
+        collect_provenance(study.root, ["data/train.csv"])
+    provenance = collect_provenance(study.root, ["data/train.csv"], exclude=[results])
+    assert provenance.git.dirty is False
+
+
+def test_untracked_data_path_is_refused(study):
+    with pytest.raises(ProvenanceError, match=r"'data/other\.csv' is not tracked by DVC"):
+        collect_provenance(study.root, ["data/other.csv"])
+
+
+def test_dvc_lock_stage_outputs_and_their_status(study):
+    (study.root / "prep.py").write_text(
+        "import pathlib; pathlib.Path('data/prep.txt').write_text(open('data/train.csv').read())"
+    )
+    (study.root / "dvc.yaml").write_text(
+        "stages:\n  prep:\n    cmd: python prep.py\n    deps: [data/train.csv, prep.py]\n"
+        "    outs: [data/prep.txt]\n"
+    )
+    dvc(study.root, "repro", "-q")
+    study.commit("prep stage")
+    hashes = data_hashes(study.root, ["data/prep.txt", "data/train.csv"])
+    assert set(hashes) == {"data/prep.txt", "data/train.csv"}
+    assert collect_provenance(study.root, ["data/prep.txt"]).dvc_status_clean is True
+    # Changing the stage's code without `dvc repro` leaves dvc.lock stale.
+    (study.root / "prep.py").write_text("print('changed')\n")
+    study.commit("change prep without repro")
+    with pytest.raises(ProvenanceError, match=r"data does not match dvc.lock: prep: .*prep.py"):
+        collect_provenance(study.root, ["data/prep.txt"])
+
+
+def test_lock_file_and_image_digest(tmp_path):
+    (tmp_path / "requirements.txt").write_text("click==8.1\n")
+    (tmp_path / "requirements-dev.txt").write_text("pytest==8\n")
+    environment = describe_environment(tmp_path, image_digest="sha256:" + "a" * 64)
+    assert environment.lock_file == "requirements-dev.txt,requirements.txt"
+    before = environment.lock_sha256
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    environment = describe_environment(tmp_path)
+    assert environment.lock_file == "uv.lock"
+    assert environment.lock_sha256 != before
+    assert environment.image_digest is None
+    assert describe_environment(tmp_path, image_digest="sha256:x").key["image"] == "sha256:x"
+
+
+def test_image_digest_from_the_environment_is_recorded(study, run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLAUDIT_IMAGE_DIGEST", "sha256:" + "b" * 64)
+    out = tmp_path / "out"
+    assert run_cli(*study.run_args(out, "--no-cache", "--json")).exit_code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["provenance"]["environment"]["image_digest"] == "sha256:" + "b" * 64
+
+
+def test_line_progress_prints_counts_and_reasons():
+    stream = io.StringIO()
+    progress = LineProgress(stream)
+    progress.start(3, 1)
+    progress.advance({"trial_id": "no-a/0", "status": "failed", "reason": "exit code 3"})
+    progress.advance({"trial_id": "no-a/1", "status": "succeeded", "cached_from": "no-b/1"})
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "mlaudit: 3 trials, 1 already finished"
+    assert lines[1].startswith("mlaudit: [2/3] no-a/0 failed: exit code 3")
+    assert "[3/3] no-a/1 cached from no-b/1" in lines[2]
