@@ -90,6 +90,7 @@ def run(
         allow_dirty=allow_dirty,
         image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
         exclude=[out_dir, *([cache] if cache else [])],
+        not_code=[edd_path, edd_path.resolve().parent / "approvals"],
     )
     request = RunRequest(
         edd=_edd_record(edd, root),

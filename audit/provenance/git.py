@@ -23,6 +23,7 @@ class GitState:
     tree: str
     dirty: bool
     dirty_paths: tuple[str, ...]
+    code_tree: str = ""  # `tree` without the study's own files (EDD, approvals)
 
 
 def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -87,8 +88,22 @@ def _worktree_tree(root: Path, commit: str | None, pathspec: list[str]) -> str:
         return _git(root, "write-tree", env=env).strip()
 
 
-def git_state(path: Path, *, exclude: Sequence[Path] = ()) -> GitState:
-    """Describe the repository holding `path`; `exclude` (e.g. the run's out dir) never counts."""
+def _tree_without(root: Path, tree: str, paths: list[str]) -> str:
+    with tempfile.TemporaryDirectory(prefix="mlaudit-index-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git(root, "read-tree", tree, env=env)
+        _git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *paths, env=env)
+        return _git(root, "write-tree", env=env).strip()
+
+
+def git_state(
+    path: Path, *, exclude: Sequence[Path] = (), not_code: Sequence[Path] = ()
+) -> GitState:
+    """Describe the repository holding `path`; `exclude` (e.g. the run's out dir) never counts.
+
+    `not_code` (the EDD and its approvals) is left out of `code_tree`, so signing or
+    amending the study does not invalidate trials whose code did not change.
+    """
     root = repo_root(path)
     commit = _head(root)
     pathspec = [".", *_excludes(root, exclude)]
@@ -100,4 +115,6 @@ def git_state(path: Path, *, exclude: Sequence[Path] = ()) -> GitState:
         tree = _git(root, "rev-parse", f"{commit}^{{tree}}").strip()
     else:
         tree = _worktree_tree(root, commit, pathspec)
-    return GitState(root=root, commit=commit, tree=tree, dirty=dirty, dirty_paths=dirty_paths)
+    study_files = [p[len(":(exclude)") :] for p in _excludes(root, not_code)]
+    code_tree = _tree_without(root, tree, study_files) if study_files else tree
+    return GitState(root, commit, tree, dirty, dirty_paths, code_tree)

@@ -28,9 +28,12 @@ class Provenance:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 over code tree, data hashes and environment: equal across CI shards."""
+        """sha256 over code, data hashes and environment: equal across CI shards.
+
+        The code is the git tree without the study's own files (EDD, approvals).
+        """
         return sha256_json(
-            {"tree": self.git.tree, "data": self.data, "environment": self.environment.key}
+            {"code": self.git.code_tree, "data": self.data, "environment": self.environment.key}
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,6 +41,7 @@ class Provenance:
             "git": {
                 "commit": self.git.commit,
                 "tree": self.git.tree,
+                "code_tree": self.git.code_tree,
                 "dirty": self.git.dirty,
                 "allow_dirty": self.allow_dirty,
             },
@@ -55,10 +59,11 @@ def collect_provenance(
     allow_dirty: bool = False,
     image_digest: str | None = None,
     exclude: Sequence[Path] = (),
+    not_code: Sequence[Path] = (),
     check_dvc_status: bool = True,
 ) -> Provenance:
     """Describe code, data and environment of the project at `root`, or refuse."""
-    git = git_state(root, exclude=exclude)
+    git = git_state(root, exclude=exclude, not_code=not_code)
     if git.dirty and not allow_dirty:
         shown = ", ".join(git.dirty_paths[:5]) or "uncommitted changes"
         more = f" and {len(git.dirty_paths) - 5} more" if len(git.dirty_paths) > 5 else ""

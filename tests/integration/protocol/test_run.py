@@ -285,3 +285,17 @@ def test_sigkill_then_resume_runs_every_trial_exactly_once(new_study, tmp_path, 
         assert done[key] == expected, key
         if trial["trial_id"] in finished_before:
             assert started[key] == expected, key  # finished before the kill: never run again
+
+
+def test_amended_edd_reuses_trials_whose_inputs_did_not_change(study, run_cli, tmp_path):
+    assert run_cli(*study.run_args(tmp_path / "out1")).exit_code == 0
+    document = edd_document(seeds=[0, 1, 2, 3])
+    document["version"] = 2
+    study.write_edd(document)  # re-signed and committed: the git tree changed
+    result = run_cli(*study.run_args(tmp_path / "out2"))
+    assert result.exit_code == 0, result.stderr
+    results = _results(tmp_path / "out2")
+    cached = {t["trial_id"] for t in results["trials"] if t["cached_from"]}
+    assert cached == {t["trial_id"] for t in results["trials"] if t["seed"] != 3}
+    code_tree = results["provenance"]["git"]["code_tree"]
+    assert code_tree != results["provenance"]["git"]["tree"]
