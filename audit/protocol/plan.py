@@ -207,6 +207,12 @@ def build_plan(document: Mapping[str, Any], *, source: str = "edd.yaml") -> Plan
         keys = {o.key for o in parse_overrides(texts, location=location)}
         declared.setdefault(location.pointer, set()).update(keys)
     _check_replace_declared(design, components, source)
+    if protocol.get("overrides_via", "argv") == "argv" and "{overrides}" not in protocol["command"]:
+        # Without it every arm would run the very same command: a silent non-ablation.
+        raise ProtocolError(
+            'the command must contain the item "{overrides}" when overrides_via is argv',
+            location=Location(source, "/protocol/command"),
+        )
     arms = _component_arms(design, components)
     arms += _reference_arms(protocol.get("references", []), {a.name for a in arms})
     if design in ("add-one", "full-factorial"):

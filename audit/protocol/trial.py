@@ -148,7 +148,8 @@ def _attempt(
                 preexec_fn=_PDEATHSIG,
             )
         except OSError as error:
-            return None, False, f"cannot start {spec.argv[0]!r}: {error.strerror}"
+            where = "" if spec.cwd.is_dir() else f" (workdir {spec.cwd} does not exist)"
+            return None, False, f"cannot start {spec.argv[0]!r}: {error.strerror}{where}"
         on_start(process.pid, attempt)
         try:
             code = process.wait(timeout=spec.timeout_seconds)

@@ -173,3 +173,12 @@ def test_bad_shard_is_a_usage_error(text):
 
     with pytest.raises(UsageError):
         parse_shard(text)
+
+
+def test_argv_mode_needs_the_overrides_placeholder(document):
+    document["protocol"]["command"] = ["python", "train.py"]
+    with pytest.raises(ProtocolError, match="must contain the item") as info:
+        build_plan(document)
+    assert info.value.location.pointer == "/protocol/command"
+    document["protocol"]["overrides_via"] = "params_file"
+    assert build_plan(document).trial_count == 32
