@@ -13,6 +13,10 @@ from audit.cli._common import echo, emit_json, json_option
 from audit.errors import TrackingError, UsageError
 
 SUPPORTED_SCHEMES = ("mlaudit+sqlite", "mlaudit+postgresql", "sqlite", "postgresql")
+SUPERUSER_NOTE = (
+    "a database superuser can drop these triggers; only an external checkpoint "
+    "(mlaudit track checkpoint, kept outside the server) exposes a rewrite after that"
+)
 
 
 def _store_uri(uri: str) -> str:
@@ -125,7 +129,8 @@ def init_db(uri: str, as_json: bool) -> int:
         raise TrackingError(f"{display_uri(store_uri)}: cannot initialise: {error}") from error
     installed = triggers.installed_triggers(store.engine)
     if as_json:
-        emit_json({"uri": display_uri(store_uri), "triggers": installed})
+        emit_json({"uri": display_uri(store_uri), "triggers": installed, "note": SUPERUSER_NOTE})
     else:
         echo(f"{display_uri(store_uri)}: schema, seal table and {len(installed)} triggers ready")
+        echo(f"note: {SUPERUSER_NOTE}")
     return 0

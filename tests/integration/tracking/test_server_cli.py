@@ -32,6 +32,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_init_db_installs_schema_seals_and_triggers(
     tmp_path: Path, run_mlaudit: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
@@ -47,6 +48,7 @@ def test_init_db_installs_schema_seals_and_triggers(
     again = run_mlaudit("server", "init-db", f"sqlite:///{db}")  # idempotent, plain URI too
     assert again.returncode == 0, again.stderr
     assert "19 triggers ready" in again.stdout
+    assert "superuser can drop these triggers" in again.stdout
 
 
 def test_init_db_refuses_an_unsupported_uri(
