@@ -335,3 +335,26 @@ def test_a_plain_sqlite_uri_works_too(tmp_path: Path) -> None:
     experiment = str(plain.create_experiment("plain"))
     run_id = sealed_run(plain, experiment)
     assert plain.seal_of(run_id) is not None
+
+
+@pytest.mark.parametrize("operation", ["log_param", "log_metric", "log_batch", "set_tag"])
+def test_a_write_racing_the_seal_is_stopped_by_the_trigger(
+    store: AppendOnlyTrackingStore,
+    experiment: str,
+    monkeypatch: pytest.MonkeyPatch,
+    operation: str,
+) -> None:
+    # The friendly early check passed just before the run was sealed: only the
+    # database trigger stands between the late write and the sealed rows.
+    run_id = sealed_run(store, experiment)
+    seal = store.seal_of(run_id)
+    assert seal is not None
+    monkeypatch.setattr(AppendOnlyTrackingStore, "_check_writable", lambda *_: None)
+    calls = {
+        "log_param": lambda: store.log_param(run_id, Param("late", "1")),
+        "log_metric": lambda: store.log_metric(run_id, Metric("late", 1.0, 5, 0)),
+        "log_batch": lambda: store.log_batch(run_id, [], [Param("late", "1")], []),
+        "set_tag": lambda: store.set_tag(run_id, RunTag("late", "1")),
+    }
+    assert_refused(calls[operation], run_id, seal.sha256)
+    assert recomputed_sha256(store, run_id) == seal.sha256
