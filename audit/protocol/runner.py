@@ -10,8 +10,10 @@ mid-flight have their process groups killed and start over.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
+import fcntl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -167,6 +169,20 @@ def _kill_leftovers(started: Sequence[Mapping[str, Any]]) -> None:
         pid, ticks = event.get("pid"), event.get("pid_start")
         if isinstance(pid, int) and isinstance(ticks, str) and _group_is_ours(pid, ticks):
             kill_group(pid)
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """One runner per out dir: a second one would interleave the journal."""
+    with open(out_dir / ".lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another mlaudit run is using {out_dir}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class _Budget:
@@ -380,10 +396,14 @@ class Runner:
                 f"{self.document['budget']['max_trials']}"
             )
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.out_dir):
+            return self._run_journaled()
+
+    def _run_journaled(self) -> RunOutcome:
         journal, previous = self._open_journal()
         with journal:
-            if request.logger_factory is not None:
-                self.logger = request.logger_factory(self.header)
+            if self.request.logger_factory is not None:
+                self.logger = self.request.logger_factory(self.header)
             results = self._execute(journal, previous)
             path = self.out_dir / RESULTS_NAME
             validate_results(results, str(path))

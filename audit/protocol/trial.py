@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +113,9 @@ def kill_group(pgid: int) -> None:
 
 
 def _prepare(spec: TrialSpec, attempt: int) -> None:
+    if attempt == 1 and spec.trial_dir.exists():
+        # A fresh directory: nothing a killed earlier run left may pass as this trial's output.
+        shutil.rmtree(spec.trial_dir)
     spec.trial_dir.mkdir(parents=True, exist_ok=True)
     # A previous attempt's outputs must not pass as this attempt's.
     if attempt > 1:

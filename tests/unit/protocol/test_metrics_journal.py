@@ -142,3 +142,14 @@ def test_leftover_trial_processes_of_a_killed_runner_are_killed(tmp_path):
         time.sleep(0.05)
     else:
         raise AssertionError("the leftover grandchild is still running")
+
+
+def test_one_runner_per_out_dir(tmp_path):
+    from audit.errors import UsageError
+    from audit.protocol.runner import _exclusive
+
+    with _exclusive(tmp_path), pytest.raises(UsageError, match="another mlaudit run"):  # noqa: SIM117
+        with _exclusive(tmp_path):
+            pass
+    with _exclusive(tmp_path):
+        pass
