@@ -111,12 +111,8 @@ class ManagedServer:
             "-m",
             "mlflow",
             "server",
-            "--backend-store-uri",
-            self.backend_store_uri,
-            # The model registry has no append-only plugin; it shares the database
-            # through MLflow's own store (it holds no run data).
-            "--registry-store-uri",
-            self.backend_store_uri.removeprefix("mlaudit+"),
+            # The store URIs travel in the environment (see `environment`): argv is
+            # visible to every local user, and a PostgreSQL URI may hold a password.
             "--artifacts-destination",
             guarded_artifacts_destination(self.artifacts_destination),
             "--serve-artifacts",
@@ -129,6 +125,17 @@ class ManagedServer:
             *(["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []),
         ]
 
+    def environment(self) -> dict[str, str]:
+        """What the server process gets on top of ours: quiet flags and the store URIs."""
+        return {
+            **QUIET_ENVIRONMENT,
+            "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri,
+            # The model registry has no append-only plugin; it shares the database
+            # through MLflow's own store (it holds no run data).
+            "MLFLOW_REGISTRY_STORE_URI": self.backend_store_uri.removeprefix("mlaudit+"),
+            **self.extra_env,
+        }
+
     def start(self) -> ManagedServer:
         if self.port == 0:
             self.port = free_port(self.host)
@@ -140,7 +147,7 @@ class ManagedServer:
         )
         self.log_path = log_path
         self._log = log_path.open("ab")
-        env = {**os.environ, **QUIET_ENVIRONMENT, **self.extra_env}
+        env = {**os.environ, **self.environment()}
         self.process = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,

@@ -19,15 +19,16 @@ from audit.tracking.server import free_port
 
 
 def _processes_mentioning(text: str) -> list[int]:
+    """Processes whose argv or environment holds `text` (the server gets its URI by env)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
         except OSError:
             continue
-        if text in cmdline:
+        if text.encode() in seen:
             found.append(int(entry.name))
     return found
 

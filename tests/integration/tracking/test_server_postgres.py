@@ -74,3 +74,9 @@ def test_postgres_server_seals_and_refuses_over_rest(pg_server: ManagedServer) -
         f"{base}/experiments/delete", json={"experiment_id": experiment}, timeout=TIMEOUT
     )
     assert deleted.status_code == 403, deleted.text
+
+
+def test_the_database_password_is_not_on_the_command_line(pg_server: ManagedServer) -> None:
+    assert pg_server.process is not None
+    argv = Path(f"/proc/{pg_server.process.pid}/cmdline").read_bytes()
+    assert b"postgresql" not in argv  # the URI (and its password) travels in the environment
