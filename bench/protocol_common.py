@@ -61,8 +61,9 @@ def edd(seeds: int, *, work: float = 0.0, components: int = 1) -> dict[str, Any]
         "risk_tier": "low",
         "data": [{"path": "data/train.csv"}],
         "protocol": {
-            "command": [sys.executable, "trial.py", "{overrides}"],
-            "baseline": {"features": dict.fromkeys(names, True), "work": work},
+            # The work size is part of the signed command, like any fixed training flag.
+            "command": [sys.executable, "trial.py", f"work={work:g}", "{overrides}"],
+            "baseline": {"features": dict.fromkeys(names, True)},
             "components": [{"name": n, "ablate": [f"features.{n}=false"]} for n in names],
             "design": "leave-one-out",
             "seeds": list(range(seeds)),

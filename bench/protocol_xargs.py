@@ -31,7 +31,7 @@ def xargs_seconds(repo: Path, seeds: int) -> float:
                 f"MLAUDIT_ARM={arm}",
                 f"MLAUDIT_TRIAL_DIR={trial_dir}",
             ]
-            lines.append(shlex.join([*env, sys.executable, "trial.py", *overrides]))
+            lines.append(shlex.join([*env, sys.executable, "trial.py", "work=0", *overrides]))
     start = time.perf_counter()
     subprocess.run(
         ["xargs", "-P", "2", "-L", "1", "env"],
