@@ -16,6 +16,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,9 @@ MAX_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_ENTITIES_PER_BATCH = 1000
 SEARCH_PAGE = 1000
+# Trials logged side by side by `track log`: the server's SQLite writes are serialised
+# anyway, but request handling, network and sealing overlap.
+TRIAL_WORKERS = 4
 
 
 def connect(uri: str) -> MlflowClient:
@@ -227,13 +231,21 @@ class RunWriter:
         manifest = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
         manifest_bytes = canonical_json(manifest)
         files[ARTIFACT_MANIFEST_PATH] = manifest_bytes
-        self._upload(outcome, files, spec.label)
         extra = {ARTIFACTS_SHA256_TAG: hashlib.sha256(manifest_bytes).hexdigest()}
-        for params, metrics, tags in _batches(spec, extra):
-            log = functools.partial(
-                self.client.log_batch, run_id, metrics, params, tags, synchronous=True
-            )
-            call_with_retry(log, self.policy, describe=f"{spec.label}: log values")
+
+        def log_values() -> None:
+            for params, metrics, tags in _batches(spec, extra):
+                log = functools.partial(
+                    self.client.log_batch, run_id, metrics, params, tags, synchronous=True
+                )
+                call_with_retry(log, self.policy, describe=f"{spec.label}: log values")
+
+        # Values and files are independent requests: send them side by side. Only the
+        # end (which seals the run) must wait for both.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            values = pool.submit(log_values)
+            self._upload(outcome, files, spec.label)
+            values.result()
         self._end(run_id, spec)
 
     def _end(self, run_id: str, spec: RunSpec) -> None:
@@ -259,8 +271,6 @@ class RunWriter:
         Artifacts are write-once on the server, so when finishing a run a crashed logger
         left behind, files already there are compared instead of uploaded again.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         repo = get_artifact_repository(outcome.artifact_uri, tracking_uri=self.client.tracking_uri)
@@ -456,6 +466,20 @@ class ProtocolLogger:
         self.summary.spooled.append(trial_id)
         return None
 
+    def log_trials(
+        self,
+        trials: Iterable[tuple[Mapping[str, Any], Path | None]],
+        workers: int = TRIAL_WORKERS,
+    ) -> list[str | None]:
+        """Log many finished trials, a few at a time (each trial is its own run)."""
+        if not self._spooling:
+            try:
+                self._parent_run()  # once, before the threads share it
+            except ServerUnavailable as error:
+                self._start_spooling(error)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda item: self.log_trial(*item), trials))
+
     def close(
         self,
         results: Mapping[str, Any] | None = None,
@@ -508,9 +532,10 @@ def log_results(
     `trials_dir/<trial_id>` (when present) holds each trial's files, uploaded as artifacts.
     """
     logger = ProtocolLogger(uri, results, spool_dir, experiment=experiment, policy=policy)
-    for trial in _trials(results):
-        directory = trials_dir / str(trial.get("trial_id")) if trials_dir else None
-        logger.log_trial(trial, directory)
+    logger.log_trials(
+        (trial, trials_dir / str(trial.get("trial_id")) if trials_dir else None)
+        for trial in _trials(results)
+    )
     return logger.close(results, analysis, artifacts)
 
 

@@ -134,7 +134,7 @@ def _bulk_history(
 ) -> list[tuple[str, str, tuple[int, int, float]]]:
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-    response = http_request(
+    response = http_request(  # type: ignore[no-untyped-call]
         host_creds,
         HISTORY_ENDPOINT,
         "GET",
