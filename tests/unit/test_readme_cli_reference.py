@@ -1,0 +1,136 @@
+"""docs/cli.md and the README's CLI section cannot drift from the real command tree."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import click
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+README = REPO_ROOT / "README.md"
+CLI_DOC = REPO_ROOT / "docs" / "cli.md"
+CLI_SECTION = "## CLI"
+
+
+def _load_generator() -> ModuleType:
+    path = REPO_ROOT / "tests" / "tools" / "gen_cli_reference.py"
+    spec = importlib.util.spec_from_file_location("gen_cli_reference", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gen_cli_reference", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generator()
+
+
+@pytest.fixture(scope="module")
+def generated() -> str:
+    return str(gen.render())
+
+
+def _cli_section(readme: str) -> str:
+    start = readme.find(f"\n{CLI_SECTION}\n")
+    assert start >= 0, f"README.md has no '{CLI_SECTION}' section"
+    rest = readme[start + len(CLI_SECTION) + 2 :]
+    end = re.search(r"^## ", rest, flags=re.MULTILINE)
+    return rest[: end.start()] if end else rest
+
+
+def _mentioned_commands(text: str) -> list[str]:
+    """Every `mlaudit ...` code span (inline or in a fenced block line)."""
+    spans = re.findall(r"`(mlaudit(?: [^`\n]*)?)`", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("mlaudit ")]
+    return spans + lines
+
+
+def _unknown_word(root: click.Command, mention: str) -> str | None:
+    """The first word that names no subcommand of the group before it, or None.
+
+    Walks the tree as click would: words are subcommands while the current command is
+    a group; an option or a word after a leaf command is an argument and ends the walk.
+    """
+    command, ctx = root, click.Context(root, info_name="mlaudit")
+    for word in mention.split()[1:]:
+        if not isinstance(command, click.Group) or not re.fullmatch(r"[a-z][a-z-]*", word):
+            return None
+        sub = command.get_command(ctx, word)
+        if sub is None:
+            return word
+        command, ctx = sub, click.Context(sub, info_name=word, parent=ctx)
+    return None
+
+
+def test_cli_reference_is_current(generated):
+    committed = CLI_DOC.read_text(encoding="utf-8") if CLI_DOC.exists() else ""
+    diff = gen.stale_diff(generated, committed)
+    assert not diff, f"docs/cli.md is stale; regenerate with: {gen.REGENERATE}\n{diff}"
+
+
+def test_stale_check_catches_a_changed_line(generated):
+    # The comparison must be able to fail: one changed option line is a stale page.
+    mutated = generated.replace("Protected git ref", "Protected git branch", 1)
+    assert mutated != generated
+    assert "Protected git branch" in gen.stale_diff(generated, mutated)
+    assert gen.stale_diff(generated, generated) == ""
+    assert gen.stale_diff(generated, generated.rstrip("\n")) != ""
+
+
+def test_check_mode_exits_1_on_a_stale_page(tmp_path, generated):
+    page = tmp_path / "cli.md"
+    page.write_text(generated.replace("## mlaudit gate\n", "## mlaudit gait\n"), encoding="utf-8")
+    assert gen.main(["--check", "--output", str(page)]) == 1
+    page.write_text(generated, encoding="utf-8")
+    assert gen.main(["--check", "--output", str(page)]) == 0
+
+
+def test_reference_has_a_help_section_per_command(generated):
+    paths = gen.command_paths()
+    assert "mlaudit edd verify" in paths
+    assert "mlaudit server init-db" in paths
+    for path in paths:
+        assert f"\n## {path}\n\n```text\nUsage: {path} " in generated
+
+
+def test_reference_is_deterministic(generated):
+    assert gen.render() == generated
+    assert str(REPO_ROOT) not in generated
+    assert str(Path.home()) not in generated
+
+
+def test_readme_cli_section_names_only_real_commands():
+    from audit.cli.main import cli
+
+    section = _cli_section(README.read_text(encoding="utf-8"))
+    mentions = _mentioned_commands(section)
+    assert mentions, "the README's CLI section names no commands"
+    unknown = {m: w for m in mentions if (w := _unknown_word(cli, m)) is not None}
+    assert not unknown, f"README names commands that do not exist: {unknown}"
+
+
+def test_readme_cli_section_covers_every_top_level_command():
+    from audit.cli.main import SUBCOMMANDS
+
+    section = _cli_section(README.read_text(encoding="utf-8"))
+    missing = [name for name in SUBCOMMANDS if f"`mlaudit {name}" not in section]
+    assert not missing, f"the README's CLI section does not mention: {missing}"
+    assert "docs/cli.md" in section
+
+
+def test_unknown_command_check_can_fail():
+    from audit.cli.main import cli
+
+    assert _unknown_word(cli, "mlaudit edd frobnicate FILE") == "frobnicate"
+    assert _unknown_word(cli, "mlaudit frobnicate") == "frobnicate"
+    assert _unknown_word(cli, "mlaudit track verify --tracking-uri URI") is None
+    assert _unknown_word(cli, "mlaudit edd verify edd.yaml") is None
+    assert _unknown_word(cli, "mlaudit server --port 0") is None
+    assert _unknown_word(cli, "mlaudit server init-db URI") is None
+    assert _unknown_word(cli, "mlaudit server start") == "start"
