@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -103,6 +105,30 @@ def test_reference_is_deterministic(generated):
     assert gen.render() == generated
     assert str(REPO_ROOT) not in generated
     assert str(Path.home()) not in generated
+
+
+def test_reference_ignores_terminal_and_environment(tmp_path, generated):
+    # A narrow terminal and set env vars (option defaults come from some) change nothing.
+    page = tmp_path / "cli.md"
+    page.write_text(generated, encoding="utf-8")
+    env = {
+        **os.environ,
+        "COLUMNS": "40",
+        "LINES": "10",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "MLAUDIT_SPOOL_DIR": str(tmp_path / "spool"),
+        "MLAUDIT_SHARD": "2/3",
+    }
+    script = REPO_ROOT / "tests" / "tools" / "gen_cli_reference.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--check", "--output", str(page)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_readme_cli_section_names_only_real_commands():
