@@ -224,12 +224,12 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
 
     def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
         with self._run_write(run_id, "log_batch"):
+            _refuse_seal_tags(tags)
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
         with self._run_write(run_id, "set_tag"):
-            if tag.key.startswith(run_record.SEAL_TAG_PREFIX):
-                raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
+            _refuse_seal_tags([tag])
             return super().set_tag(run_id, tag)  # type: ignore[no-untyped-call]
 
     def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> Any:
@@ -243,9 +243,7 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
     def create_run(
         self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
     ) -> Any:
-        for tag in tags or []:
-            if tag.key.startswith(run_record.SEAL_TAG_PREFIX):
-                raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
+        _refuse_seal_tags(tags)
         return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
 
     # -- ending a run seals it ------------------------------------------------------
@@ -391,6 +389,13 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _refuse_seal_tags(tags: Any) -> None:
+    # Only sealing writes these; a forged one would also block the real seal's insert.
+    for tag in tags or []:
+        if str(tag.key).startswith(run_record.SEAL_TAG_PREFIX):
+            raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
 
 
 def _seal_row(session: Any, run_id: str) -> Seal | None:

@@ -153,6 +153,9 @@ def test_allowed_writes_on_a_running_run(store: AppendOnlyTrackingStore, experim
     store.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
     store.log_outputs(run_id, [])
     store.update_run_info(run_id, RunStatus.RUNNING, None, "renamed")
+    store.set_tag(run_id, RunTag("mlflow.runName", "renamed-by-tag"))
+    assert store.get_run(run_id).info.run_name == "renamed-by-tag"
+    store.update_run_info(run_id, RunStatus.RUNNING, None, "renamed")
     run = store.get_run(run_id)
     assert run.data.params == {"p": "1", "q": "2"}
     assert run.data.tags["t"] == "v"
@@ -216,6 +219,10 @@ def test_a_run_cannot_be_moved_to_scheduled(
 def test_seal_tags_cannot_be_forged(store: AppendOnlyTrackingStore, experiment: str) -> None:
     run_id = new_run(store, experiment)
     assert_refused(lambda: store.set_tag(run_id, RunTag(run_record.SEAL_SEQ_TAG, "0")))
+    batch = [RunTag(run_record.SEAL_SEQ_TAG, "0")]
+    assert_refused(lambda: store.log_batch(run_id, [], [], batch))
+    store.update_run_info(run_id, RunStatus.FINISHED, 5, None)  # the real seal still lands
+    assert store.seal_of(run_id) is not None
     forged = [RunTag(run_record.SEAL_SHA256_TAG, "0" * 64)]
     assert_refused(lambda: store.create_run(experiment, "u", 1, forged, "x"))
 
