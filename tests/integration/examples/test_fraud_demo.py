@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLE, load_script
 
 demo_module = load_script("demo")
@@ -59,3 +60,11 @@ def test_demo_help() -> None:
     )
     assert proc.returncode == 0
     assert "--quick" in proc.stdout
+
+
+def test_a_missing_command_stops_the_demo_with_a_clear_message(tmp_path: Path) -> None:
+    demo = demo_module.Demo(quick=True, workers=2, root=tmp_path)
+    demo_module.prepare_env(demo)
+    with pytest.raises(demo_module.DemoFailed, match="`mlaudit no-such-command` is not available"):
+        demo_module.require(demo, "no-such-command")
+    demo_module.require(demo, "edd", "verify")  # present: no error
