@@ -258,8 +258,14 @@ def build_workspace(demo: Demo) -> None:
     ignore = demo.ws / ".gitignore"
     ignore.write_text(ignore.read_text().replace("/.mlaudit/allowed_signers\n", ""))
     # The DVC cache lives outside the throwaway workspace so a second run reuses it.
-    (demo.ws / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {demo.cache / 'dvc'}\n")
     git(demo, "init", "-q", "-b", "main")
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "config", "--local", "cache.dir", str(demo.cache / "dvc")],
+        cwd=demo.ws,
+        env=demo.env,
+        check=True,
+        capture_output=True,
+    )
     git(demo, "config", "commit.gpgsign", "false")
     git(demo, "add", "-A")
     git(demo, "commit", "-q", "-m", "Fraud model project with its trust root (.mlaudit/)")
