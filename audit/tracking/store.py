@@ -240,6 +240,18 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         with self._run_write(run_id, "log_outputs"):
             return super().log_outputs(run_id, models)
 
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: Any = None
+    ) -> Any:
+        # Artifacts must go through the served, write-once store: a custom location
+        # (a local path, a bucket) would let clients overwrite them behind its back.
+        if artifact_location and not artifact_location.startswith("mlflow-artifacts:"):
+            raise refusal(
+                f"artifact_location {artifact_location!r} is refused: experiments keep "
+                "the server's served artifact store (leave artifact_location unset)"
+            )
+        return super().create_experiment(name, artifact_location, tags)  # type: ignore[no-untyped-call]
+
     def create_run(
         self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
     ) -> Any:

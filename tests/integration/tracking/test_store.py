@@ -365,3 +365,13 @@ def test_a_write_racing_the_seal_is_stopped_by_the_trigger(
     }
     assert_refused(calls[operation], run_id, seal.sha256)
     assert recomputed_sha256(store, run_id) == seal.sha256
+
+
+def test_experiments_keep_the_served_artifact_store(
+    store: AppendOnlyTrackingStore, tmp_path: Path
+) -> None:
+    assert_refused(
+        lambda: store.create_experiment(f"x-{uuid.uuid4().hex}", str(tmp_path)), "artifact_location"
+    )
+    served = store.create_experiment(f"y-{uuid.uuid4().hex}", "mlflow-artifacts:/custom")
+    assert store.get_experiment(served).artifact_location == "mlflow-artifacts:/custom"
