@@ -135,7 +135,7 @@ def run(
     show: bool = False,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    shown = " ".join(_short(a) for a in argv)
+    shown = display(argv)
     say(f"      $ {shown}")
     proc = subprocess.run(
         list(argv),
@@ -149,17 +149,45 @@ def run(
         for line in (proc.stdout + proc.stderr).strip().splitlines():
             say(f"        {line}")
     if check and proc.returncode != 0:
-        raise DemoFailed(_failure(what or shown, proc))
+        raise failure(demo, argv, what or shown, proc)
     return proc
 
 
-def _short(arg: str) -> str:
-    """Paths inside the repo print relative to it, so the lines stay readable."""
-    if arg == sys.executable:
-        return "python"
-    if arg.startswith(str(REPO) + os.sep):
-        return os.path.relpath(arg, Path.cwd()) if Path.cwd() == REPO else arg
-    return arg
+def _command_words(argv: Sequence[str]) -> list[str]:
+    """`mlaudit ablate run edd.yaml ...` -> ["ablate", "run"]."""
+    prefix = mlaudit_argv()
+    if list(argv[: len(prefix)]) != prefix:
+        return []
+    words = []
+    for arg in argv[len(prefix) : len(prefix) + 2]:
+        if not re.fullmatch(r"[a-z][a-z-]*", arg):
+            break
+        words.append(arg)
+    return words
+
+
+def failure(
+    demo: Demo, argv: Sequence[str], what: str, proc: subprocess.CompletedProcess[str] | None
+) -> DemoFailed:
+    """Why a step failed: a command this build lacks, or the command's own error."""
+    words = _command_words(argv)
+    if words:
+        try:
+            require(demo, *words)
+        except DemoFailed as missing:
+            return missing
+    if proc is None:
+        return DemoFailed(f"`{what}` failed")
+    return DemoFailed(_failure(what, proc))
+
+
+def display(argv: Sequence[str]) -> str:
+    """The command as a user would type it from the repo root."""
+    words = list(argv)
+    for module, name in (("audit", "mlaudit"), ("dvc", "dvc")):
+        if words[:3] == [sys.executable, "-m", module]:
+            words = [name, *words[3:]]
+    return " ".join(str(_rel(Path(w))) if w.startswith(str(REPO)) else w for w in words)
 
 
 def _rel(path: Path) -> Path:
@@ -305,7 +333,6 @@ def reproduce_data(demo: Demo) -> None:
 
 def sign(demo: Demo) -> None:
     started = step(demo, "Approvals: two approvers sign the EDD's canonical bytes")
-    require(demo, "edd", "sign")
     digest = run(demo, mlaudit_argv("edd", "digest", demo.edd), what="mlaudit edd digest")
     say(f"      EDD digest {digest.stdout.strip()}")
     for name, principal, role in APPROVERS:
@@ -324,7 +351,6 @@ def sign(demo: Demo) -> None:
 
 def verify(demo: Demo) -> None:
     started = step(demo, "Verify the EDD against the trust root on main")
-    require(demo, "edd", "verify")
     run(
         demo,
         mlaudit_argv("edd", "verify", demo.edd, "--trust-ref", "main"),
@@ -336,7 +362,6 @@ def verify(demo: Demo) -> None:
 
 def start_server(demo: Demo) -> None:
     started = step(demo, "Append-only MLflow server on a local SQLite store")
-    require(demo, "server")
     store = demo.ws / "mlruns"
     store.mkdir(exist_ok=True)
     argv = mlaudit_argv(
@@ -348,7 +373,7 @@ def start_server(demo: Demo) -> None:
         "--port",
         "0",
     )
-    say(f"      $ {' '.join(_short(a) for a in argv)}")
+    say(f"      $ {display(argv)}")
     log = (store / "server-console.log").open("w")
     demo.server = subprocess.Popen(
         argv,
@@ -369,6 +394,9 @@ def start_server(demo: Demo) -> None:
         if time.monotonic() > deadline:
             break
     if demo.tracking_uri is None:
+        missing = failure(demo, argv, "mlaudit server", None)
+        if "not available" in str(missing):
+            raise missing
         raise DemoFailed(
             f"mlaudit server did not report its address; see {store / 'server-console.log'}"
         )
@@ -393,7 +421,6 @@ def stop_server(demo: Demo) -> None:
 
 def ablate(demo: Demo) -> None:
     started = step(demo, f"Ablation: every arm x paired seed, {demo.workers} workers")
-    require(demo, "ablate", "run")
     plan = run(demo, mlaudit_argv("ablate", "plan", demo.edd), what="mlaudit ablate plan")
     for line in plan.stdout.strip().splitlines():
         say(f"        {line}")
@@ -412,17 +439,17 @@ def ablate(demo: Demo) -> None:
     )
     if demo.tracking_uri:
         argv += ["--tracking-uri", demo.tracking_uri]
-    say(f"      $ {' '.join(_short(a) for a in argv)}")
+    say(f"      $ {display(argv)}")
     # Streamed, not captured: the runner prints one progress line per trial.
     proc = subprocess.run(argv, cwd=demo.ws, env=demo.env, check=False)
     if proc.returncode != 0:
-        raise DemoFailed(f"`mlaudit ablate run` failed with exit code {proc.returncode}")
+        error = failure(demo, argv, "mlaudit ablate run", None)
+        raise DemoFailed(f"{error} (exit code {proc.returncode}; its output is above)")
     done(started, f"results in {demo.out / 'results.json'}")
 
 
 def analyze(demo: Demo) -> None:
     started = step(demo, "Analysis: paired deltas, CIs, exact tests, Holm, the decision")
-    require(demo, "ablate", "analyze")
     run(
         demo,
         mlaudit_argv(
@@ -441,7 +468,6 @@ def analyze(demo: Demo) -> None:
 def checkpoint(demo: Demo) -> None:
     """Publish the ledger's size and Merkle root outside the server (report, bundle)."""
     started = step(demo, "Ledger checkpoint of the sealed MLflow runs")
-    require(demo, "track", "checkpoint")
     run(
         demo,
         mlaudit_argv(
@@ -461,7 +487,6 @@ def checkpoint(demo: Demo) -> None:
 
 def render(demo: Demo) -> None:
     started = step(demo, "Report: report.md and report.html")
-    require(demo, "report", "render")
     extra = ["--results", str(demo.out / "results.json")]
     extra += ["--checkpoint", str(demo.out / "checkpoint.json")]
     for fmt in ("md", "html"):
@@ -484,7 +509,6 @@ def render(demo: Demo) -> None:
 
 def gate(demo: Demo) -> int:
     started = step(demo, "Gate: may this change merge? (every rule, with evidence)")
-    require(demo, "gate")
     argv = mlaudit_argv(
         "gate",
         "--analysis",
@@ -503,7 +527,7 @@ def gate(demo: Demo) -> int:
     )
     proc = run(demo, argv, what="mlaudit gate", show=True, check=False)
     if proc.returncode not in (0, 1) or not (demo.out / "gate.json").is_file():
-        raise DemoFailed(_failure("mlaudit gate", proc))
+        raise failure(demo, argv, "mlaudit gate", proc)
     verdict = "passed" if proc.returncode == 0 else "FAILED (exit 1): the change may not merge"
     done(started, verdict)
     return proc.returncode
@@ -519,8 +543,6 @@ def tracking_args(demo: Demo) -> list[str]:
 
 def bundle(demo: Demo) -> Path:
     started = step(demo, "Audit bundle: create, then verify offline")
-    require(demo, "bundle", "create")
-    require(demo, "bundle", "verify")
     target = demo.out / "audit.bundle.tar.gz"
     out = demo.out
     run(

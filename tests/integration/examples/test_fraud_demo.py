@@ -68,3 +68,15 @@ def test_a_missing_command_stops_the_demo_with_a_clear_message(tmp_path: Path) -
     with pytest.raises(demo_module.DemoFailed, match="`mlaudit no-such-command` is not available"):
         demo_module.require(demo, "no-such-command")
     demo_module.require(demo, "edd", "verify")  # present: no error
+    # A step that fails says whether the command is missing or failed on its own.
+    missing = demo_module.failure(demo, demo_module.mlaudit_argv("nope", "x.yaml"), "nope", None)
+    assert "`mlaudit nope` is not available" in str(missing)
+    broken = subprocess.CompletedProcess(["x"], 1, "", "mlaudit: error: edd.yaml: bad\n")
+    failed = demo_module.failure(demo, demo_module.mlaudit_argv("edd", "verify"), "verify", broken)
+    assert "exit code 1" in str(failed)
+    assert "edd.yaml: bad" in str(failed)
+
+
+def test_commands_print_as_a_user_types_them() -> None:
+    argv = demo_module.mlaudit_argv("edd", "verify", str(demo_module.REPO / ".demo" / "x.yaml"))
+    assert demo_module.display(argv) == "mlaudit edd verify .demo/x.yaml"
