@@ -1,4 +1,4 @@
-"""docs/cli.md and the README's CLI section cannot drift from the real command tree."""
+"""docs/cli.md, the sample report and the README's CLI section cannot drift from the code."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ def generated() -> str:
     return str(gen.render())
 
 
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    return dict(gen.generated_pages(README.read_text(encoding="utf-8")))
+
+
 def _cli_section(readme: str) -> str:
     start = readme.find(f"\n{CLI_SECTION}\n")
     assert start >= 0, f"README.md has no '{CLI_SECTION}' section"
@@ -70,10 +75,12 @@ def _unknown_word(root: click.Command, mention: str) -> str | None:
     return None
 
 
-def test_cli_reference_is_current(generated):
-    committed = CLI_DOC.read_text(encoding="utf-8") if CLI_DOC.exists() else ""
-    diff = gen.stale_diff(generated, committed)
-    assert not diff, f"docs/cli.md is stale; regenerate with: {gen.REGENERATE}\n{diff}"
+@pytest.mark.parametrize("relative", ["docs/cli.md", "docs/sample-report.md", "README.md"])
+def test_generated_page_is_current(pages, relative):
+    target = REPO_ROOT / relative
+    committed = target.read_text(encoding="utf-8") if target.exists() else ""
+    diff = gen.stale_diff(pages[relative], committed, name=relative)
+    assert not diff, f"{relative} is stale; regenerate with: {gen.REGENERATE}\n{diff}"
 
 
 def test_stale_check_catches_a_changed_line(generated):
@@ -85,12 +92,36 @@ def test_stale_check_catches_a_changed_line(generated):
     assert gen.stale_diff(generated, generated.rstrip("\n")) != ""
 
 
-def test_check_mode_exits_1_on_a_stale_page(tmp_path, generated):
-    page = tmp_path / "cli.md"
-    page.write_text(generated.replace("## mlaudit gate\n", "## mlaudit gait\n"), encoding="utf-8")
-    assert gen.main(["--check", "--output", str(page)]) == 1
-    page.write_text(generated, encoding="utf-8")
-    assert gen.main(["--check", "--output", str(page)]) == 0
+def _write_pages(root: Path, pages: dict[str, str]) -> None:
+    for relative, page in pages.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(page, encoding="utf-8")
+
+
+def test_check_mode_exits_1_on_a_stale_page(tmp_path, pages):
+    _write_pages(tmp_path, pages)
+    assert gen.main(["--check", "--root", str(tmp_path)]) == 0
+    cli_md = tmp_path / "docs" / "cli.md"
+    cli_md.write_text(pages["docs/cli.md"].replace("## mlaudit gate\n", "## mlaudit gait\n"))
+    assert gen.main(["--check", "--root", str(tmp_path)]) == 1
+    # Regenerating repairs it; the README excerpt is rebuilt between its markers too.
+    readme = tmp_path / "README.md"
+    readme.write_text(pages["README.md"].replace("| ✅ improves |", "| ✅ improved |"))
+    assert gen.main(["--root", str(tmp_path)]) == 0
+    assert cli_md.read_text(encoding="utf-8") == pages["docs/cli.md"]
+    assert readme.read_text(encoding="utf-8") == pages["README.md"]
+
+
+def test_readme_excerpt_is_the_top_of_the_sample_report(pages):
+    readme, sample = pages["README.md"], pages["docs/sample-report.md"]
+    begin = readme.index(gen.EXCERPT_BEGIN) + len(gen.EXCERPT_BEGIN)
+    excerpt = readme[begin : readme.index(gen.EXCERPT_END)].strip().splitlines()
+    assert excerpt[0].startswith("> ## ")  # the decision headline comes first
+    assert excerpt[-1].startswith("> |")  # and it ends with the first table
+    for line in excerpt:
+        assert line == ">" or line.removeprefix("> ") in sample, line
+    with pytest.raises(ValueError, match="markers"):
+        gen.readme_with_excerpt("# no markers here\n", sample)
 
 
 def test_reference_has_a_help_section_per_command(generated):
@@ -107,10 +138,9 @@ def test_reference_is_deterministic(generated):
     assert str(Path.home()) not in generated
 
 
-def test_reference_ignores_terminal_and_environment(tmp_path, generated):
+def test_reference_ignores_terminal_and_environment(tmp_path, pages):
     # A narrow terminal and set env vars (option defaults come from some) change nothing.
-    page = tmp_path / "cli.md"
-    page.write_text(generated, encoding="utf-8")
+    _write_pages(tmp_path, pages)
     env = {
         **os.environ,
         "COLUMNS": "40",
@@ -121,7 +151,7 @@ def test_reference_ignores_terminal_and_environment(tmp_path, generated):
     }
     script = REPO_ROOT / "tests" / "tools" / "gen_cli_reference.py"
     proc = subprocess.run(
-        [sys.executable, str(script), "--check", "--output", str(page)],
+        [sys.executable, str(script), "--check", "--root", str(tmp_path)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
