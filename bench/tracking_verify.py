@@ -99,6 +99,7 @@ def main() -> None:
             backend_store_uri=db_uri,
             artifacts_destination=str(root / "artifacts"),
             log_path=root / "server.log",
+            workers=2,  # as the test suite runs it
         )
         with server:
             client = connect(server.uri)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 HISTORY_RUNS_PER_REQUEST = 100  # MLflow's limit for get-history-bulk
 HISTORY_MAX_RESULTS = 25000  # and its cap on points per answer
 HISTORY_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+# One page of runs = one history request per metric key (the bulk limit is 100 runs).
+SEARCH_PAGE = HISTORY_RUNS_PER_REQUEST
+PAGE_WORKERS = 6
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Ledger:
     experiment_id: str
     leaves: list[Leaf]
     records: dict[str, bytes]  # run id -> canonical record recomputed from REST data
-    runs: list[Run] = field(default_factory=list, repr=False)
+    runs: list[Run | RestRun] = field(default_factory=list, repr=False)
     histories: dict[str, dict[str, list[tuple[int, int, float]]]] = field(
         default_factory=dict, repr=False
     )
@@ -108,7 +111,7 @@ def _resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
 
 
 def fetch_histories(
-    client: MlflowClient, runs: Sequence[Run]
+    client: MlflowClient, runs: Sequence[Run | RestRun], workers: int = 8
 ) -> dict[str, dict[str, list[tuple[int, int, float]]]]:
     """Full metric histories of many runs: one bulk request per metric key and 100 runs."""
     by_key: dict[str, list[str]] = {}
@@ -122,7 +125,7 @@ def fetch_histories(
     ]
     histories: dict[str, dict[str, list[tuple[int, int, float]]]] = {}
     host_creds = client._tracking_client.store.get_host_creds()
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for points in pool.map(lambda job: _bulk_history(host_creds, *job), jobs):
             for run_id, key, point in points:
                 histories.setdefault(run_id, {}).setdefault(key, []).append(point)
@@ -163,32 +166,179 @@ def _value(metric: Mapping[str, Any]) -> float:
     return float(value) if value is not None else float("nan")
 
 
+@dataclass(frozen=True)
+class RestRunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str
+
+
+@dataclass(frozen=True)
+class RestRunData:
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RestTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RestDataset:
+    name: str
+    digest: str
+    source_type: str
+    source: str
+
+
+@dataclass(frozen=True)
+class RestDatasetInput:
+    dataset: RestDataset
+    tags: list[RestTag]
+
+
+@dataclass(frozen=True)
+class RestRunInputs:
+    dataset_inputs: list[RestDatasetInput]
+
+
+@dataclass(frozen=True)
+class RestRun:
+    """A run exactly as the REST API's JSON states it, with the attributes of
+    `mlflow.entities.Run` that a record needs (the protobuf round trip of MlflowClient
+    costs more than everything else verify does)."""
+
+    info: RestRunInfo
+    data: RestRunData
+    inputs: RestRunInputs
+
+    @classmethod
+    def from_json(cls, run: Mapping[str, Any]) -> RestRun:
+        info, data = run.get("info") or {}, run.get("data") or {}
+        end_time = int(info.get("end_time") or 0)
+        inputs = [
+            RestDatasetInput(
+                RestDataset(
+                    str(d.get("dataset", {}).get("name", "")),
+                    str(d.get("dataset", {}).get("digest", "")),
+                    str(d.get("dataset", {}).get("source_type", "")),
+                    str(d.get("dataset", {}).get("source", "")),
+                ),
+                [
+                    RestTag(str(t.get("key", "")), str(t.get("value", "")))
+                    for t in d.get("tags") or []
+                ],
+            )
+            for d in (run.get("inputs") or {}).get("dataset_inputs") or []
+        ]
+        return cls(
+            RestRunInfo(
+                run_id=str(info.get("run_id") or info.get("run_uuid")),
+                experiment_id=str(info.get("experiment_id", "")),
+                run_name=str(info.get("run_name", "")),
+                status=str(info.get("status", "RUNNING")),
+                start_time=int(info.get("start_time") or 0),
+                # As RunInfo.from_proto: a zero end time means none.
+                end_time=end_time or None,
+                artifact_uri=str(info.get("artifact_uri", "")),
+                lifecycle_stage=str(info.get("lifecycle_stage", "active")),
+            ),
+            RestRunData(
+                params={p["key"]: str(p.get("value", "")) for p in data.get("params") or []},
+                tags={t["key"]: str(t.get("value", "")) for t in data.get("tags") or []},
+                metrics={m["key"]: _value(m) for m in data.get("metrics") or []},
+            ),
+            RestRunInputs(inputs),
+        )
+
+
+SEARCH_ENDPOINT = "/api/2.0/mlflow/runs/search"
+
+
+def search_pages(client: MlflowClient, experiment_id: str) -> Iterator[list[RestRun]]:
+    """Every run of an experiment, all lifecycle stages, page by page from the JSON API."""
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    host_creds = client._tracking_client.store.get_host_creds()
+    token: str | None = None
+    while True:
+        body: dict[str, Any] = {
+            "experiment_ids": [experiment_id],
+            "run_view_type": "ALL",
+            "max_results": SEARCH_PAGE,
+        }
+        if token:
+            body["page_token"] = token
+        response = http_request(host_creds, SEARCH_ENDPOINT, "POST", json=body)  # type: ignore[no-untyped-call]
+        verify_rest_response(response, SEARCH_ENDPOINT)
+        page = json.loads(response.text)
+        yield [RestRun.from_json(run) for run in page.get("runs") or []]
+        token = page.get("next_page_token")
+        if not token:
+            return
+
+
+def search_runs_json(client: MlflowClient, experiment_id: str) -> list[RestRun]:
+    return [run for page in search_pages(client, experiment_id) for run in page]
+
+
+History = dict[str, list[tuple[int, int, float]]]
+
+
+def _page_records(
+    client: MlflowClient, page: list[RestRun]
+) -> tuple[dict[str, History], dict[str, bytes]]:
+    histories = fetch_histories(client, page, workers=1)
+    records = {run.info.run_id: _record(run, histories.get(run.info.run_id, {})) for run in page}
+    return histories, records
+
+
 def fetch_ledger(client: MlflowClient, tracking_uri: str, experiment_id: str) -> Ledger:
-    """Every run of the experiment (deleted ones too), histories, records, leaves."""
-    from audit.tracking.client import search_all
+    """Every run of the experiment (deleted ones too), histories, records, leaves.
+
+    Pipelined: while the next page of runs is being listed, the histories of the
+    pages already listed are fetched and their records recomputed, so listing,
+    history requests and hashing overlap instead of adding up.
+    """
     from audit.tracking.retry import RetryPolicy, call_with_retry
 
     policy = RetryPolicy()
-    runs = call_with_retry(
-        lambda: list(search_all(client, experiment_id, "")), policy, describe="list runs"
-    )
-    histories = call_with_retry(
-        lambda: fetch_histories(client, runs), policy, describe="fetch metric histories"
-    )
+
+    def fetch() -> tuple[list[RestRun], dict[str, History], dict[str, bytes]]:
+        runs: list[RestRun] = []
+        histories: dict[str, History] = {}
+        records: dict[str, bytes] = {}
+        with ThreadPoolExecutor(max_workers=PAGE_WORKERS) as pool:
+            jobs = []
+            for page in search_pages(client, experiment_id):
+                runs.extend(page)
+                jobs.append(pool.submit(_page_records, client, page))
+            for job in jobs:
+                page_histories, page_records = job.result()
+                histories.update(page_histories)
+                records.update(page_records)
+        return runs, histories, records
+
+    runs, histories, records = call_with_retry(fetch, policy, describe="fetch sealed runs")
     leaves: list[Leaf] = []
-    records: dict[str, bytes] = {}
     for run in runs:
         tags = run.data.tags
-        run_id = run.info.run_id
-        records[run_id] = _record(run, histories.get(run_id, {}))
         seq, sha = tags.get(run_record.SEAL_SEQ_TAG), tags.get(run_record.SEAL_SHA256_TAG)
         if seq is not None and sha is not None and seq.isdigit():
-            leaves.append(Leaf(int(seq), run_id, sha))
+            leaves.append(Leaf(int(seq), run.info.run_id, sha))
     leaves.sort(key=lambda leaf: (leaf.seq, leaf.run_id))
-    return Ledger(tracking_uri, experiment_id, leaves, records, runs, histories)
+    return Ledger(tracking_uri, experiment_id, leaves, records, list(runs), histories)
 
 
-def _record(run: Run, history: Mapping[str, list[tuple[int, int, float]]]) -> bytes:
+def _record(run: Run | RestRun, history: Mapping[str, list[tuple[int, int, float]]]) -> bytes:
     # A key listed in the run but absent from the bulk answer has an empty history.
     full = {key: history.get(key, []) for key in run.data.metrics}
     return run_record.record_bytes(run_record.record_input_from_run(run, full))
