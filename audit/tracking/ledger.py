@@ -586,7 +586,7 @@ def _check_runs(ledger: Ledger, reference: _Reference | None, result: Verificati
 
 
 def _changed_field(
-    ledger: Ledger, run: Run, reference: _Reference | None
+    ledger: Ledger, run: Run | RestRun, reference: _Reference | None
 ) -> tuple[str | None, str]:
     """Name what changed: against the checkpoint's record when it has one, else from the
     run's own inconsistencies (MLflow keeps each metric's latest value in a second table,
