@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,9 @@ COPY_IGNORE = shutil.ignore_patterns(
     "allowed_signers",
     "approvals",
     "demo.py",
+    # Not part of the code under test: a doc edit must not invalidate the trial cache
+    # (the cache keys on the git tree of the project).
+    "README.md",
 )
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 
@@ -374,25 +378,18 @@ def start_server(demo: Demo) -> None:
         "0",
     )
     say(f"      $ {display(argv)}")
-    log = (store / "server-console.log").open("w")
-    demo.server = subprocess.Popen(
-        argv,
-        cwd=demo.ws,
-        env=demo.env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        start_new_session=True,
-    )
-    assert demo.server.stdout is not None
-    deadline = time.monotonic() + 120
-    for line in demo.server.stdout:
-        match = re.search(r"mlaudit server: (https?://\S+)", line)
-        if match:
-            demo.tracking_uri = match.group(1)
-            break
-        if time.monotonic() > deadline:
-            break
+    # Its own process group, so stopping it takes the uvicorn and huey children too.
+    with (store / "server-console.log").open("w") as log:
+        demo.server = subprocess.Popen(
+            argv,
+            cwd=demo.ws,
+            env=demo.env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
+    demo.tracking_uri = _wait_for_address(demo.server, timeout=180)
     if demo.tracking_uri is None:
         missing = failure(demo, argv, "mlaudit server", None)
         if "not available" in str(missing):
@@ -401,6 +398,23 @@ def start_server(demo: Demo) -> None:
             f"mlaudit server did not report its address; see {store / 'server-console.log'}"
         )
     done(started, f"serving {demo.tracking_uri}")
+
+
+def _wait_for_address(server: subprocess.Popen[str], timeout: float) -> str | None:
+    """The URL the server prints once it accepts requests; None if it dies or stays silent."""
+    assert server.stdout is not None
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([server.stdout], [], [], remaining)
+        if not ready:
+            break
+        line = server.stdout.readline()
+        if not line:
+            break  # the server exited
+        match = re.search(r"mlaudit server: (https?://\S+)", line)
+        if match:
+            return match.group(1)
+    return None
 
 
 def stop_server(demo: Demo) -> None:
