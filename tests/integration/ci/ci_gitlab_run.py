@@ -33,6 +33,16 @@ JOBS = {
     "mlaudit-gate": [["gate"]],
     "mlaudit-export": [["bundle", "create"]],
 }
+# Predefined variables this run sets on purpose (gitlab-ci-local warns otherwise).
+PREDEFINED_OVERRIDES = (
+    "CI_PIPELINE_SOURCE",
+    "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+    "CI_MERGE_REQUEST_IID",
+    "GITLAB_CI",
+    "CI_PROJECT_ID",
+    "CI_API_V4_URL",
+    "CI_SERVER_URL",
+)
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "mlaudit test",
     "GIT_AUTHOR_EMAIL": "ml-owner@example.com",
@@ -155,6 +165,12 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
         "CI_PIPELINE_SOURCE": "merge_request_event",
         "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
         "CI_MERGE_REQUEST_IID": "7",
+        # What a GitLab runner sets and gitlab-ci-local does not; the report job
+        # publishes with --dry-run, so nothing is sent to this address.
+        "GITLAB_CI": "true",
+        "CI_PROJECT_ID": "4242",
+        "CI_API_V4_URL": "http://127.0.0.1:9/api/v4",
+        "CI_SERVER_URL": "http://127.0.0.1:9",
         "MLAUDIT_DIR": ".",
         "MLAUDIT_EDD": EDD,
         "MLAUDIT_TRUST_REF": "main",
@@ -177,7 +193,7 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
         "1",  # the shards share this work tree (shell executor), so `dvc repro` runs once
         "--no-color",
         "--ignore-predefined-vars",
-        "CI_PIPELINE_SOURCE,CI_MERGE_REQUEST_TARGET_BRANCH_NAME,CI_MERGE_REQUEST_IID",
+        ",".join(PREDEFINED_OVERRIDES),
         *[x for k, v in variables.items() for x in ("--variable", f"{k}={v}")],
         *jobs,
     ]
