@@ -15,7 +15,7 @@ import functools
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,10 +436,10 @@ class ProtocolLogger:
             self.summary.experiment_id = experiment_id
         return self._writer
 
-    def _parent_run(self) -> WriteOutcome:
+    def _parent_run(self, first_trials: Sequence[Mapping[str, Any]] = ()) -> WriteOutcome:
         if self._parent is None:
             writer = self._live()
-            self._parent = writer.open(parent_run(self.header))
+            self._parent = writer.open(parent_run(self.header, first_trials=first_trials))
             self.summary.parent_run_id = self._parent.run_id
         return self._parent
 
@@ -453,7 +453,7 @@ class ProtocolLogger:
             return None
         if not self._spooling:
             try:
-                parent = self._parent_run()
+                parent = self._parent_run([trial])
                 outcome = self._live().write(spec, parent.run_id)
             except ServerUnavailable as error:
                 self._start_spooling(error)
@@ -472,13 +472,14 @@ class ProtocolLogger:
         workers: int = TRIAL_WORKERS,
     ) -> list[str | None]:
         """Log many finished trials, a few at a time (each trial is its own run)."""
+        items = list(trials)
         if not self._spooling:
             try:
-                self._parent_run()  # once, before the threads share it
+                self._parent_run([trial for trial, _ in items])  # once, before the threads
             except ServerUnavailable as error:
                 self._start_spooling(error)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda item: self.log_trial(*item), trials))
+            return list(pool.map(lambda item: self.log_trial(*item), items))
 
     def close(
         self,

@@ -266,8 +266,13 @@ def parent_run(
     results: Mapping[str, Any] | None = None,
     analysis: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, Path] | None = None,
+    first_trials: Iterable[Mapping[str, Any]] = (),
 ) -> RunSpec:
-    """The parent run of one protocol execution: provenance as tags, evidence as artifacts."""
+    """The parent run of one protocol execution: provenance as tags, evidence as artifacts.
+
+    `first_trials` date the run when it is opened before results exist (the logger of a
+    running protocol opens it with the first finished trial).
+    """
     edd = header.get("edd") or {}
     provenance = header.get("provenance") or {}
     environment = provenance.get("environment") or {}
@@ -320,14 +325,12 @@ def parent_run(
         ).encode()
     for path, local in sorted((extra_files or {}).items()):
         artifacts[path] = local
-    created = to_millis(header.get("created_at")) or 0
-    wall = (header.get("budget") or {}).get("wall_seconds")
-    end = created + round(float(wall) * 1000) if wall else created
+    start, end = _execution_times(header, results, first_trials)
     return RunSpec(
         key=parent_key(header),
         key_tag=EXECUTION_KEY_TAG,
         name=tags[RUN_NAME_TAG],
-        start_time=created,
+        start_time=start,
         end_time=end,
         status="FINISHED",
         params={},
@@ -336,3 +339,21 @@ def parent_run(
         artifacts=artifacts,
         label=label,
     )
+
+
+def _execution_times(
+    header: Mapping[str, Any],
+    results: Mapping[str, Any] | None,
+    first_trials: Iterable[Mapping[str, Any]],
+) -> tuple[int, int]:
+    """From the first trial's start to the results' creation (or the last trial's end)."""
+    document = results if results is not None else header
+    trials = [*first_trials, *(document.get("trials") or [])]
+    starts = [to_millis(t.get("started_at")) for t in trials]
+    ends = [to_millis(t.get("finished_at")) for t in trials]
+    created = to_millis(document.get("created_at"))
+    known_starts = [s for s in starts if s is not None]
+    known_ends = [e for e in [*ends, created] if e is not None]
+    start = min(known_starts) if known_starts else (created or 0)
+    end = max(known_ends) if known_ends else start
+    return start, max(start, end)

@@ -136,7 +136,15 @@ def test_parent_run_carries_provenance_and_evidence():
         "results/results.json",
         "results/analysis.json",
     }
-    assert spec.end_time - spec.start_time == 60_000
+    assert spec.end_time == spec.start_time == to_millis("2026-11-20T10:00:00Z")
+    # With results: from the first trial's start to the moment results were written.
+    results = {**HEADER, "trials": [TRIAL], "created_at": "2026-11-20T10:05:00Z"}
+    dated = parent_run(HEADER, results)
+    assert dated.start_time == to_millis("2026-11-20T10:01:00Z")
+    assert dated.end_time == to_millis("2026-11-20T10:05:00Z")
+    # Opened by a running protocol's logger, before any results exist.
+    opened = parent_run({**HEADER, "created_at": None}, first_trials=[TRIAL])
+    assert opened.start_time == to_millis("2026-11-20T10:01:00Z")
 
 
 def test_batches_respect_mlflow_request_limits():
