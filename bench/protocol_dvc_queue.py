@@ -66,27 +66,31 @@ def dvc_queue_seconds(repo: Path, seeds: int, limit: float) -> tuple[float, bool
         repo,
     )
     sh([dvc, "queue", "start", "-j", "2"], repo)
-    done = 0
+    done, states = 0, "no status yet"
     while time.perf_counter() - start < limit:
         status = sh([dvc, "queue", "status"], repo).stdout
         tasks = [line for line in status.splitlines()[1:] if line.strip() and "Worker" not in line]
         pending = [t for t in tasks if any(s in t for s in ("Queued", "Running"))]
         failed = [t for t in tasks if "Failed" in t]
         done = len(tasks) - len(pending)
+        counts: dict[str, int] = {}
+        for task in tasks:
+            counts[task.split()[-1]] = counts.get(task.split()[-1], 0) + 1
+        states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         if failed:
             return time.perf_counter() - start, False, f"failed task: {failed[0].strip()}"
         if tasks and not pending:
             return time.perf_counter() - start, True, f"{len(tasks)} experiments finished"
-        time.sleep(0.5)
+        time.sleep(4.0)  # each `dvc queue status` costs a second of CPU the workers need
     subprocess.run([dvc, "queue", "kill", "--all"], cwd=repo, capture_output=True, check=False)
     subprocess.run([dvc, "queue", "stop", "--kill"], cwd=repo, capture_output=True, check=False)
-    return limit, False, f"only {done}/{2 * seeds} finished within {limit:.0f} s"
+    return limit, False, f"only {done}/{2 * seeds} finished within {limit:.0f} s: {states}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--limit", type=float, default=75.0, help="seconds to wait for DVC")
+    parser.add_argument("--limit", type=float, default=100.0, help="seconds to wait for DVC")
     args = parser.parse_args()
     trials = 2 * args.seeds
     with tempfile.TemporaryDirectory() as tmp:
