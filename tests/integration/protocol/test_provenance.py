@@ -93,3 +93,17 @@ def test_line_progress_prints_counts_and_reasons():
     assert lines[0] == "mlaudit: 3 trials, 1 already finished"
     assert lines[1].startswith("mlaudit: [2/3] no-a/0 failed: exit code 3")
     assert "[3/3] no-a/1 cached from no-b/1" in lines[2]
+
+
+def test_rich_progress_renders_a_bar_and_failures():
+    from audit.protocol.progress import RichProgress
+
+    stream = io.StringIO()
+    progress = RichProgress(stream)
+    progress.start(2, 0)
+    progress.advance({"trial_id": "no-a/0", "status": "timeout", "reason": "timed out"})
+    progress.advance({"trial_id": "no-a/1", "status": "succeeded", "duration_seconds": 1.0})
+    progress.finish()
+    output = stream.getvalue()
+    assert "no-a/0 timeout: timed out" in output
+    assert "2/2" in output
