@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration" / "study"))
 
-from toystudy import build_toy_study, mlaudit
+from toystudy import build_toy_study, run_pipeline
 
 from audit.bundle.collect import BundleRequest, collect_inputs
 from audit.bundle.create import BundleInputs, SealedRecord, write_bundle
@@ -31,64 +31,9 @@ from audit.tracking.merkle import MerkleTree
 
 
 def _study(root: Path, seeds: int) -> tuple[Path, Path, Path]:
-    toy = build_toy_study(root, edd_id="bench-bundle")
-    text = (
-        toy.edd.read_text()
-        .replace("seeds: [0, 1, 2, 3, 4, 5, 6, 7]", f"seeds: {list(range(seeds))}")
-        .replace("max_trials: 100", "max_trials: 1000")
-    )
-    toy.edd.write_text(text)
-    for name in ("alice", "carol"):
-        mlaudit(
-            "edd",
-            "sign",
-            toy.edd,
-            "--key",
-            toy.keys / name,
-            "--principal",
-            f"{name}@example.com",
-            cwd=toy.repo,
-        )
-    subprocess.run(["git", "commit", "-qam", "bench"], cwd=toy.repo, check=True)
-    out = toy.out
-    mlaudit(
-        "ablate",
-        "run",
-        toy.edd,
-        "--trust-ref",
-        "main",
-        "--out",
-        out,
-        "--workers",
-        "2",
-        cwd=toy.repo,
-    )
-    mlaudit("ablate", "analyze", out / "results.json", "-o", out / "analysis.json", cwd=toy.repo)
-    mlaudit(
-        "report",
-        "render",
-        out / "analysis.json",
-        "--results",
-        out / "results.json",
-        "-o",
-        out / "report.md",
-        cwd=toy.repo,
-    )
-    mlaudit(
-        "gate",
-        "--analysis",
-        out / "analysis.json",
-        "--results",
-        out / "results.json",
-        "--edd",
-        toy.edd,
-        "--trust-ref",
-        "main",
-        "-o",
-        out / "gate.json",
-        cwd=toy.repo,
-    )
-    return toy.repo, toy.edd, out
+    toy = build_toy_study(root, edd_id="bench-bundle", seeds=seeds)
+    run_pipeline(toy)
+    return toy.repo, toy.edd, toy.out
 
 
 def _with_records(inputs: BundleInputs, results: dict) -> BundleInputs:

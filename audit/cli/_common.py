@@ -44,5 +44,10 @@ def emit_json(data: object) -> None:
     sys.stdout.write("\n")
 
 
+def printable(text: str) -> str:
+    """Untrusted text (file names, server data, signature fields) must not drive the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def echo(text: str = "", *, err: bool = False) -> None:
     click.echo(text, err=err)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, printable
 from audit.errors import ExitCode, UsageError
 
 _IN = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -116,12 +116,8 @@ def verify(file: Path, at_text: str | None, as_json: bool) -> int:
         for name, ok in report.checks:
             echo(f"{'PASS' if ok else 'FAIL'}  {name}")
         for finding in report.findings:
-            echo(f"  {_safe(str(finding))}", err=True)
+            echo(f"  {printable(str(finding))}", err=True)
         for note in report.notes:
-            echo(f"note: {_safe(note)}")
+            echo(f"note: {printable(note)}")
         echo("bundle: VERIFIED" if report.passed else "bundle: FAILED")
     return int(ExitCode.OK if report.passed else ExitCode.CHECK_FAILED)
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)

@@ -13,18 +13,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, printable
 from audit.errors import ExitCode, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
     from audit.edd.verify import Verification
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
-
-
-def _safe(text: str) -> str:
-    """Untrusted text (file names, signature fields) must not drive the terminal."""
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -72,7 +67,7 @@ def _render_problems(failed: ValidationFailed, as_json: bool) -> int:
         problems = [{"pointer": p, "message": m} for p, m in failed.problems]
         emit_json({"file": failed.file, "valid": False, "problems": problems})
     for line in failed.details():
-        echo(_safe(line), err=True)
+        echo(printable(line), err=True)
     return int(ExitCode.CHECK_FAILED)
 
 
@@ -183,11 +178,11 @@ def _render_verification(file: Path, result: Verification) -> None:
     if not result.approvals:
         echo("no approvals found in approvals/*.sig")
     else:
-        echo(_table([tuple(_safe(cell) for cell in row) for row in rows]))
+        echo(_table([tuple(printable(cell) for cell in row) for row in rows]))
     verdict = "APPROVED" if result.passed else "NOT APPROVED"
     echo(f"decision: {verdict}")
     for reason in result.reasons:
-        echo(f"  - {_safe(reason)}")
+        echo(f"  - {printable(reason)}")
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, printable
 from audit.errors import ExitCode, UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -104,14 +104,10 @@ def gate(
     return int(ExitCode.OK if decision.passed else ExitCode.CHECK_FAILED)
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
 def _render_text(document: dict[str, object]) -> None:
     rules = document["rules"]
     assert isinstance(rules, list)
     for rule in rules:
         mark = "PASS" if rule["passed"] else "FAIL"
-        echo(f"{mark}  {rule['rule']:<20} {_safe(str(rule['evidence']))}")
+        echo(f"{mark}  {rule['rule']:<20} {printable(str(rule['evidence']))}")
     echo("gate: PASSED" if document["passed"] else "gate: FAILED")

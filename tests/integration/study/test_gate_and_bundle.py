@@ -13,7 +13,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from toystudy import ToyStudy, build_toy_study, mlaudit
+from toystudy import ToyStudy, build_toy_study, gate_args, mlaudit, run_pipeline
 
 from audit.bundle import layout
 from audit.bundle.archive import read_archive, write_archive
@@ -27,79 +27,12 @@ def study(tmp_path_factory, mlflow_server) -> ToyStudy:
     """One study run through the whole pipeline, logged and sealed on the session server."""
     root = tmp_path_factory.mktemp("study")
     toy = build_toy_study(root, edd_id=f"toy-{uuid.uuid4().hex[:8]}")
-    uri = mlflow_server.uri
-    repo, out = toy.repo, toy.out
-    mlaudit(
-        "ablate",
-        "run",
-        toy.edd,
-        "--trust-ref",
-        "main",
-        "--out",
-        out,
-        "--workers",
-        "2",
-        "--tracking-uri",
-        uri,
-        cwd=repo,
-    )
-    mlaudit("ablate", "analyze", out / "results.json", "-o", out / "analysis.json", cwd=repo)
-    for fmt in ("md", "html"):
-        mlaudit(
-            "report",
-            "render",
-            out / "analysis.json",
-            "--results",
-            out / "results.json",
-            "--format",
-            fmt,
-            "-o",
-            out / f"report.{fmt}",
-            cwd=repo,
-        )
-    mlaudit(
-        "track",
-        "checkpoint",
-        "--tracking-uri",
-        uri,
-        "--experiment",
-        _edd_id(toy),
-        "-o",
-        out / "checkpoint.json",
-        cwd=repo,
-    )
-    mlaudit(
-        "gate",
-        *_gate_args(toy),
-        "--tracking-uri",
-        uri,
-        "--checkpoint",
-        out / "checkpoint.json",
-        "-o",
-        out / "gate.json",
-        "--junit",
-        out / "gate.xml",
-        cwd=repo,
-    )
+    run_pipeline(toy, tracking_uri=mlflow_server.uri)
     return toy
 
 
 def _edd_id(toy: ToyStudy) -> str:
     return json.loads((toy.out / "results.json").read_text())["edd"]["id"]
-
-
-def _gate_args(toy: ToyStudy, out: Path | None = None) -> list[str | Path]:
-    out = out or toy.out
-    return [
-        "--analysis",
-        out / "analysis.json",
-        "--results",
-        out / "results.json",
-        "--edd",
-        toy.edd,
-        "--trust-ref",
-        "main",
-    ]
 
 
 def _bundle(toy: ToyStudy, target: Path, uri: str, *extra: str | Path) -> Path:
@@ -134,9 +67,9 @@ def test_gate_passes_with_every_rule_and_sealed_trials(study):
 
 
 def test_gate_json_text_and_exit_code_agree(study):
-    out = mlaudit("gate", *_gate_args(study), "--json", cwd=study.repo)
+    out = mlaudit("gate", *gate_args(study), "--json", cwd=study.repo)
     assert json.loads(out)["passed"] is True
-    text = mlaudit("gate", *_gate_args(study), cwd=study.repo)
+    text = mlaudit("gate", *gate_args(study), cwd=study.repo)
     assert text.strip().endswith("gate: PASSED")
 
 
@@ -147,7 +80,7 @@ def test_gate_fails_on_a_hand_edited_analysis(study, tmp_path):
     forged = tmp_path / "analysis.json"
     forged.write_text(json.dumps(analysis))
     (tmp_path / "results.json").write_bytes((study.out / "results.json").read_bytes())
-    out = mlaudit("gate", *_gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+    out = mlaudit("gate", *gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
     document = json.loads(out)
     assert not document["passed"]
     failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
@@ -160,7 +93,7 @@ def test_gate_fails_when_results_do_not_match_the_analysis(study, tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(results))
     (tmp_path / "analysis.json").write_bytes((study.out / "analysis.json").read_bytes())
     document = json.loads(
-        mlaudit("gate", *_gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+        mlaudit("gate", *gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
     )
     failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
     assert "different results.json" in failed["edd-verified"]

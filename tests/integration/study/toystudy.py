@@ -5,6 +5,7 @@ Used by the gate and bundle tests so they judge output of the real pipeline.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +51,7 @@ EDD = textwrap.dedent(
         - name: b
           ablate: ["features.b=false"]
       design: leave-one-out
-      seeds: [0, 1, 2, 3, 4, 5, 6, 7]
+      seeds: {seeds}
     metrics:
       primary: {{name: score, goal: maximize}}
       secondary:
@@ -62,7 +63,7 @@ EDD = textwrap.dedent(
         - {{target: a, claim: improves, min_effect: 0.01}}
         - {{target: b, claim: non-inferior, margin: 0.02}}
     budget:
-      max_trials: 100
+      max_trials: {max_trials}
       max_wall_minutes: 30
       trial_timeout_seconds: 60
     reproducibility:
@@ -97,7 +98,7 @@ class ToyStudy:
     out: Path
 
 
-def build_toy_study(root: Path, edd_id: str = "toy-study") -> ToyStudy:
+def build_toy_study(root: Path, edd_id: str = "toy-study", seeds: int = 8) -> ToyStudy:
     """A git repo whose main holds the trust files and whose feature branch the signed EDD."""
     repo = root / "project"
     keys = root / "keys"
@@ -126,7 +127,14 @@ def build_toy_study(root: Path, edd_id: str = "toy-study") -> ToyStudy:
     run("git", "checkout", "-qb", "feature", cwd=repo)
     (repo / "train.py").write_text(TRAIN)
     edd = repo / "edd.yaml"
-    edd.write_text(EDD.format(python=sys.executable, edd_id=edd_id))
+    edd.write_text(
+        EDD.format(
+            python=sys.executable,
+            edd_id=edd_id,
+            seeds=list(range(seeds)),
+            max_trials=max(100, 4 * seeds),
+        )
+    )
     for name in ("alice", "carol"):
         principal = f"{name}@example.com"
         mlaudit("edd", "sign", edd, "--key", keys / name, "--principal", principal, cwd=repo)
@@ -147,3 +155,75 @@ def _dvc_project(repo: Path) -> None:
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True, env=env)
     subprocess.run([*dvc, "commit", "-q", "-f"], cwd=repo, check=True, env=env, capture_output=True)
+
+
+def run_pipeline(toy: ToyStudy, *, tracking_uri: str | None = None) -> None:
+    """run -> analyze -> render md/html -> (checkpoint) -> gate, writing into toy.out."""
+    repo, out = toy.repo, toy.out
+    tracking = ["--tracking-uri", tracking_uri] if tracking_uri else []
+    mlaudit(
+        "ablate",
+        "run",
+        toy.edd,
+        "--trust-ref",
+        "main",
+        "--out",
+        out,
+        "--workers",
+        "2",
+        *tracking,
+        cwd=repo,
+    )
+    mlaudit("ablate", "analyze", out / "results.json", "-o", out / "analysis.json", cwd=repo)
+    for fmt in ("md", "html"):
+        mlaudit(
+            "report",
+            "render",
+            out / "analysis.json",
+            "--results",
+            out / "results.json",
+            "--format",
+            fmt,
+            "-o",
+            out / f"report.{fmt}",
+            cwd=repo,
+        )
+    gate_tracking: list[str | Path] = []
+    if tracking_uri:
+        edd_id = json.loads((out / "results.json").read_text())["edd"]["id"]
+        mlaudit(
+            "track",
+            "checkpoint",
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            edd_id,
+            "-o",
+            out / "checkpoint.json",
+            cwd=repo,
+        )
+        gate_tracking = [*tracking, "--checkpoint", out / "checkpoint.json"]
+    mlaudit(
+        "gate",
+        *gate_args(toy),
+        *gate_tracking,
+        "-o",
+        out / "gate.json",
+        "--junit",
+        out / "gate.xml",
+        cwd=repo,
+    )
+
+
+def gate_args(toy: ToyStudy, out: Path | None = None) -> list[str | Path]:
+    out = out or toy.out
+    return [
+        "--analysis",
+        out / "analysis.json",
+        "--results",
+        out / "results.json",
+        "--edd",
+        toy.edd,
+        "--trust-ref",
+        "main",
+    ]
