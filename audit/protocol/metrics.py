@@ -22,6 +22,12 @@ class MetricsReading:
     problem: str | None
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """Untrusted text (metric keys, stderr) made safe for a terminal or log: no control chars."""
+    cleaned = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
 class _BadConstant(ValueError):
     pass
 
@@ -40,14 +46,15 @@ def _parse(path: Path) -> Any:
 def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, float]) -> str | None:
     for key, item in value.items():
         dotted = f"{prefix}{key}"
+        shown = printable(dotted, 120)
         if isinstance(item, Mapping):
             problem = _flatten(item, dotted + ".", out)
             if problem:
                 return problem
         elif isinstance(item, bool) or not isinstance(item, (int, float)):
-            return f"metric '{dotted}' is not a number ({type(item).__name__})"
+            return f"metric '{shown}' is not a number ({type(item).__name__})"
         elif not math.isfinite(item):
-            return f"metric '{dotted}' is not finite ({item})"
+            return f"metric '{shown}' is not finite ({item})"
         else:
             out[dotted] = float(item)
     return None
@@ -63,7 +70,7 @@ def read_metrics(path: Path, required: Sequence[str] = ()) -> MetricsReading:
         return MetricsReading(None, f"{path.name}: {constant} is not a finite number")
     except (ValueError, UnicodeDecodeError, yaml.YAMLError) as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
-        return MetricsReading(None, f"{path.name} is not valid: {first}")
+        return MetricsReading(None, f"{path.name} is not valid: {printable(first)}")
     if not isinstance(document, Mapping):
         return MetricsReading(None, f"{path.name} must hold an object of metrics")
     flat: dict[str, float] = {}

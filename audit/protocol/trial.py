@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from audit.protocol.metrics import read_metrics
+from audit.protocol.metrics import printable, read_metrics
 
 OVERRIDES_PLACEHOLDER = "{overrides}"
 STDOUT_NAME = "stdout.log"
@@ -223,4 +223,4 @@ def _last_line(path: Path, limit: int = 4096) -> str:
             lines = handle.read().decode("utf-8", "replace").strip().splitlines()
     except OSError:
         return ""
-    return lines[-1][:300] if lines else ""
+    return printable(lines[-1], 300) if lines else ""

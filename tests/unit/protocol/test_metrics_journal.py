@@ -153,3 +153,9 @@ def test_one_runner_per_out_dir(tmp_path):
             pass
     with _exclusive(tmp_path):
         pass
+
+
+def test_hostile_metric_keys_cannot_reach_a_terminal_raw(tmp_path):
+    reading = read_metrics(_write(tmp_path, json.dumps({"\x1b[31mred": "x"})))
+    assert "\x1b" not in reading.problem
+    assert "\\x1b[31mred" in reading.problem
