@@ -1,9 +1,8 @@
 """Benchmark: `track verify` of 1,000 sealed runs via REST, and a Merkle root of 1M leaves.
 
-The runs (10 params, 5 metrics x 10 steps, 5 tags each) are written through the
-append-only store in-process (fast set-up, same seals), then a real `mlflow server`
-serves them and verify refetches everything over HTTP. Side by side: the obvious
-client loop (get_run + get_metric_history per run and key), timed on 100 runs and
+The runs (10 params, 5 metrics x 10 steps, 5 tags each) are set up in seconds (see
+populate), then a real `mlflow server` with the append-only store serves them and
+verify refetches everything over HTTP. Side by side: the obvious client loop (get_run + get_metric_history per run and key), timed on 100 runs and
 scaled to 1,000. Targets: verify <= 10 s, Merkle root of 1M leaves <= 3 s.
 
     .venv/bin/python bench/tracking_verify.py
@@ -29,28 +28,108 @@ LEAVES = 1_000_000
 
 
 def populate(db_uri: str, artifacts: Path) -> str:
+    """One run through the append-only store (sealed by it), 999 clones written straight
+    into SQLite with values varied and seals computed by the same record function the
+    store uses: an equivalent database in seconds instead of minutes."""
+    import sqlite3
+    import uuid
+
     from mlflow.entities import Metric, Param, RunStatus, RunTag
 
+    from audit.tracking import record
     from audit.tracking.store import AppendOnlyTrackingStore
 
     store = AppendOnlyTrackingStore(db_uri, str(artifacts))
-    experiment_id = store.create_experiment("bench-verify")
-    for r in range(RUNS):
-        start = 1_790_000_000_000 + r * 1000
-        run = store.create_run(experiment_id, "bench", start, [RunTag("k", str(r))], f"run-{r}")
-        run_id = run.info.run_id
-        store.log_batch(
-            run_id,
-            metrics=[
-                Metric(f"m{j}", r + j + s / 100, start + s, s)
-                for j in range(METRICS)
-                for s in range(STEPS)
-            ],
-            params=[Param(f"p{i:02d}", str(r * i)) for i in range(PARAMS)],
-            tags=[RunTag(f"t{t}", f"v{t}-{r}") for t in range(TAGS - 1)],
+    experiment_id = str(store.create_experiment("bench-verify"))
+    start = 1_790_000_000_000
+    template = store.create_run(experiment_id, "bench", start, [], "run-0").info.run_id
+    store.log_batch(
+        template,
+        metrics=[
+            Metric(f"m{j}", j + s / 100, start + s, s) for j in range(METRICS) for s in range(STEPS)
+        ],
+        params=[Param(f"p{i:02d}", str(i)) for i in range(PARAMS)],
+        tags=[RunTag(f"t{t}", f"v{t}") for t in range(TAGS - 1)],
+    )
+    store.update_run_info(template, RunStatus.FINISHED, start + 500, None)
+    db = sqlite3.connect(db_uri.split(":///", 1)[1], isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    (uri_template,) = db.execute(
+        "SELECT artifact_uri FROM runs WHERE run_uuid = ?", (template,)
+    ).fetchone()
+    for r in range(1, RUNS):
+        run_id = uuid.uuid4().hex
+        db.execute(
+            "INSERT INTO runs SELECT ?, ?, source_type, source_name, entry_point_name, user_id, "
+            "status, start_time + ?, end_time + ?, source_version, lifecycle_stage, ?, "
+            "experiment_id, deleted_time FROM runs WHERE run_uuid = ?",
+            (
+                run_id,
+                f"run-{r}",
+                r * 1000,
+                r * 1000,
+                uri_template.replace(template, run_id),
+                template,
+            ),
         )
-        store.update_run_info(run_id, RunStatus.FINISHED, start + 500, None)
-    return str(experiment_id)
+        db.execute(
+            "INSERT INTO params SELECT key, value || ?, ? FROM params WHERE run_uuid = ?",
+            (f"-{r}", run_id, template),
+        )
+        db.execute(
+            "INSERT INTO tags SELECT key, CASE WHEN key = 'mlflow.runName' THEN ? "
+            "ELSE value END, ? FROM tags WHERE run_uuid = ? AND key NOT LIKE 'mlaudit.seal.%'",
+            (f"run-{r}", run_id, template),
+        )
+        for table in ("metrics", "latest_metrics"):
+            db.execute(
+                f"INSERT INTO {table} (key, value, timestamp, run_uuid, step, is_nan) "
+                "SELECT key, value + ?, timestamp + ?, ?, step, is_nan "
+                f"FROM {table} WHERE run_uuid = ?",
+                (r, r * 1000, run_id, template),
+            )
+        digest = record.record_sha256(_record_from_rows(db, run_id))
+        db.executemany(
+            "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+            [(record.SEAL_SEQ_TAG, str(r), run_id), (record.SEAL_SHA256_TAG, digest, run_id)],
+        )
+        db.execute(
+            "INSERT INTO mlaudit_seals (experiment_id, seq, run_id, sha256, sealed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (experiment_id, r, run_id, digest, start),
+        )
+    db.execute("COMMIT")
+    db.close()
+    return experiment_id
+
+
+def _record_from_rows(db: object, run_id: str) -> bytes:
+    """The record exactly as the store builds it from its rows (audit/tracking/store.py)."""
+    from audit.tracking import record
+
+    query = db.execute  # type: ignore[attr-defined]
+    name, status, start, end, artifact_uri, experiment_id = query(
+        "SELECT name, status, start_time, end_time, artifact_uri, experiment_id "
+        "FROM runs WHERE run_uuid = ?",
+        (run_id,),
+    ).fetchone()
+    history: dict[str, list[tuple[int, int, float]]] = {}
+    for key, step, stamp, value, is_nan in query(
+        "SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ?", (run_id,)
+    ):
+        history.setdefault(key, []).append((step, stamp, float("nan") if is_nan else value))
+    return record.canonical_run_record(
+        run_id,
+        str(experiment_id),
+        status,
+        start,
+        end,
+        dict(query("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,))),
+        {k: v or "" for k, v in query("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))},
+        history,
+        run_name=name or "",
+        artifact_uri=artifact_uri or "",
+    )
 
 
 def naive_fetch(uri: str, run_ids: list[str]) -> float:
