@@ -2,8 +2,9 @@
 
 The runs (10 params, 5 metrics x 10 steps, 5 tags each) are set up in seconds (see
 populate), then a real `mlflow server` with the append-only store serves them and
-verify refetches everything over HTTP. Side by side: the obvious client loop (get_run + get_metric_history per run and key), timed on 100 runs and
-scaled to 1,000. Targets: verify <= 10 s, Merkle root of 1M leaves <= 3 s.
+verify refetches everything over HTTP. Side by side: the obvious client loop
+(get_run + get_metric_history per run and key), timed on 100 runs and scaled to
+1,000. Targets: verify <= 10 s, Merkle root of 1M leaves <= 3 s.
 
     .venv/bin/python bench/tracking_verify.py
 """
