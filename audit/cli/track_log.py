@@ -128,6 +128,7 @@ def log(
         analysis=analysis,
         artifacts=extra,
         trials_dir=trials_dir,
+        base_dir=results_file.parent,
         experiment=experiment,
     )
     if as_json:

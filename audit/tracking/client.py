@@ -525,19 +525,33 @@ def log_results(
     analysis: Mapping[str, Any] | None = None,
     artifacts: Mapping[str, Path] | None = None,
     trials_dir: Path | None = None,
+    base_dir: Path | None = None,
     experiment: str | None = None,
     policy: RetryPolicy | None = None,
 ) -> LogSummary:
     """`mlaudit track log`: every trial of a results document, then the parent's evidence.
 
-    `trials_dir/<trial_id>` (when present) holds each trial's files, uploaded as artifacts.
+    Each trial's files (its recorded `trial_dir` under `base_dir`, the folder of
+    results.json, or else `trials_dir/<trial_id>`) are uploaded as its artifacts.
     """
     logger = ProtocolLogger(uri, results, spool_dir, experiment=experiment, policy=policy)
     logger.log_trials(
-        (trial, trials_dir / str(trial.get("trial_id")) if trials_dir else None)
-        for trial in _trials(results)
+        (trial, _trial_dir(trial, trials_dir, base_dir)) for trial in _trials(results)
     )
     return logger.close(results, analysis, artifacts)
+
+
+def _trial_dir(
+    trial: Mapping[str, Any], trials_dir: Path | None, base_dir: Path | None
+) -> Path | None:
+    """Where a trial's files are: its recorded `trial_dir` (relative to results.json's
+    folder), else `trials_dir/<trial_id>`."""
+    recorded = trial.get("trial_dir")
+    if recorded and base_dir is not None and (base_dir / str(recorded)).is_dir():
+        return base_dir / str(recorded)
+    if trials_dir is not None:
+        return trials_dir / str(trial.get("trial_id"))
+    return None
 
 
 def _trials(results: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
