@@ -100,3 +100,43 @@ def test_component_overrides_change_what_the_model_sees(
         else:
             assert trial["config"]["model"]["class_weight"] is None
             assert set(trial["feature_columns"]) == _columns()
+
+
+ENCODED = ["merchant_risk", "device_fraud_cards", "device_fraud_rate"]
+
+
+def _encoded(small_data: Path, flip: Callable[[Any], Any] | None) -> tuple[Any, Any]:
+    """Fit and test rows with their label encodings; `flip` picks labels to invert first."""
+    import numpy as np
+
+    config = train_module.apply_overrides(
+        train_module.DEFAULTS, [f"data.features={small_data / 'features.csv'}"]
+    )
+    frame = train_module.load(config)
+    if flip is not None:
+        chosen = flip(frame)
+        frame.loc[chosen, "is_fraud"] = 1 - frame.loc[chosen, "is_fraud"]
+    split = config["data"]["test_start_day"] * train_module.DAY
+    fit, test = frame[frame["ts"] < split].copy(), frame[frame["ts"] >= split].copy()
+    train_module.add_encodings(fit, [test], config, np.random.default_rng(5))
+    return fit, test
+
+
+def test_fit_rows_are_encoded_out_of_fold(small_data: Path) -> None:
+    fit, _ = _encoded(small_data, None)
+    # A fraud-ring card: its labels are what the device features could leak.
+    card = int(fit.loc[(fit["is_fraud"] == 1) & (fit["device_cards"] > 2), "card_id"].iloc[0])
+    flipped, _ = _encoded(small_data, lambda frame: frame["card_id"] == card)
+    own = fit["card_id"] == card
+    # The card's own rows do not move when only its labels change (folds hold whole
+    # cards); rows of other cards learn from them, so the encodings are live.
+    assert fit.loc[own, ENCODED].equals(flipped.loc[own, ENCODED])
+    assert not fit.loc[~own, ENCODED].equals(flipped.loc[~own, ENCODED])
+
+
+def test_test_rows_are_encoded_from_fit_labels_only(small_data: Path) -> None:
+    _, test = _encoded(small_data, None)
+    split = train_module.DEFAULTS["data"]["test_start_day"] * train_module.DAY
+    _, flipped = _encoded(small_data, lambda frame: frame["ts"] >= split)
+    assert test[ENCODED].equals(flipped[ENCODED])
+    assert test["device_fraud_cards"].max() > 0  # the test rows do see fit-time fraud
