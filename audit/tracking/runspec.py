@@ -71,7 +71,12 @@ def to_millis(stamp: str | None) -> int | None:
     """ISO 8601 (a trailing Z allowed) -> ms since the epoch; None stays None."""
     if not stamp:
         return None
-    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError as error:
+        from audit.errors import InputError
+
+        raise InputError(f"{stamp!r} is not an ISO 8601 time ({error})") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return round(parsed.timestamp() * 1000)

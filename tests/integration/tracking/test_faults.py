@@ -95,7 +95,8 @@ def test_server_killed_mid_logging_then_flush(tmp_path):
             log_path=root / "mlflow-server.log",
         )
 
-    results = make_results(arms=("baseline", "no-a", "no-b", "no-c"), seeds=tuple(range(10)))
+    # Big enough that logging is still running when the server is killed.
+    results = make_results(arms=("baseline", "no-a", "no-b", "no-c"), seeds=tuple(range(25)))
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     spool_dir = tmp_path / "spool"

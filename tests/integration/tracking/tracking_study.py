@@ -11,6 +11,7 @@ import hashlib
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,11 @@ def make_results(
     for a, arm in enumerate(arms):
         for seed in seeds:
             value = round(0.5 + 0.01 * a + 0.001 * seed, 6)
-            minute = 10 + a * len(seeds) + seed
+            started = datetime(2026, 11, 20, 10, 10, tzinfo=timezone.utc) + timedelta(
+                minutes=a * len(seeds) + seed
+            )
+            stamp = started.isoformat().replace("+00:00", "Z")
+            finished = (started + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
             trial: dict[str, Any] = {
                 "trial_id": f"{arm}/{seed}",
                 "arm": arm,
@@ -54,8 +59,8 @@ def make_results(
                 "duration_seconds": 30.0,
                 "attempts": 1,
                 "exit_code": 0,
-                "started_at": f"2026-11-20T10:{minute:02d}:00Z",
-                "finished_at": f"2026-11-20T10:{minute:02d}:30Z",
+                "started_at": stamp,
+                "finished_at": finished,
             }
             if history_steps:
                 trial["metric_history"] = {

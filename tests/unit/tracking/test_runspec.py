@@ -166,3 +166,8 @@ def test_batches_respect_mlflow_request_limits():
     assert sum(len(b[1]) for b in batches) == 2500
     assert sum(len(b[2]) for b in batches) == 150
     assert len(batches) == 3  # as few requests as the limits allow
+
+
+def test_a_bad_time_is_an_input_error_not_a_crash():
+    with pytest.raises(InputError, match=r"'2026-13-40' is not an ISO 8601 time"):
+        trial_run(HEADER, {**TRIAL, "started_at": "2026-13-40"})
