@@ -145,6 +145,7 @@ def make_workspace(root: Path) -> Path:
 @dataclass(frozen=True)
 class PipelineRun:
     workspace: Path
+    training_image: str
     jobs: list[str]
     missing: list[str]
     returncode: int
@@ -161,6 +162,7 @@ class PipelineRun:
 def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> PipelineRun:
     jobs, missing = runnable_jobs()
     ws = make_workspace(root)
+    training_image = f"localhost/mlaudit-training:test-{os.getpid()}"
     variables = {
         "CI_PIPELINE_SOURCE": "merge_request_event",
         "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
@@ -175,6 +177,7 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
         "MLAUDIT_EDD": EDD,
         "MLAUDIT_TRUST_REF": "main",
         "MLAUDIT_TOOL_IMAGE": tool_image.name,
+        "MLAUDIT_LOCAL_IMAGE": training_image,
         "MLAUDIT_BASE_IMAGE": buildah.base_image,
         "MLAUDIT_SERVER_PORT": str(_free_port()),
         "MLAUDIT_PUBLISH_ARGS": "--dry-run",
@@ -204,4 +207,4 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
     (ws.parent / "pipeline.log").write_text(log)
     if missing:
         print(f"\ngitlab-ci-local ran {jobs}; not yet runnable: {missing}")
-    return PipelineRun(ws, jobs, missing, proc.returncode, log)
+    return PipelineRun(ws, training_image, jobs, missing, proc.returncode, log)

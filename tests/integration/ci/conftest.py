@@ -134,7 +134,9 @@ def _build(buildah: Buildah, dockerfile: str, name: str, *build_args: str) -> Bu
 
 @pytest.fixture(scope="session")
 def tool_image(buildah: Buildah) -> Iterator[BuiltImage]:
-    image = _build(buildah, "ci/docker/mlaudit.Dockerfile", "localhost/mlaudit:test")
+    # Per-session tags: two test runs on one machine share the store, not the names.
+    name = f"localhost/mlaudit:test-{os.getpid()}"
+    image = _build(buildah, "ci/docker/mlaudit.Dockerfile", name)
     yield image
     buildah.run("rmi", image.name, check=False)
 
@@ -142,13 +144,15 @@ def tool_image(buildah: Buildah) -> Iterator[BuiltImage]:
 @pytest.fixture(scope="session")
 def gitlab_pipeline(
     buildah: Buildah, tool_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory
-) -> PipelineRun:
+) -> Iterator[PipelineRun]:
     """One real run of the GitLab template (ci_gitlab_run.PipelineRun) per session."""
     require_node_package("gitlab-ci-local")
     require_program("rsync")
     from ci_gitlab_run import run_pipeline
 
-    return run_pipeline(buildah, tool_image, tmp_path_factory.mktemp("gitlab"))
+    run = run_pipeline(buildah, tool_image, tmp_path_factory.mktemp("gitlab"))
+    yield run
+    buildah.run("rmi", run.training_image, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -158,4 +162,4 @@ def training_image(gitlab_pipeline: PipelineRun) -> BuiltImage:
     if not dotenv.exists():
         pytest.fail(f"the build job exported no digest:\n{gitlab_pipeline.log[-4000:]}")
     digest = dotenv.read_text().strip().split("=", 1)[1]
-    return BuiltImage(name="localhost/mlaudit-training:ci", digest=digest, seconds=0.0)
+    return BuiltImage(name=gitlab_pipeline.training_image, digest=digest, seconds=0.0)

@@ -48,10 +48,11 @@ def test_the_build_job_exports_the_image_digest(
     dotenv = (gitlab_pipeline.out / "build.env").read_text()
     m = re.fullmatch(r"MLAUDIT_IMAGE_DIGEST=(sha256:[0-9a-f]{64})\n", dotenv)
     assert m, dotenv
-    ids = buildah.run("images", "--no-trunc", "--format", "{{.ID}}", "mlaudit-training:ci").split()
+    image = gitlab_pipeline.training_image
+    ids = buildah.run("images", "--no-trunc", "--format", "{{.ID}}", image).split()
     assert [f"sha256:{i.removeprefix('sha256:')}" for i in ids] == [m.group(1)]
     # The image the pipeline built is a working training image.
-    ctr = buildah.run("from", "--quiet", "localhost/mlaudit-training:ci").strip()
+    ctr = buildah.run("from", "--quiet", image).strip()
     try:
         out = buildah.run(
             "run", "--isolation", "chroot", ctr, "--", "python", "-c", "import sklearn"
