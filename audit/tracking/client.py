@@ -15,7 +15,9 @@ import functools
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,6 +416,8 @@ class ProtocolLogger:
         *,
         experiment: str | None = None,
         policy: RetryPolicy | None = None,
+        retry_live_after: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.uri = uri
         self.header = {k: v for k, v in header.items() if k != "trials"}
@@ -423,6 +427,12 @@ class ProtocolLogger:
         self.summary = LogSummary(tracking_uri=uri)
         self._writer: RunWriter | None = None
         self._spooling = False
+        self._spooling_since = 0.0
+        # A protocol may run for hours: after an outage, try the server again now and
+        # then instead of spooling everything that follows.
+        self.retry_live_after = retry_live_after
+        self._clock = clock
+        self._lock = threading.Lock()  # one parent run, even when trials log in threads
         self._parent: WriteOutcome | None = None
 
     # -- the live path --------------------------------------------------------------
@@ -437,11 +447,18 @@ class ProtocolLogger:
         return self._writer
 
     def _parent_run(self, first_trials: Sequence[Mapping[str, Any]] = ()) -> WriteOutcome:
-        if self._parent is None:
-            writer = self._live()
-            self._parent = writer.open(parent_run(self.header, first_trials=first_trials))
-            self.summary.parent_run_id = self._parent.run_id
-        return self._parent
+        with self._lock:
+            if self._parent is None:
+                writer = self._live()
+                self._parent = writer.open(parent_run(self.header, first_trials=first_trials))
+                self.summary.parent_run_id = self._parent.run_id
+            return self._parent
+
+    def _go_live(self) -> bool:
+        """Whether to try the server: always, unless spooling began only a moment ago."""
+        if self._spooling and self._clock() - self._spooling_since >= self.retry_live_after:
+            self._spooling = False
+        return not self._spooling
 
     def log_trial(self, trial: Mapping[str, Any], trial_dir: Path | None = None) -> str | None:
         """Log one finished trial; returns its run id, or None when spooled or not run."""
@@ -451,7 +468,7 @@ class ProtocolLogger:
         if spec is None:
             self.summary.not_run.append(trial_id)
             return None
-        if not self._spooling:
+        if self._go_live():
             try:
                 parent = self._parent_run([trial])
                 outcome = self._live().write(spec, parent.run_id)
@@ -473,7 +490,7 @@ class ProtocolLogger:
     ) -> list[str | None]:
         """Log many finished trials, a few at a time (each trial is its own run)."""
         items = list(trials)
-        if not self._spooling:
+        if self._go_live():
             try:
                 self._parent_run([trial for trial, _ in items])  # once, before the threads
             except ServerUnavailable as error:
@@ -488,15 +505,17 @@ class ProtocolLogger:
         extra_files: Mapping[str, Path] | None = None,
     ) -> LogSummary:
         """End the parent run with the evidence artifacts (results, analysis, EDD...)."""
-        if not self._spooling:
+        if self._go_live():
             try:
-                parent = self._parent_run()
+                parent = self._parent_run(list((results or {}).get("trials") or []))
                 if parent.state != "existing":
                     spec = parent_run(self.header, results, analysis, extra_files)
                     self._live().finish(parent, spec)
             except ServerUnavailable as error:
                 self._start_spooling(error)
-        if self._spooling:
+        # Trials spooled during an earlier outage need the close record too: it lets
+        # `track flush` retire the spool file once they are in.
+        if self._spooling or self.summary.spooled:
             spool = self._spool()
             spool.append_close(
                 self.uri, self.experiment, self.header, results, analysis, extra_files
@@ -515,6 +534,7 @@ class ProtocolLogger:
         if self.spool_dir is None:
             raise TrackingError(f"tracking server {self.uri} is unavailable: {error}") from error
         self._spooling = True
+        self._spooling_since = self._clock()
 
 
 def log_results(

@@ -15,9 +15,9 @@ import time
 from collections import Counter
 
 import pytest
-from tracking_study import make_results
+from tracking_study import FlakyProxy, make_results
 
-from audit.tracking.client import connect, log_results, search_all
+from audit.tracking.client import ProtocolLogger, connect, log_results, search_all
 from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
 from audit.tracking.retry import RetryPolicy
 from audit.tracking.runspec import TRIAL_KEY_TAG
@@ -187,3 +187,40 @@ def test_eight_concurrent_loggers_keep_seals_contiguous(mlflow_server, tmp_path)
     del keys[None]
     assert len(keys) == 400
     assert set(keys.values()) == {1}
+
+
+def test_server_errors_are_retried_without_duplicates(mlflow_server, tmp_path):
+    results = make_results(seeds=(0, 1))
+    with FlakyProxy(mlflow_server.uri) as proxy:
+        logger = ProtocolLogger(proxy.uri, results, tmp_path / "spool")
+        for trial in results["trials"]:
+            proxy.fail_next(2)  # every trial meets two 503s and still lands once
+            assert logger.log_trial(trial) is not None
+        summary = logger.close(results)
+    assert summary.spooled == []
+    assert len(summary.created) == 4
+    _exactly_once(mlflow_server.uri, results["edd"]["id"], results)
+
+
+def test_logger_returns_to_the_server_after_an_outage(mlflow_server, tmp_path):
+    results = make_results(seeds=(0, 1, 2))
+    now = [0.0]
+    with FlakyProxy(mlflow_server.uri) as proxy:
+        logger = ProtocolLogger(
+            proxy.uri, results, tmp_path / "spool", policy=FAST_GIVE_UP,
+            retry_live_after=30, clock=lambda: now[0],
+        )  # fmt: skip
+        trials = results["trials"]
+        assert logger.log_trial(trials[0]) is not None
+        proxy.down = True
+        assert logger.log_trial(trials[1]) is None  # outage: spooled
+        proxy.down = False
+        assert logger.log_trial(trials[2]) is None  # too soon to try again: spooled
+        now[0] = 31.0
+        for trial in trials[3:]:
+            assert logger.log_trial(trial) is not None  # back on the server
+        summary = logger.close(results)
+    assert summary.spooled == [trials[1]["trial_id"], trials[2]["trial_id"]]
+    assert flush(mlflow_server.uri, tmp_path / "spool").remaining == []
+    assert Spool(tmp_path / "spool").pending() == []
+    _exactly_once(mlflow_server.uri, results["edd"]["id"], results)

@@ -138,3 +138,73 @@ def seal_tags(connection: sqlite3.Connection, run_id: str) -> dict[str, str]:
         "SELECT key, value FROM tags WHERE run_uuid = ? AND key LIKE 'mlaudit.seal.%'", (run_id,)
     )
     return dict(rows.fetchall())
+
+
+class FlakyProxy:
+    """A loopback HTTP proxy in front of the real server that can answer 503 or vanish.
+
+    `fail_next(n)` makes the next n requests fail with 503 (a server-side error);
+    `down = True` makes every request fail, like an outage. Otherwise it forwards.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        import requests
+
+        self.upstream = upstream.rstrip("/")
+        self.down = False
+        self.failures_left = 0
+        self.requests = 0
+        session = requests.Session()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _relay(self) -> None:
+                proxy.requests += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if proxy.down or proxy.failures_left > 0:
+                    proxy.failures_left = max(0, proxy.failures_left - 1)
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                answer = session.request(
+                    self.command, proxy.upstream + self.path, data=body, headers=headers,
+                    timeout=60,
+                )  # fmt: skip
+                content = answer.content
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection",
+                                           "content-encoding"):  # fmt: skip
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def fail_next(self, count: int) -> None:
+        self.failures_left = count
+
+    def __enter__(self) -> FlakyProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
