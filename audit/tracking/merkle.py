@@ -29,9 +29,10 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 def _next_level(level: list[bytes]) -> list[bytes]:
     sha = hashlib.sha256
     prefix = NODE_PREFIX
-    upper = [sha(prefix + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+    pairs = iter(level)  # zip(it, it) walks pairs without index arithmetic: measurably faster
+    upper = [sha(prefix + left + right).digest() for left, right in zip(pairs, pairs)]
     if len(level) % 2:
-        upper.append(level[-1])
+        upper.append(level[-1])  # an odd last node is promoted unchanged
     return upper
 
 
