@@ -30,7 +30,8 @@ def _next_level(level: list[bytes]) -> list[bytes]:
     sha = hashlib.sha256
     prefix = NODE_PREFIX
     pairs = iter(level)  # zip(it, it) walks pairs without index arithmetic: measurably faster
-    upper = [sha(prefix + left + right).digest() for left, right in zip(pairs, pairs)]
+    # strict=False: with an odd count the last node is left over on purpose.
+    upper = [sha(prefix + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
     if len(level) % 2:
         upper.append(level[-1])  # an odd last node is promoted unchanged
     return upper
