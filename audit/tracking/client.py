@@ -145,6 +145,7 @@ class RunWriter:
         self.experiment_id = experiment_id
         self.policy = policy
         self._known: dict[str, Run] = {}
+        self._created: dict[str, str] = {}  # key -> run id of runs this writer created
         self._prefetched: set[str] = set()
 
     def prefetch(self, execution: str) -> None:
@@ -174,6 +175,12 @@ class RunWriter:
         return runs[0] if runs else None
 
     def find(self, spec: RunSpec) -> Run | None:
+        if spec.key in self._created:
+            # Logged earlier by this writer (a replayed trial): its current state decides.
+            run_id = self._created[spec.key]
+            return call_with_retry(
+                lambda: self.client.get_run(run_id), self.policy, describe=spec.label
+            )
         if spec.key in self._known:
             return self._known[spec.key]
         execution = spec.tags.get(EXECUTION_KEY_TAG)
@@ -186,6 +193,7 @@ class RunWriter:
         found = self.find(spec)
         if found is None:
             run_id, artifact_uri = self._create(spec, parent_run_id)
+            self._created[spec.key] = run_id
             return WriteOutcome(run_id, "created", artifact_uri=artifact_uri)
         if found.info.status in TERMINAL_STATUSES:
             return WriteOutcome(

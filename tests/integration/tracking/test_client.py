@@ -229,3 +229,15 @@ def test_deleted_runs_are_listed_too(mlflow_server, tmp_path):
     experiment_id = resolve_experiment(client, results["edd"]["id"])
     runs = client.search_runs([experiment_id], run_view_type=ViewType.ALL)
     assert len(list(search_all(client, experiment_id, ""))) == len(runs) == 3
+
+
+def test_a_trial_logged_twice_by_one_logger_is_one_run(mlflow_server, tmp_path):
+    # The protocol engine may hand a trial over again (resume, catch-up after a restart).
+    results = make_results(seeds=(0,))
+    logger = ProtocolLogger(mlflow_server.uri, results, tmp_path / "spool")
+    first = logger.log_trial(results["trials"][0])
+    again = logger.log_trial(results["trials"][0])
+    assert first == again
+    assert logger.summary.existing == {"baseline/0": first}
+    _, _, runs = _runs(mlflow_server.uri, results["edd"]["id"])
+    assert len(runs) == 2  # the parent and one trial
