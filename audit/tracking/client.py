@@ -145,7 +145,7 @@ class RunWriter:
         self.experiment_id = experiment_id
         self.policy = policy
         self._known: dict[str, Run] = {}
-        self._created: dict[str, str] = {}  # key -> run id of runs this writer created
+        self._opened: dict[str, str] = {}  # key -> run id of runs this writer has opened
         self._prefetched: set[str] = set()
 
     def prefetch(self, execution: str) -> None:
@@ -175,9 +175,9 @@ class RunWriter:
         return runs[0] if runs else None
 
     def find(self, spec: RunSpec) -> Run | None:
-        if spec.key in self._created:
-            # Logged earlier by this writer (a replayed trial): its current state decides.
-            run_id = self._created[spec.key]
+        if spec.key in self._opened:
+            # Opened earlier by this writer (a replayed trial): its current state decides.
+            run_id = self._opened[spec.key]
             return call_with_retry(
                 lambda: self.client.get_run(run_id), self.policy, describe=spec.label
             )
@@ -193,8 +193,9 @@ class RunWriter:
         found = self.find(spec)
         if found is None:
             run_id, artifact_uri = self._create(spec, parent_run_id)
-            self._created[spec.key] = run_id
+            self._opened[spec.key] = run_id
             return WriteOutcome(run_id, "created", artifact_uri=artifact_uri)
+        self._opened[spec.key] = found.info.run_id
         if found.info.status in TERMINAL_STATUSES:
             return WriteOutcome(
                 found.info.run_id, "existing", _difference(spec, found), found.info.artifact_uri
