@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import NODE_MODULES, REPO, VENV_BIN, Buildah, BuiltImage
+from ci_support import NODE_MODULES, REPO, VENV_BIN, Buildah, BuiltImage
 
 EXAMPLE = REPO / "examples" / "fraud"
 EDD = "edd.quick.yaml"
@@ -188,6 +188,12 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
     # The shell executor runs the jobs on this machine: mlaudit, python and dvc are
     # this venv's, as they would be the image's on a runner.
     env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
+    # The job shells read ~/.bashrc; on these machines it runs `pyenv init`, which
+    # puts pyenv's shims ahead of the venv, so `python` in a trial would be another
+    # interpreter. A HOME of its own keeps the jobs to the environment given here.
+    home = root / "home"
+    home.mkdir()
+    env["HOME"] = str(home)
     env.pop("MLFLOW_TRACKING_URI", None)
     argv = [
         str(NODE_MODULES / ".bin" / "gitlab-ci-local"),

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from ci_gitlab_run import JOBS, PipelineRun
-from conftest import Buildah
+from ci_support import Buildah
 
 pytestmark = [pytest.mark.slow, pytest.mark.buildah]
 
@@ -72,6 +72,8 @@ def test_the_shards_cover_the_plan_and_record_the_image(gitlab_pipeline: Pipelin
     planned = sum(int(s["MLAUDIT_SHARD_TRIALS"]) for s in plan)
     trials = results["trials"]
     assert len(trials) >= planned
+    failed = [f"{t['trial_id']}: {t.get('reason')}" for t in trials if t["status"] != "succeeded"]
+    assert not failed, failed[:3]
     digest = (gitlab_pipeline.out / "build.env").read_text().strip().split("=", 1)[1]
     assert digest in json.dumps(results["provenance"]), "MLAUDIT_IMAGE_DIGEST reached provenance"
 

@@ -16,17 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Buildah, BuiltImage
+from ci_support import REPO, Buildah, BuiltImage
 
 pytestmark = [pytest.mark.slow, pytest.mark.buildah]
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
-def _head() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 def _in_image(buildah: Buildah, image: str, *argv: str) -> str:
@@ -64,7 +58,7 @@ def test_the_images_carry_oci_labels_with_the_source_commit(
     for image in (tool_image, training_image):
         labels = _config(buildah, image.name)["Labels"]
         assert isinstance(labels, dict)
-        assert labels["org.opencontainers.image.revision"] == _head()
+        assert labels["org.opencontainers.image.revision"] == image.commit
         assert labels["org.opencontainers.image.base.name"] == buildah.base_image
         assert labels["org.opencontainers.image.source"].startswith("https://")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import HERE, NODE_MODULES, REPO, require_node_package, require_program
+from ci_support import HERE, NODE_MODULES, REPO, require_node_package, require_program
 
 GITHUB_WORKFLOWS = sorted(
     [*REPO.glob(".github/workflows/*.yml"), *REPO.glob("ci/github/*.yml")],
