@@ -33,6 +33,8 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels 
  && /opt/mlaudit/bin/mlaudit --version
 
 FROM ${BASE_IMAGE}
+# Re-declared: an ARG before the first FROM is not visible inside a stage.
+ARG BASE_IMAGE
 ARG SOURCE_COMMIT=unknown
 ARG SOURCE_URL=https://github.com/mlaudit/mlaudit
 ARG VERSION=0.1.0

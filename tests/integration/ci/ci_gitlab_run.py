@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +164,45 @@ class PipelineRun:
         return bool(re.search(rf"^\s*PASS\s+{re.escape(job)}\b", self.log, re.MULTILINE))
 
 
+@contextmanager
+def tracking_server(root: Path) -> Iterator[str]:
+    """A shared `mlaudit server` on loopback, as a team runs one; stopped as a group."""
+    store = root / "tracking"
+    store.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "mlaudit"), "server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=store,
+        stdout=(store / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((store / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+        yield uri
+    finally:
+        # mlflow leaves worker processes behind on SIGTERM: stop the whole group.
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
 def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> PipelineRun:
     jobs, missing = runnable_jobs()
     ws = make_workspace(root)
@@ -206,9 +250,11 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
         *[x for k, v in variables.items() for x in ("--variable", f"{k}={v}")],
         *jobs,
     ]
-    proc = subprocess.run(
-        argv, cwd=ws, env=env, capture_output=True, text=True, check=False, timeout=1500
-    )
+    with tracking_server(root) as uri:
+        argv += ["--variable", f"MLAUDIT_TRACKING_URI={uri}"]
+        proc = subprocess.run(
+            argv, cwd=ws, env=env, capture_output=True, text=True, check=False, timeout=1500
+        )
     log = proc.stdout + proc.stderr
     (ws.parent / "pipeline.log").write_text(log)
     if missing:

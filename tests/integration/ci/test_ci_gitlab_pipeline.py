@@ -49,8 +49,8 @@ def test_the_build_job_exports_the_image_digest(
     m = re.fullmatch(r"MLAUDIT_IMAGE_DIGEST=(sha256:[0-9a-f]{64})\n", dotenv)
     assert m, dotenv
     image = gitlab_pipeline.training_image
-    ids = buildah.run("images", "--no-trunc", "--format", "{{.ID}}", image).split()
-    assert [f"sha256:{i.removeprefix('sha256:')}" for i in ids] == [m.group(1)]
+    found = buildah.run("inspect", "--type", "image", "--format", "{{.FromImageID}}", image)
+    assert f"sha256:{found.strip().removeprefix('sha256:')}" == m.group(1)
     # The image the pipeline built is a working training image.
     ctr = buildah.run("from", "--quiet", image).strip()
     try:

@@ -89,8 +89,10 @@ def test_the_exported_digest_names_the_built_image(
     for image in (tool_image, training_image):
         # What the CI build job writes to build.env as MLAUDIT_IMAGE_DIGEST.
         assert DIGEST.fullmatch(image.digest), image.digest
-        ids = buildah.run("images", "--no-trunc", "--format", "{{.ID}}", image.name).split()
-        assert [f"sha256:{i.removeprefix('sha256:')}" for i in ids] == [image.digest]
+        found = buildah.run(
+            "inspect", "--type", "image", "--format", "{{.FromImageID}}", image.name
+        )
+        assert f"sha256:{found.strip().removeprefix('sha256:')}" == image.digest
 
 
 def test_the_build_refuses_a_dependency_whose_hash_is_not_locked(
