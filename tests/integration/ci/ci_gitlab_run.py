@@ -170,13 +170,14 @@ def tracking_server(root: Path) -> Iterator[str]:
     store = root / "tracking"
     store.mkdir()
     port = _free_port()
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "mlaudit"), "server", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=store,
-        stdout=(store / "server.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (store / "server.log").open("w") as log:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "mlaudit"), "server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=store,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
