@@ -6,6 +6,7 @@ Shared code lives in ci_support (conftest.py is a module name several folders us
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -43,7 +44,29 @@ def buildah() -> Buildah:
         pytest.fail(f"making the base image failed:\n{proc.stderr[-4000:]}")
     conf = (BUILDAH_CACHE / "storage.conf").read_text()
     driver = conf.split('driver = "', 1)[1].split('"', 1)[0]
-    return Buildah(env=env, base_image=proc.stdout.strip().splitlines()[-1], driver=driver)
+    buildah = Buildah(env=env, base_image=proc.stdout.strip().splitlines()[-1], driver=driver)
+    _remove_stale_test_images(buildah)
+    return buildah
+
+
+def _remove_stale_test_images(buildah: Buildah) -> None:
+    """Untag the images of test runs that died before their teardown.
+
+    The store outlives test runs (its cached dependency layers are what keeps a
+    rebuild to a minute), so only images named for a dead session's pid go; the
+    layers a later build can reuse stay.
+    """
+    refs = buildah.run("images", "--format", "{{.Name}}:{{.Tag}}", check=False).split()
+    for ref in refs:
+        m = re.fullmatch(r"localhost/mlaudit(?:-training)?:test-(\d+)", ref)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            buildah.run("rmi", ref, check=False)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 @pytest.fixture(scope="session")
