@@ -167,17 +167,21 @@ def attach_ledger(
 
 
 def tracking_evidence(evidence: Evidence) -> TrackingEvidence | None:
-    if evidence.ledger is None or evidence.ledger_verification is None:
+    from audit.tracking.runspec import sealed_trial_runs
+
+    ledger = evidence.ledger
+    if ledger is None or evidence.ledger_verification is None:
         return None
-    sealed = {leaf.run_id for leaf in evidence.ledger.leaves}
-    unsealed = tuple(
-        str(t.get("trial_id") or f"{t.get('arm')}/{t.get('seed')}")
-        for t in evidence.results.get("trials", [])
-        if t.get("status") == "succeeded" and t.get("mlflow_run_id") not in sealed
-    )
+    records = {
+        leaf.run_id: json.loads(ledger.records[leaf.run_id])
+        for leaf in ledger.leaves
+        if leaf.run_id in ledger.records
+    }
+    found = sealed_trial_runs(evidence.results, records)
+    unsealed = tuple(trial for trial, run in found.items() if run is None)
     verification = evidence.ledger_verification
     problems = tuple(f.message for f in verification.findings)
-    return TrackingEvidence(evidence.ledger.tracking_uri, unsealed, verification.ok, problems)
+    return TrackingEvidence(ledger.tracking_uri, unsealed, verification.ok, problems)
 
 
 def gate_inputs(evidence: Evidence) -> GateInputs:

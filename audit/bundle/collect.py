@@ -135,16 +135,22 @@ def _records(
         raise BundleError(f"the tracking ledger does not verify: {problems}")
     if checkpoint is None:
         checkpoint = take_checkpoint(ledger)
-    run_ids = [str(t["mlflow_run_id"]) for t in results.get("trials", []) if t.get("mlflow_run_id")]
-    parent = (results.get("tracking") or {}).get("parent_run_id")
-    wanted = sorted({*run_ids, *([str(parent)] if parent else [])})
-    sealed = {leaf.run_id for leaf in ledger.leaves[: checkpoint.size]}
-    missing = [r for r in wanted if r not in sealed]
+    from audit.tracking.runspec import sealed_execution_run, sealed_trial_runs
+
+    in_checkpoint = {
+        leaf.run_id: json.loads(ledger.records[leaf.run_id])
+        for leaf in ledger.leaves[: checkpoint.size]
+        if leaf.run_id in ledger.records
+    }
+    found = sealed_trial_runs(results, in_checkpoint)
+    missing = sorted(trial for trial, run in found.items() if run is None)
     if missing:
         raise BundleError(
-            f"{len(missing)} run(s) of this study are not sealed in the checkpoint: "
+            f"{len(missing)} trial(s) of this study have no sealed run in the checkpoint: "
             + ", ".join(missing[:5])
         )
+    parent = sealed_execution_run(results, in_checkpoint)
+    wanted = sorted({*(r for r in found.values() if r), *([str(parent)] if parent else [])})
     records = []
     for run_id in wanted:
         proof = inclusion_proof(ledger, run_id, checkpoint.size)

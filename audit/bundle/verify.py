@@ -213,25 +213,26 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
 
     from audit.tracking.merkle import verify_inclusion
     from audit.tracking.record import record_sha256
+    from audit.tracking.runspec import sealed_trial_runs
 
-    records = sorted(n for n in ctx.members if n.startswith(layout.RECORDS_DIR + "/"))
+    names = sorted(n for n in ctx.members if n.startswith(layout.RECORDS_DIR + "/"))
     results = ctx.json("results") or {}
-    run_ids = {t.get("mlflow_run_id") for t in results.get("trials", [])} - {None}
-    if not records:
-        if run_ids:
-            ctx.fail(layout.RECORDS_DIR, "", "trials name MLflow runs but no sealed records")
+    if not names:
+        if results.get("tracking") or any(
+            t.get("mlflow_run_id") for t in results.get("trials", [])
+        ):
+            ctx.fail(layout.RECORDS_DIR, "", "the study was logged to MLflow but no sealed records")
         else:
             ctx.report.notes.append("no tracking records (the study was not logged to MLflow)")
         return
     checkpoint = ctx.json("checkpoint")
     if checkpoint is None:
         return
-    root = bytes.fromhex(str(checkpoint.get("root_hex") or checkpoint.get("root")))
+    root = bytes.fromhex(str(checkpoint.get("root")))
     size = int(checkpoint["size"])
-    seen: set[str] = set()
-    for name in records:
+    proven: dict[str, dict[str, Any]] = {}
+    for name in names:
         entry = json.loads(ctx.members[name])
-        seen.add(str(entry["run_id"]))
         # JCS is idempotent, so re-serialising the parsed record gives the sealed bytes.
         digest = record_sha256(rfc8785.dumps(entry["record"]))
         if digest != entry["sha256"]:
@@ -242,9 +243,12 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
         if not verify_inclusion(bytes.fromhex(digest), entry["leaf_index"], size, proof, root):
             ctx.fail(name, "/inclusion_proof", "does not prove inclusion in the checkpoint")
             ctx.records_ok = False
-    for run_id in sorted(run_ids - seen):
-        ctx.fail(layout.RESULTS, "/trials", f"run {run_id} has no sealed record in the bundle")
-        ctx.unsealed.append(str(run_id))
+            continue
+        proven[str(entry["run_id"])] = entry["record"]
+    for trial, run_id in sorted(sealed_trial_runs(results, proven).items()):
+        if run_id is None:
+            ctx.fail(layout.RESULTS, "/trials", f"trial {trial} has no proven sealed record")
+            ctx.unsealed.append(trial)
 
 
 def _check_analysis(ctx: _Context, at: datetime | None) -> None:

@@ -362,3 +362,41 @@ def _execution_times(
     start = min(known_starts) if known_starts else (created or 0)
     end = max(known_ends) if known_ends else start
     return start, max(start, end)
+
+
+def sealed_trial_runs(
+    results: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str | None]:
+    """trial id -> the sealed run holding it (None when no sealed run does).
+
+    Trials are found by their idempotency key (EDD digest, plan, arm, seed), not by
+    the run ids written into results.json: results collected from shards and logged
+    afterwards with `track log` carry no run ids, and a run id alone would not prove
+    that the sealed run belongs to this execution.
+    """
+    by_key = {
+        str((record.get("tags") or {}).get(TRIAL_KEY_TAG)): run_id
+        for run_id, record in records.items()
+    }
+    header = {k: v for k, v in results.items() if k != "trials"}
+    found: dict[str, str | None] = {}
+    for trial in results.get("trials", []):
+        if trial.get("status") not in TRIAL_STATUS_TO_RUN_STATUS:
+            continue
+        trial_id = str(trial.get("trial_id") or f"{trial['arm']}/{trial['seed']}")
+        run_id = by_key.get(trial_key(header, str(trial["arm"]), int(trial["seed"])))
+        recorded = trial.get("mlflow_run_id")
+        found[trial_id] = run_id if recorded in (None, run_id) else None
+    return found
+
+
+def sealed_execution_run(
+    results: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]]
+) -> str | None:
+    """The sealed parent run of this execution, found by its idempotency key."""
+    key = execution_key({k: v for k, v in results.items() if k != "trials"})
+    for run_id, record in records.items():
+        tags = record.get("tags") or {}
+        if tags.get(EXECUTION_KEY_TAG) == key and tags.get(ROLE_TAG) == "execution":
+            return run_id
+    return None

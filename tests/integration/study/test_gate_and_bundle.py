@@ -250,3 +250,49 @@ def test_verify_refuses_a_hostile_archive_without_writing(tmp_path):
     assert "path traversal" in proc.stderr
     assert not (tmp_path / "escaped.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inner"]
+
+
+def test_logged_after_the_run_gate_and_bundle_find_every_sealed_trial(tmp_path, mlflow_server):
+    """The CI flow: shards run without a server, `track log` logs the collected results.
+
+    results.json then carries no run ids; gate and bundle find each trial's sealed run
+    by its idempotency key instead.
+    """
+    toy = build_toy_study(tmp_path, edd_id=f"toy-{uuid.uuid4().hex[:8]}")
+    uri = mlflow_server.uri
+    repo, out = toy.repo, toy.out
+    mlaudit("ablate", "run", toy.edd, "--trust-ref", "main", "--out", out, cwd=repo)
+    results = json.loads((out / "results.json").read_text())
+    assert not any(t.get("mlflow_run_id") for t in results["trials"])
+    mlaudit(
+        "track",
+        "log",
+        out / "results.json",
+        "--tracking-uri",
+        uri,
+        "--spool",
+        tmp_path / "spool",
+        cwd=repo,
+    )
+    mlaudit("ablate", "analyze", out / "results.json", "-o", out / "analysis.json", cwd=repo)
+    document = json.loads(
+        mlaudit(
+            "gate",
+            *gate_args(toy),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            results["edd"]["id"],
+            "-o",
+            out / "gate.json",
+            "--json",
+            cwd=repo,
+        )
+    )
+    assert document["passed"], document["reasons"]
+    assert document["rules"][-1]["rule"] == "tracking-sealed"
+    bundle = _bundle(toy, tmp_path / "bundle.tar.gz", uri)
+    records = [n for n in read_archive(bundle) if n.startswith(layout.RECORDS_DIR)]
+    assert len(records) == len(results["trials"]) + 1  # every trial and the parent run
+    report = json.loads(mlaudit("bundle", "verify", bundle, "--json", cwd=repo))
+    assert report["passed"], report["findings"]
