@@ -112,7 +112,7 @@ def render_text(analysis: dict[str, Any], output: Path) -> None:
     "--seed",
     type=click.IntRange(min=0, max=2**63 - 1),
     default=None,
-    help="Seed of the bootstrap and Monte Carlo draws (recorded in the output).",
+    help="Seed of the bootstrap and Monte Carlo draws (recorded in the output; default 20211).",
 )
 @click.option(
     "--resamples",

@@ -31,9 +31,20 @@ from audit.errors import PolicyError, UsageError
     type=click.Path(path_type=Path, file_okay=False),
     help="Project repository (default: the git work tree holding EDD).",
 )
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for trial directories, the journal and results.json.",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel trials (default: cores).")
-@click.option("--shard", envvar="MLAUDIT_SHARD", metavar="I/N", help="Run only shard I of N.")
+@click.option(
+    "--shard",
+    envvar="MLAUDIT_SHARD",
+    metavar="I/N",
+    help="Run only shard I of N (default: $MLAUDIT_SHARD).",
+)
 @click.option("--resume", is_flag=True, help="Finish a run in --out that was interrupted.")
 @click.option("--tracking-uri", metavar="URI", help="Log each trial to this MLflow server.")
 @click.option(

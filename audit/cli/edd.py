@@ -73,11 +73,22 @@ def _render_problems(failed: ValidationFailed, as_json: bool) -> int:
 
 @edd.command()
 @click.argument("file", type=_FILE)
-def canonical(file: Path) -> int:
-    """Print the RFC 8785 canonical bytes of FILE (what approvers sign), no newline."""
+@json_option
+def canonical(file: Path, as_json: bool) -> int:
+    """Print the RFC 8785 canonical bytes of FILE (what approvers sign), no newline.
+
+    With --json: the canonical text, its sha256 and the EDD id and version.
+    """
     from audit.edd import load_edd
 
-    data = load_edd(file).canonical
+    loaded = load_edd(file)
+    data = loaded.canonical
+    if as_json:
+        emit_json(
+            {"file": str(file), "id": loaded.id, "version": loaded.version}
+            | {"sha256": loaded.digest, "canonical": data.decode("utf-8")}
+        )
+        return int(ExitCode.OK)
     # Raw bytes: a text layer could re-encode or add a newline and break the signature.
     sys.stdout.flush()
     sys.stdout.buffer.write(data)

@@ -22,7 +22,14 @@ BUDGET_NAMES = ("github-comment", "github-check", "step-summary", "gitlab-note")
     type=click.Path(path_type=Path, dir_okay=False),
     help="Ledger checkpoint JSON from `mlaudit track checkpoint`.",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="md",
+    show_default=True,
+    help="md for the PR/MR, html for the bundle, json for machines, junit for test widgets.",
+)
 @click.option(
     "--budget",
     type=click.Choice(BUDGET_NAMES),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def _store_uri(uri: str) -> str:
     default=None,
     help="Host headers to accept (MLflow's DNS-rebinding guard); set it with --host 0.0.0.0.",
 )
+@json_option
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -58,11 +60,13 @@ def server(
     port: int,
     workers: int,
     allowed_hosts: str | None,
+    as_json: bool,
 ) -> int:
     """Run the real `mlflow server` with the append-only, sealing tracking store.
 
     Runs until interrupted (Ctrl-C or SIGTERM), then stops the whole process group.
-    The MLflow UI is served at the printed address.
+    The MLflow UI is served at the printed address. With --json, one JSON line
+    (uri, backend, log) is printed once the server answers, for scripts to read.
     """
     if ctx.invoked_subcommand is not None:
         return 0
@@ -84,8 +88,14 @@ def server(
     with managed:
         from audit.tracking.store import display_uri
 
-        echo(f"mlaudit server: {managed.uri} (backend {display_uri(managed.backend_store_uri)})")
-        echo(f"mlaudit server: log in {managed.log_path}; Ctrl-C stops it")
+        backend = display_uri(managed.backend_store_uri)
+        if as_json:
+            click.echo(
+                json.dumps({"uri": managed.uri, "backend": backend, "log": str(managed.log_path)})
+            )
+        else:
+            echo(f"mlaudit server: {managed.uri} (backend {backend})")
+            echo(f"mlaudit server: log in {managed.log_path}; Ctrl-C stops it")
         try:
             while managed.process is not None and managed.process.poll() is None:
                 time.sleep(0.5)

@@ -164,7 +164,7 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         if db_uri.startswith("sqlite"):
             _prepare_sqlite_engine(self._get_or_create_engine(db_uri))
         super().__init__(db_uri, artifact_uri, read_db_uri=None)  # type: ignore[no-untyped-call]
-        triggers.install(self.engine)
+        triggers.ensure_installed(self.engine)
         type(self).active = self
 
     # -- the allow-list ---------------------------------------------------------

@@ -9,6 +9,7 @@ A database superuser can still drop these triggers; only an external checkpoint
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 SEALS_TABLE = "mlaudit_seals"
@@ -157,6 +158,32 @@ def install(engine: Any) -> None:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(727370001)"))
         for statement in statements_for(engine.dialect.name):
             connection.exec_driver_sql(statement)
+
+
+def expected_triggers(dialect: str) -> set[str]:
+    """Names of the triggers `install` creates for a dialect."""
+    return {
+        name
+        for statement in statements_for(dialect)
+        for name in re.findall(
+            r"CREATE (?:OR REPLACE )?TRIGGER (?:IF NOT EXISTS )?(\w+)", statement
+        )
+    }
+
+
+def ensure_installed(engine: Any) -> None:
+    """Install only what is missing, so a server may run as a role without DDL rights.
+
+    A dropped trigger is still put back at the next start (by a role that may).
+    """
+    import sqlalchemy
+
+    present = set(installed_triggers(engine))
+    if present >= expected_triggers(engine.dialect.name) and sqlalchemy.inspect(engine).has_table(
+        "mlaudit_seals"
+    ):
+        return
+    install(engine)
 
 
 def installed_triggers(engine: Any) -> list[str]:

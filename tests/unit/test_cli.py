@@ -98,3 +98,18 @@ def test_schemas_ship_and_are_valid(name):
     from jsonschema import Draft202012Validator
 
     Draft202012Validator.check_schema(load_schema(name))
+
+
+def test_edd_canonical_json_matches_the_raw_bytes(run_mlaudit):
+    import hashlib
+    from pathlib import Path
+
+    edd = Path(__file__).resolve().parents[1] / "corpus" / "edd" / "valid" / "minimal.yaml"
+    raw = subprocess.run(
+        [sys.executable, "-m", "audit", "edd", "canonical", str(edd)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    document = json.loads(run_mlaudit("edd", "canonical", edd, "--json").stdout)
+    assert document["canonical"].encode() == raw
+    assert document["sha256"] == hashlib.sha256(raw).hexdigest()
