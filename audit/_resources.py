@@ -1,4 +1,4 @@
-"""Locate the JSON Schemas that ship with mlaudit.
+"""Locate the JSON Schemas that ship with mlaudit, and check documents against them.
 
 In a wheel they sit inside the package (audit/schemas); in a source checkout or
 an editable install they are the top-level schemas/ folder users also read.
@@ -28,3 +28,25 @@ def load_schema(name: str) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
         schema: dict[str, Any] = json.load(handle)
     return schema
+
+
+def schema_problems(document: Any, name: str, prefix: str = "") -> list[tuple[str, str]]:
+    """Every (JSON pointer, message) where `document` breaks `schemas/<name>.schema.json`."""
+    from jsonschema import Draft202012Validator
+
+    from audit.errors import pointer_of
+
+    validator = Draft202012Validator(load_schema(name))
+    return [
+        (prefix + pointer_of(error.absolute_path), error.message)
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def check_schema(document: Any, name: str, file: str) -> None:
+    """Raise ValidationFailed listing every schema problem of `document` at once."""
+    from audit.errors import ValidationFailed
+
+    problems = schema_problems(document, name)
+    if problems:
+        raise ValidationFailed(file, problems)

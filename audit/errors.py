@@ -9,7 +9,7 @@ and must never print or call sys.exit itself.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 REPORT_URL = "https://github.com/mlaudit/mlaudit/issues"
@@ -32,6 +32,15 @@ class Location:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.pointer}" if self.pointer else self.file
+
+
+def escape_pointer_token(token: str | int) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def pointer_of(parts: Iterable[str | int]) -> str:
+    """RFC 6901 pointer for a path of keys / indexes (e.g. a jsonschema error path)."""
+    return "".join("/" + escape_pointer_token(p) for p in parts)
 
 
 class MlauditError(Exception):

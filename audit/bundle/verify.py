@@ -114,9 +114,7 @@ def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
 
 
 def _check_manifest(ctx: _Context, at: datetime | None) -> None:
-    from jsonschema import Draft202012Validator
-
-    from audit._resources import load_schema
+    from audit._resources import schema_problems
 
     raw = ctx.members.get(layout.MANIFEST)
     if raw is None:
@@ -125,9 +123,8 @@ def _check_manifest(ctx: _Context, at: datetime | None) -> None:
         manifest = json.loads(raw)
     except ValueError as error:
         raise BundleError(f"manifest.json is not valid JSON: {error}") from None
-    for problem in Draft202012Validator(load_schema("bundle-manifest")).iter_errors(manifest):
-        pointer = "".join(f"/{p}" for p in problem.absolute_path)
-        ctx.fail(layout.MANIFEST, pointer, problem.message)
+    for pointer, message in schema_problems(manifest, "bundle-manifest"):
+        ctx.fail(layout.MANIFEST, pointer, message)
     if ctx.report.findings:
         return
     ctx.manifest = manifest

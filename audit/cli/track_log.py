@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from audit.cli._common import echo, emit_json, json_option
-from audit.errors import ExitCode, InputError, Location, UsageError, ValidationFailed
+from audit.errors import ExitCode, InputError, Location, UsageError
 
 DEFAULT_SPOOL = Path(".mlaudit-spool")
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -39,9 +39,7 @@ spool_option = click.option(
 
 def read_document(path: Path, schema: str) -> dict[str, Any]:
     """A JSON file checked against schemas/<schema>.schema.json, with pointed errors."""
-    from jsonschema import Draft202012Validator
-
-    from audit._resources import load_schema
+    from audit._resources import check_schema
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -49,13 +47,7 @@ def read_document(path: Path, schema: str) -> dict[str, Any]:
         raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"not valid JSON: {error}", location=Location(str(path))) from None
-    validator = Draft202012Validator(load_schema(schema))
-    problems = [
-        ("".join(f"/{p}" for p in error.absolute_path), error.message)
-        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    ]
-    if problems:
-        raise ValidationFailed(str(path), problems)
+    check_schema(document, schema, str(path))
     assert isinstance(document, dict)
     return document
 

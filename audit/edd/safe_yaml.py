@@ -12,7 +12,6 @@ them by hand instead of using a yaml Constructor.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,12 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-from audit.errors import InputError, Location, ValidationFailed
+from audit.errors import (
+    InputError,
+    Location,
+    ValidationFailed,
+    escape_pointer_token,
+)
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -39,15 +43,6 @@ _OTHER_INT = re.compile(r"^[-+]?0[oxOX][0-9a-fA-F_]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SPECIAL_FLOAT = re.compile(r"^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$")
-
-
-def escape_pointer_token(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-def pointer_of(parts: Iterable[str | int]) -> str:
-    """RFC 6901 pointer for a path of keys / indexes (e.g. a jsonschema error path)."""
-    return "".join("/" + escape_pointer_token(p) for p in parts)
 
 
 class _Refused(Exception):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from audit.errors import CheckFailed, InputError, Location, ValidationFailed
+from audit.errors import CheckFailed, InputError, Location
 
 SCHEMA_ID = "mlaudit/results/v1"
 RESULTS_NAME = "results.json"
@@ -51,17 +51,9 @@ def approval_rows(approvals: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 
 
 def validate_results(document: Mapping[str, Any], file: str) -> None:
-    from jsonschema import Draft202012Validator
+    from audit._resources import check_schema
 
-    from audit._resources import load_schema
-
-    validator = Draft202012Validator(load_schema("results"))
-    problems = [
-        ("".join(f"/{p}" for p in error.absolute_path), error.message)
-        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    ]
-    if problems:
-        raise ValidationFailed(file, problems)
+    check_schema(document, "results", file)
 
 
 def write_json(document: Mapping[str, Any], path: Path) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit._resources import load_schema
+from audit._resources import check_schema
 from audit.errors import InputError, Location, ValidationFailed
 
 _HEX = re.compile(r"[0-9a-fA-F]{16,128}")
@@ -46,21 +45,9 @@ def read_json(path: Path) -> Any:
         ) from None
 
 
-def _pointer(parts: Iterable[object]) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
 def validate(document: Any, schema_name: str, file: str) -> None:
     """Raise ValidationFailed listing every schema problem (pointer, message)."""
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(load_schema(schema_name))
-    problems = [
-        (_pointer(error.absolute_path), error.message)
-        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    ]
-    if problems:
-        raise ValidationFailed(file, problems)
+    check_schema(document, schema_name, file)
 
 
 def load_analysis(path: Path) -> dict[str, Any]:

@@ -56,16 +56,9 @@ HINT_POWER = 0.8
 
 
 def _schema_problems(document: Any, schema_name: str, prefix: str) -> list[tuple[str, str]]:
-    import jsonschema
+    from audit._resources import schema_problems
 
-    from audit._resources import load_schema
-
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
-    problems = []
-    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
-        pointer = "".join(f"/{part}" for part in error.absolute_path)
-        problems.append((prefix + pointer, error.message))
-    return problems
+    return schema_problems(document, schema_name, prefix)
 
 
 def check_results(results: Any, source: str) -> None:

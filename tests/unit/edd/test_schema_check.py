@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from audit._resources import load_schema
-from audit.edd.safe_yaml import parse_yaml_bytes, pointer_of
+from audit.edd.safe_yaml import parse_yaml_bytes
 from audit.edd.schema_check import SchemaChecker
-from audit.errors import ValidationFailed
+from audit.errors import ValidationFailed, pointer_of
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "edd"
 MINIMAL = parse_yaml_bytes((CORPUS / "valid" / "minimal.yaml").read_bytes(), "m").value
