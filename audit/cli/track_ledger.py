@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, printable
 from audit.cli.track_log import tracking_uri_option
 from audit.errors import ExitCode
 
@@ -17,11 +17,6 @@ experiment_option = click.option(
     metavar="NAME|ID",
     help="The experiment whose seals form the log (default: the only one with runs).",
 )
-
-
-def _safe(text: str) -> str:
-    """Server data (run ids, tag values) must not drive the terminal."""
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 @click.command()
@@ -110,9 +105,9 @@ def _render_verification(result: object, as_json: bool) -> int:
     else:
         for finding in result.findings:
             where = f" [{finding.field}]" if finding.field else ""
-            echo(f"TAMPER {finding.kind}{where}: {_safe(finding.message)}", err=True)
+            echo(f"TAMPER {finding.kind}{where}: {printable(finding.message)}", err=True)
         for note in result.notes:
-            echo(f"note: {_safe(note)}", err=True)
+            echo(f"note: {printable(note)}", err=True)
         state = "OK" if result.ok else f"FAILED ({len(result.findings)} finding(s))"
         echo(
             f"{state}: {result.origin}: {result.runs_checked} runs, {result.size} seals, "
