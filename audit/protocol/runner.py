@@ -198,13 +198,25 @@ class _Budget:
         return self.wall_before + (time.monotonic() - self._started)
 
     def may_start(self) -> bool:
+        """Whether one more trial fits (count and wall time); the caller then counts it."""
+        if self.exhausted_reason is None and self.trials_run >= self.max_trials:
+            self.exhausted_reason = f"budget exhausted: max_trials ({self.max_trials}) reached"
+        return self.exhausted_reason is None and self.time_left()
+
+    def time_left(self) -> bool:
+        """Whether the wall budget still allows a start (asked again by a trial that queued)."""
+        if self.wall_seconds() < self.max_wall_seconds:
+            return True
         if self.exhausted_reason is None:
-            if self.trials_run >= self.max_trials:
-                self.exhausted_reason = f"budget exhausted: max_trials ({self.max_trials}) reached"
-            elif self.wall_seconds() >= self.max_wall_seconds:
-                minutes = self.max_wall_seconds / 60
-                self.exhausted_reason = f"budget exhausted: max_wall_minutes ({minutes:g}) reached"
-        return self.exhausted_reason is None
+            minutes = self.max_wall_seconds / 60
+            self.exhausted_reason = f"budget exhausted: max_wall_minutes ({minutes:g}) reached"
+        return False
+
+
+@dataclass(frozen=True)
+class _Started:
+    outcome: TrialOutcome
+    at: str  # when a worker actually started it (it may have queued)
 
 
 class Runner:
@@ -470,7 +482,7 @@ class Runner:
         budget: _Budget,
     ) -> None:
         workers = max(1, self.request.workers)
-        running: dict[futures.Future[TrialOutcome], tuple[Trial, str, str]] = {}
+        running: dict[futures.Future[_Started | None], tuple[Trial, str]] = {}
         queue = list(pending)
         with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
             try:
@@ -480,9 +492,15 @@ class Runner:
                     if running:
                         done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
                         for future in done:
-                            trial, fingerprint, started_at = running.pop(future)
-                            outcome = future.result()
-                            record = self._from_outcome(trial, outcome, fingerprint, started_at)
+                            trial, fingerprint = running.pop(future)
+                            started = future.result()
+                            if started is None:  # the wall budget ran out while it queued
+                                budget.trials_run -= 1
+                                queue.clear()
+                                continue
+                            record = self._from_outcome(
+                                trial, started.outcome, fingerprint, started.at
+                            )
                             self._journal_finished(journal, record)
                             batch.append(record)
                         # Workers get their next trial before we wait on the disk.
@@ -502,12 +520,14 @@ class Runner:
         pool: futures.ThreadPoolExecutor,
         workers: int,
         queue: list[Trial],
-        running: dict[futures.Future[TrialOutcome], tuple[Trial, str, str]],
+        running: dict[futures.Future[_Started | None], tuple[Trial, str]],
         journal: Journal,
         budget: _Budget,
         batch: list[dict[str, Any]],
     ) -> None:
-        while queue and len(running) < workers:
+        # One trial queued behind each busy worker: a worker that finishes starts its
+        # next trial at once instead of waiting for this thread to finish an fsync.
+        while queue and len(running) < 2 * workers:
             trial = queue[0]
             fingerprint = self._fingerprint(trial)
             entry = self.cache.get(fingerprint) if self.cache else None
@@ -523,10 +543,20 @@ class Runner:
             queue.pop(0)
             budget.trials_run += 1
             spec = self._spec(trial, self._trial_dir(trial))
-            future = pool.submit(run_trial, spec, self._on_start(journal, trial))
-            running[future] = (trial, fingerprint, utc_now())
+            future = pool.submit(self._start, spec, budget, self._on_start(journal, trial))
+            running[future] = (trial, fingerprint)
 
-    def _abort(self, running: Mapping[futures.Future[TrialOutcome], Any]) -> None:
+    @staticmethod
+    def _start(
+        spec: TrialSpec, budget: _Budget, on_start: Callable[[int, int], None]
+    ) -> _Started | None:
+        """Run a queued trial on a worker, unless the wall budget ran out while it waited."""
+        if not budget.time_left():
+            return None
+        at = utc_now()
+        return _Started(run_trial(spec, on_start), at)
+
+    def _abort(self, running: Mapping[futures.Future[_Started | None], Any]) -> None:
         for future in running:
             future.cancel()
         for pid in list(self._live_pids.values()):
