@@ -29,7 +29,8 @@ from audit.errors import PolicyError, UsageError
 @click.option(
     "--repo",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Project repository (default: the git work tree holding EDD).",
+    help="Project folder, or a folder below it (default: the EDD's folder). The project is "
+    "the nearest folder upwards whose .mlaudit/ the trust ref holds, else the git top level.",
 )
 @click.option(
     "--out",
@@ -72,6 +73,7 @@ def run(
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
     from audit.edd import load_edd, planned_trial_count, verify_edd
+    from audit.edd.trust import locate_project
     from audit.protocol.plan import build_plan
     from audit.protocol.results import approval_rows
     from audit.protocol.runner import RunRequest, run_protocol
@@ -82,7 +84,10 @@ def run(
     shard_range = parse_shard(shard) if shard else None
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
-    root = repo_root(repo.resolve() if repo else edd_path.resolve().parent)
+    start = repo.resolve() if repo else edd_path.resolve().parent
+    repo_root(start)  # refuses, saying why, outside git: the code must be committed
+    # Trust files, dvc.lock, the lock file, the trials' workdir: all the project's.
+    root = locate_project(start, trust_ref)
     if trust_dir is not None:
         from audit.edd.trust import UNPROTECTED_WARNING
 

@@ -41,7 +41,11 @@ def bundle() -> None:
 @click.option("--report-md", type=_IN, help="report.md")
 @click.option("--report-html", type=_IN, help="report.html")
 @click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
-@click.option("--repo", type=_DIR, help="Git repository for --trust-ref (default: the EDD's).")
+@click.option(
+    "--repo",
+    type=_DIR,
+    help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
+)
 @click.option("--trust-dir", type=_DIR, help="Local trust files (NOT a protected source).")
 @click.option("--tracking-uri", metavar="URI", help="Include sealed records and inclusion proofs.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")

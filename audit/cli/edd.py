@@ -142,7 +142,7 @@ def sign(file: Path, key: Path, principal: str, as_json: bool) -> int:
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Git repository of --trust-ref (default: the EDD's folder).",
+    help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
 )
 @click.option(
     "--trust-dir",
@@ -179,7 +179,9 @@ def verify(
 def _render_verification(file: Path, result: Verification) -> None:
     echo(f"EDD {result.edd_id} v{result.edd_version}  sha256:{result.edd_digest}  ({file})")
     if result.protected:
-        echo(f"trust: {result.trust_ref} @ {result.trust_commit} (protected ref)")
+        where = f"{result.trust_project}/.mlaudit/" if result.trust_project else ".mlaudit/"
+        ref = f"{result.trust_ref} @ {result.trust_commit}"
+        echo(f"trust: {printable(where)} at {ref} (protected ref)")
     else:
         echo("trust: local directory (NOT PROTECTED)")
     header = ("PRINCIPAL", "ROLE", "KEY FINGERPRINT", "VERDICT", "REASON")

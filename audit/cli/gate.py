@@ -21,7 +21,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Git repository for --trust-ref (default: the EDD's).",
+    help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
 )
 @click.option(
     "--trust-dir",

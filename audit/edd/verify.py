@@ -32,6 +32,7 @@ from audit.edd.trust import (
     POLICY,
     REVOKED_KEYS,
     TrustRoot,
+    locate_project,
     trust_from_dir,
     trust_from_git,
 )
@@ -85,6 +86,7 @@ class Verification:
     quorum: int = 0
     approvers: int = 0
     warnings: list[str] = field(default_factory=list)
+    trust_project: str = ""  # the project folder whose .mlaudit/ was read ("" = top level)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,8 +108,9 @@ def verify_edd(
 ) -> Verification:
     """Verify the approvals of the EDD at `edd_path` against a trust root.
 
-    Exactly one of `trust_ref` (read from git in `repo`, default: the EDD's
-    folder) or `trust_dir` (unprotected) must be given. Raises ValidationFailed
+    Exactly one of `trust_ref` (read from git for the project at or above
+    `repo`, default: the EDD's folder; see `locate_project`) or `trust_dir`
+    (unprotected) must be given. Raises ValidationFailed
     for an invalid EDD or policy, TrustError when the trust root is unusable.
     """
     moment = _aware(at)
@@ -137,6 +140,7 @@ def verify_edd(
         quorum=policy.quorum,
         approvers=sum(a.counted for a in approvals),
         warnings=list(trust.warnings),
+        trust_project=trust.project,
     )
 
 
@@ -154,7 +158,8 @@ def _trust_root(
     if trust_dir is not None:
         return trust_from_dir(trust_dir)
     assert trust_ref is not None
-    return trust_from_git(repo if repo is not None else edd_path.resolve().parent, trust_ref)
+    start = repo if repo is not None else edd_path.resolve().parent
+    return trust_from_git(locate_project(start, trust_ref), trust_ref)
 
 
 def approval_files(edd_path: Path) -> list[Path]:

@@ -62,7 +62,12 @@ def collect_provenance(
     not_code: Sequence[Path] = (),
     check_dvc_status: bool = True,
 ) -> Provenance:
-    """Describe code, data and environment of the project at `root`, or refuse."""
+    """Describe code, data and environment of the project at `root`, or refuse.
+
+    The code is the whole git repository holding `root` (a project may import
+    from beside it); data (dvc.lock, .dvc files) and the environment's lock file
+    are the project's own.
+    """
     git = git_state(root, exclude=exclude, not_code=not_code)
     if git.dirty and not allow_dirty:
         shown = ", ".join(git.dirty_paths[:5]) or "uncommitted changes"
@@ -71,10 +76,10 @@ def collect_provenance(
             f"{git.root}: the work tree is dirty ({shown}{more})",
             hint="commit the changes, or pass --allow-dirty to run anyway and record it",
         )
-    hashes = data_hashes(git.root, data_paths)
+    hashes = data_hashes(root, data_paths)
     clean: bool | None = None
     if check_dvc_status:
-        problems = dvc_status(git.root, data_paths)
+        problems = dvc_status(root, data_paths)
         if problems:
             raise ProvenanceError(
                 f"data does not match dvc.lock: {problems[0]}"
@@ -82,7 +87,7 @@ def collect_provenance(
                 hint="run `dvc commit` / `dvc repro` and commit the lock file",
             )
         clean = True
-    environment = describe_environment(git.root, image_digest=image_digest)
+    environment = describe_environment(root, image_digest=image_digest)
     return Provenance(git, allow_dirty, hashes, clean, environment)
 
 

@@ -1,4 +1,4 @@
-"""Runs the GitLab template with gitlab-ci-local on a workspace made from examples/fraud.
+"""Runs the GitLab template with gitlab-ci-local on a workspace laid out like this repo.
 
 Used by the session fixture `gitlab_pipeline` (conftest): the training image the
 pipeline's build job makes is also what test_ci_images checks, so it is built once.
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ci_support import NODE_MODULES, REPO, VENV_BIN, Buildah, BuiltImage
 
-EXAMPLE = REPO / "examples" / "fraud"
+PROJECT = "examples/fraud"
+EXAMPLE = REPO / PROJECT
 EDD = "edd.quick.yaml"
 APPROVERS = (
     ("risk", "risk-reviewer@risk.example.com", "model-risk"),
@@ -90,11 +91,17 @@ def _free_port() -> int:
 
 
 def make_workspace(root: Path) -> Path:
-    """The example as its own repository: trust root on main, signed EDD on a branch."""
+    """This repository's layout: the project in examples/fraud, the CI files at the top.
+
+    The trust root is on main in the project's folder (examples/fraud/.mlaudit/), with
+    throwaway keys; the signed EDD is on a branch. The pipeline runs with MLAUDIT_DIR
+    set to the project's folder, as this repository's own .gitlab-ci.yml does.
+    """
     ws = root / "ws"
+    project = ws / PROJECT
     shutil.copytree(
         EXAMPLE,
-        ws,
+        project,
         ignore=shutil.ignore_patterns(
             "data", "mlruns", "mlartifacts", "out", "cache", "tmp", "__pycache__",
             "allowed_signers", "approvals", "demo.py", "edd.yaml", EDD, ".mlaudit-out",
@@ -102,8 +109,9 @@ def make_workspace(root: Path) -> Path:
     )  # fmt: skip
     for part in ("ci/gitlab", "ci/docker"):
         shutil.copytree(REPO / part, ws / part)
-    shutil.copy(REPO / ".dockerignore", ws / ".dockerignore")
-    shutil.copy(REPO / ".gitlab-ci.yml", ws / ".gitlab-ci.yml")
+    for name in (".dockerignore", ".gitlab-ci.yml"):
+        shutil.copy(REPO / name, ws / name)
+    (ws / ".gitignore").write_text((REPO / ".gitignore").read_text() + ".gitlab-ci-local/\n")
     keys = root / "keys"
     keys.mkdir()
     signers = []
@@ -115,17 +123,13 @@ def make_workspace(root: Path) -> Path:
         )
         kind, blob = (keys / f"{name}.pub").read_text().split()[:2]
         signers.append(f'{principal} namespaces="mlaudit-edd" {kind} {blob}')
-    (ws / ".mlaudit" / "allowed_signers").write_text("\n".join(signers) + "\n")
-    ignore = ws / ".gitignore"
-    ignore.write_text(
-        ignore.read_text().replace("/.mlaudit/allowed_signers\n", "") + ".gitlab-ci-local/\n"
-    )
+    (project / ".mlaudit" / "allowed_signers").write_text("\n".join(signers) + "\n")
     _git(ws, "init", "-q", "-b", "main")
     _git(ws, "config", "commit.gpgsign", "false")
     _git(ws, "add", "-A")
     _git(ws, "commit", "-q", "-m", "Fraud project with its trust root")
     _git(ws, "checkout", "-q", "-b", "feature/device-graph")
-    shutil.copy(EXAMPLE / EDD, ws / EDD)
+    shutil.copy(EXAMPLE / EDD, project / EDD)
     for name, principal, _ in APPROVERS:
         subprocess.run(
             [
@@ -138,7 +142,7 @@ def make_workspace(root: Path) -> Path:
                 "--principal",
                 principal,
             ],
-            cwd=ws,
+            cwd=project,
             check=True,
             capture_output=True,
         )
@@ -218,7 +222,7 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
         "CI_PROJECT_ID": "4242",
         "CI_API_V4_URL": "http://127.0.0.1:9/api/v4",
         "CI_SERVER_URL": "http://127.0.0.1:9",
-        "MLAUDIT_DIR": ".",
+        "MLAUDIT_DIR": PROJECT,
         "MLAUDIT_EDD": EDD,
         "MLAUDIT_TRUST_REF": "main",
         "MLAUDIT_TOOL_IMAGE": tool_image.name,

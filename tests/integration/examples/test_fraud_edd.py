@@ -123,3 +123,20 @@ def test_pre_commit_hook_passes_valid_and_fails_invalid_edds(tmp_path: Path) -> 
     proc = _run_hook(EDDS[0], broken)
     assert proc.returncode == 1
     assert str(broken) in proc.stderr + proc.stdout
+
+
+def test_the_committed_approvals_pass_this_repositorys_own_audit(run_cli: Any) -> None:
+    """What .github/workflows/audit.yml and .gitlab-ci.yml run first, from the repo's top.
+
+    The EDD is in examples/fraud, below the top level: its trust files must be found
+    in the commit at examples/fraud/.mlaudit/. After editing edd.yaml, re-sign with
+    examples/fraud/sign_example.py and commit allowed_signers and approvals/.
+    """
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    result = run_cli("edd", "verify", EXAMPLE / "edd.yaml", "--trust-ref", head, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    verification = json.loads(result.stdout)
+    assert verification["trust_project"] == "examples/fraud"
+    assert verification["approvers"] == 2
