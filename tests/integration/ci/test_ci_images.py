@@ -82,6 +82,12 @@ def test_the_training_image_keeps_the_model_and_mlaudit_apart(
     assert "mlflow" not in frozen, "mlaudit's dependencies stay out of the trial venv"
     assert _in_image(buildah, training_image.name, "mlaudit", "--version").startswith("mlaudit")
     assert _in_image(buildah, training_image.name, "id", "-u").strip() == "10001"
+    # Trials in CI run here: they die with the runner through setpriv (util-linux),
+    # not through a preexec hook that makes every trial fork the whole runner.
+    probe = "from audit.protocol.trial import _die_with_parent_prefix as p; print(p())"
+    assert "--pdeathsig" in _in_image(
+        buildah, training_image.name, "/opt/mlaudit/bin/python", "-c", probe
+    )
 
 
 def test_the_exported_digest_names_the_built_image(
