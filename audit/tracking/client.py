@@ -2,11 +2,15 @@
 
 Each run is found by its idempotency key (a tag set atomically at creation) before it
 is created, so a retry, a replay from the spool or a second `track log` of the same
-results never creates a duplicate. A run a crashed logger left RUNNING is finished
-with the same (deterministic) content, never recreated. A trial costs a handful of
-requests: create, artifact uploads, one `log_batch` per MLflow batch limit, end.
-Transient failures are retried with bounded backoff; when the server stays down the
-records go to the spool (audit/tracking/spool.py) for `mlaudit track flush`.
+results never creates a duplicate; loggers that race (shards of one execution, all
+opening its parent run at once) are kept to one run by the store, which refuses a
+second run with the same key, and the loser logs to the winner's run. A shard never
+ends the parent run: `track log` of the merged results does. A run a crashed logger
+left RUNNING is finished with the same (deterministic) content, never recreated. A
+trial costs a handful of requests: create, artifact uploads, one `log_batch` per
+MLflow batch limit, end. Transient failures are retried with bounded backoff; when the
+server stays down the records go to the spool (audit/tracking/spool.py) for
+`mlaudit track flush`.
 """
 
 from __future__ import annotations
@@ -137,6 +141,10 @@ def _batches(spec: RunSpec, extra_tags: Mapping[str, str]) -> Iterator[tuple[lis
         yield p, m, t
 
 
+class _KeyTaken(TrackingError):
+    """The server refused to create a run: one with the same idempotency key exists."""
+
+
 class RunWriter:
     """Finds or creates, fills and ends runs of one experiment, each exactly once."""
 
@@ -192,9 +200,21 @@ class RunWriter:
         """Find the run of `spec` or create it (RUNNING); never two runs for one key."""
         found = self.find(spec)
         if found is None:
-            run_id, artifact_uri = self._create(spec, parent_run_id)
-            self._opened[spec.key] = run_id
-            return WriteOutcome(run_id, "created", artifact_uri=artifact_uri)
+            try:
+                run_id, artifact_uri = self._create(spec, parent_run_id)
+            except _KeyTaken:
+                # Another logger created it since we looked (shards start together).
+                found = call_with_retry(
+                    lambda: self._search(spec), self.policy, describe=spec.label
+                )
+                if found is None:
+                    raise TrackingError(
+                        f"{spec.label}: the server holds a run with key {spec.key} "
+                        "but no search finds it"
+                    ) from None
+            else:
+                self._opened[spec.key] = run_id
+                return WriteOutcome(run_id, "created", artifact_uri=artifact_uri)
         self._opened[spec.key] = found.info.run_id
         if found.info.status in TERMINAL_STATUSES:
             return WriteOutcome(
@@ -228,9 +248,16 @@ class RunWriter:
                 if earlier is not None:
                     return str(earlier.info.run_id), str(earlier.info.artifact_uri)
             attempted = True
-            run = self.client.create_run(
-                self.experiment_id, start_time=spec.start_time, tags=tags, run_name=spec.name
-            )
+            from mlflow.exceptions import MlflowException
+
+            try:
+                run = self.client.create_run(
+                    self.experiment_id, start_time=spec.start_time, tags=tags, run_name=spec.name
+                )
+            except MlflowException as error:
+                if error.error_code == "RESOURCE_ALREADY_EXISTS":
+                    raise _KeyTaken(error.message) from error  # one run per key
+                raise
             return str(run.info.run_id), str(run.info.artifact_uri)
 
         return call_with_retry(create, self.policy, describe=f"{spec.label}: create run")
@@ -517,7 +544,10 @@ class ProtocolLogger:
         if self._go_live():
             try:
                 parent = self._parent_run(list((results or {}).get("trials") or []))
-                if parent.state != "existing":
+                # A shard holds part of the results: the parent run is ended (sealed)
+                # with all of them, by `track log` of what `ablate collect` merged.
+                shard = (self.header.get("plan") or {}).get("shard")
+                if parent.state != "existing" and not shard:
                     spec = parent_run(self.header, results, analysis, extra_files)
                     self._live().finish(parent, spec)
             except ServerUnavailable as error:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -19,15 +21,19 @@ from typing import Any
 import sqlalchemy
 from mlflow.entities import RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_ALREADY_EXISTS
 from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlParam, SqlRun, SqlTag
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from audit.tracking import record as run_record
 from audit.tracking import triggers
+from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
 
 SCHEME_PREFIX = "mlaudit+"
+# pg_advisory_lock(space, key): the space keeps run-creation locks apart from others.
+_KEY_LOCK_SPACE = 0x6D6C61  # "mla"
+_THREAD_LOCK = threading.Lock()
 
 # Reads the REST API and the UI use. Explicit names, not prefixes: a new read MLflow
 # adds is refused until it is reviewed (get_or_create_user_queue, for one, writes).
@@ -112,6 +118,24 @@ _RUN_FIRST_ARGUMENT = frozenset(
 # >0 while an allowed operation runs: MLflow's own methods call one another
 # (create_run calls get_experiment), and only the outermost call is policed.
 _DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("mlaudit_store_depth", default=0)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """The idempotency key a run is created with: a trial's, or its execution's (parent)."""
+
+    tag: str
+    value: str
+    role: str | None = None  # the parent shares its execution key with its trials
+
+    @classmethod
+    def of(cls, tags: Any) -> RunKey | None:
+        values = {str(t.key): str(t.value) for t in tags or []}
+        if TRIAL_KEY_TAG in values:
+            return cls(TRIAL_KEY_TAG, values[TRIAL_KEY_TAG])
+        if values.get(ROLE_TAG) == "execution" and EXECUTION_KEY_TAG in values:
+            return cls(EXECUTION_KEY_TAG, values[EXECUTION_KEY_TAG], "execution")
+        return None
 
 
 @dataclass(frozen=True)
@@ -256,7 +280,67 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
     ) -> Any:
         _refuse_seal_tags(tags)
-        return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
+        key = RunKey.of(tags)
+        if key is None:
+            return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
+        # A run with an idempotency key exists at most once per experiment. Clients
+        # search before they create, but two of them (shards starting together) can
+        # both find nothing: the check and the insert are serialised per key here.
+        with self._creating(experiment_id, key):
+            taken = self._run_holding(experiment_id, key)
+            if taken is not None:
+                raise MlflowException(
+                    f"mlaudit: run {taken} already holds {key.tag}={key.value} in experiment "
+                    f"{experiment_id}; log to it instead of creating another",
+                    error_code=RESOURCE_ALREADY_EXISTS,
+                )
+            return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
+
+    @contextlib.contextmanager
+    def _creating(self, experiment_id: str, key: RunKey) -> Iterator[None]:
+        if self.db_type == "postgresql":
+            # A session-level lock on its own connection: held while create_run commits
+            # on another, so the next creator's check sees the committed run.
+            lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
+            params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
+            with self.engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params)
+            return
+        # SQLite: the server's workers may be processes; a lock file beside the database.
+        database = self.engine.url.database
+        with _THREAD_LOCK:
+            if not database or database == ":memory:":
+                yield
+                return
+            with open(f"{database}.mlaudit-create.lock", "a+b") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _run_holding(self, experiment_id: str, key: RunKey) -> str | None:
+        query = (
+            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE r.experiment_id = :e AND r.lifecycle_stage = 'active' "
+            "AND t.key = :k AND t.value = :v"
+        )
+        params: dict[str, Any] = {"e": int(experiment_id), "k": key.tag, "v": key.value}
+        if key.role is not None:
+            query += (
+                " AND EXISTS (SELECT 1 FROM tags x WHERE x.run_uuid = r.run_uuid"
+                " AND x.key = :rk AND x.value = :rv)"
+            )
+            params |= {"rk": ROLE_TAG, "rv": key.role}
+        with self.ManagedSessionMaker() as session:
+            found = session.execute(
+                sqlalchemy.text(query + " ORDER BY r.start_time, r.run_uuid LIMIT 1"), params
+            ).scalar()
+        return None if found is None else str(found)
 
     # -- ending a run seals it ------------------------------------------------------
 

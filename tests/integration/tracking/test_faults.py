@@ -6,11 +6,13 @@ idempotency key) and `track verify` passes (contiguous seals, records intact).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -20,7 +22,7 @@ from tracking_study import FlakyProxy, make_results
 from audit.tracking.client import ProtocolLogger, connect, log_results, search_all
 from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
 from audit.tracking.retry import RetryPolicy
-from audit.tracking.runspec import TRIAL_KEY_TAG
+from audit.tracking.runspec import PARENT_RUN_TAG, ROLE_TAG, TRIAL_KEY_TAG
 from audit.tracking.server import ManagedServer, free_port
 from audit.tracking.spool import Spool, flush, read_spool_file
 
@@ -223,4 +225,56 @@ def test_logger_returns_to_the_server_after_an_outage(mlflow_server, tmp_path):
     assert summary.spooled == [trials[1]["trial_id"], trials[2]["trial_id"]]
     assert flush(mlflow_server.uri, tmp_path / "spool").remaining == []
     assert Spool(tmp_path / "spool").pending() == []
+    _exactly_once(mlflow_server.uri, results["edd"]["id"], results)
+
+
+def test_shards_logging_live_at_once_share_one_parent_run(mlflow_server, tmp_path):
+    """CI runs the shards of one execution side by side, each logging to a shared server.
+
+    Every shard finds no parent run and creates it at the same moment; the store lets
+    one through and the others log under it. No shard ends the parent: `track log`
+    of the merged results does, with all of them.
+    """
+    results = make_results(seeds=tuple(range(6)))
+    header = {k: v for k, v in results.items() if k != "trials"}
+    shards = 4
+    loggers = []
+    for i in range(shards):
+        shard_header = copy.deepcopy(header)
+        shard_header["plan"]["shard"] = f"{i + 1}/{shards}"
+        logger = ProtocolLogger(mlflow_server.uri, shard_header, tmp_path / f"spool-{i}")
+        logger._live()  # each has searched for the execution's runs and found none
+        loggers.append(logger)
+    barrier = threading.Barrier(shards)
+    failures: list[str] = []
+
+    def shard(i: int) -> None:
+        mine = results["trials"][i::shards]
+        try:
+            barrier.wait()
+            for trial in mine:
+                loggers[i].log_trial(trial)
+            loggers[i].close({**loggers[i].header, "trials": mine})
+        except Exception as error:
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=shard, args=(i,)) for i in range(shards)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    client = connect(mlflow_server.uri)
+    experiment_id = resolve_experiment(client, results["edd"]["id"])
+    runs = list(search_all(client, experiment_id, ""))
+    parents = [r for r in runs if r.data.tags.get(ROLE_TAG) == "execution"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "RUNNING"  # left for the merged results
+    assert {r.data.tags.get(PARENT_RUN_TAG) for r in runs if r is not parent} == {
+        parent.info.run_id
+    }
+
+    summary = log_results(results, mlflow_server.uri, spool_dir=tmp_path / "spool")
+    assert summary.parent_run_id == parent.info.run_id
     _exactly_once(mlflow_server.uri, results["edd"]["id"], results)

@@ -31,6 +31,7 @@ from mlflow.entities import (  # noqa: E402
 )
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # noqa: E402
+from tracking_study import check_one_run_per_key  # noqa: E402
 
 from audit.tracking import record as run_record  # noqa: E402
 from audit.tracking import triggers  # noqa: E402
@@ -375,3 +376,7 @@ def test_experiments_keep_the_served_artifact_store(
     )
     served = store.create_experiment(f"y-{uuid.uuid4().hex}", "mlflow-artifacts:/custom")
     assert store.get_experiment(served).artifact_location == "mlflow-artifacts:/custom"
+
+
+def test_one_run_per_idempotency_key(store: AppendOnlyTrackingStore) -> None:
+    check_one_run_per_key(store)

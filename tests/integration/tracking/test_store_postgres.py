@@ -19,6 +19,7 @@ with warnings.catch_warnings():  # MLflow 3.17's ORM uses a loader SQLAlchemy 2.
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from tracking_study import check_one_run_per_key
 
 from audit.tracking import record as run_record
 from audit.tracking import triggers
@@ -149,3 +150,7 @@ def test_postgres_concurrent_sealers_get_contiguous_seqs(store: AppendOnlyTracki
         thread.join()
     assert failures == []
     assert [s.seq for s in store.seals(experiment)] == list(range(200))
+
+
+def test_postgres_one_run_per_idempotency_key(store: AppendOnlyTrackingStore) -> None:
+    check_one_run_per_key(store)

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def make_results(
     edd_id: str | None = None,
@@ -208,3 +210,67 @@ class FlakyProxy:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def check_one_run_per_key(store: Any) -> None:
+    """A run with an idempotency key is created once per experiment, even by racing callers.
+
+    Shared by the SQLite and PostgreSQL store tests: `store` is an AppendOnlyTrackingStore.
+    """
+    import threading
+
+    from mlflow.entities import RunTag
+    from mlflow.exceptions import MlflowException
+
+    from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
+
+    experiment = str(store.create_experiment(f"keys-{uuid.uuid4().hex}"))
+    execution = uuid.uuid4().hex
+    parent = [RunTag(EXECUTION_KEY_TAG, execution), RunTag(ROLE_TAG, "execution")]
+
+    def trial(key: str) -> list[Any]:
+        return [
+            RunTag(EXECUTION_KEY_TAG, execution),
+            RunTag(ROLE_TAG, "trial"),
+            RunTag(TRIAL_KEY_TAG, key),
+        ]
+
+    first = store.create_run(experiment, "u", 1, parent, "parent").info.run_id
+    # Trials share the execution key with their parent: they are not a second parent.
+    store.create_run(experiment, "u", 2, trial("t1"), "t1")
+    for tags in (parent, trial("t1")):
+        with pytest.raises(MlflowException, match="already holds") as caught:
+            store.create_run(experiment, "u", 3, tags, "again")
+        assert caught.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    with pytest.raises(MlflowException, match=first):  # names the run to log to instead
+        store.create_run(experiment, "u", 3, parent, "again")
+    # Another experiment may hold the same keys; runs without keys are never refused.
+    other = str(store.create_experiment(f"keys-{uuid.uuid4().hex}"))
+    store.create_run(other, "u", 1, parent, "parent")
+    store.create_run(other, "u", 1, trial("t1"), "t1")
+    store.create_run(experiment, "u", 1, [], "plain")
+    store.create_run(experiment, "u", 1, [], "plain")
+
+    # Eight callers create the same trial at once: one run, seven refusals.
+    barrier = threading.Barrier(8)
+    created: list[str] = []
+    refused: list[str] = []
+    errors: list[str] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            created.append(store.create_run(experiment, "u", 5, trial("race"), "r").info.run_id)
+        except MlflowException as error:
+            (refused if error.error_code == "RESOURCE_ALREADY_EXISTS" else errors).append(
+                str(error)
+            )
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(created) == 1
+    assert len(refused) == 7
