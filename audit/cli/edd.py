@@ -9,12 +9,12 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from audit.cli._common import echo, emit_json, json_option, printable
-from audit.errors import ExitCode, UsageError, ValidationFailed
+from audit.errors import ExitCode, MlauditError, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
     from audit.edd.verify import Verification
@@ -38,34 +38,62 @@ def edd() -> None:
 
 
 @edd.command()
-@click.argument("file", type=_FILE)
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=_FILE)
 @click.option("--at", "at_text", metavar="TIME", help="Check not_after at TIME (default: now).")
 @json_option
-def validate(file: Path, at_text: str | None, as_json: bool) -> int:
-    """Check FILE against the schema and the semantic rules; print every problem."""
+def validate(files: tuple[Path, ...], at_text: str | None, as_json: bool) -> int:
+    """Check each FILE against the schema and the semantic rules; print every problem.
+
+    Every file is checked, whatever an earlier one held (a pre-commit hook passes
+    several). Exit 1 if any is invalid. With --json: one object for one FILE, a
+    list of them for several.
+    """
+    at = parse_time(at_text) or datetime.now(timezone.utc)
+    if len(files) == 1:
+        code, data = _validate_one(files[0], at, as_json)
+        if as_json:
+            emit_json(data)
+        return code
+    codes, reports = [], []
+    for file in files:
+        try:
+            code, data = _validate_one(file, at, as_json)
+        except MlauditError as error:  # unreadable, not YAML...: said, and the next file
+            echo(f"mlaudit: error: {error.user_message()}", err=True)
+            code = int(error.exit_code)
+            data = {"file": str(file), "valid": False, **error.to_json()}
+        codes.append(code)
+        reports.append(data)
+    if as_json:
+        emit_json(reports)
+    return max(codes)
+
+
+def _validate_one(file: Path, at: datetime, as_json: bool) -> tuple[int, dict[str, Any]]:
     from audit.edd import load_edd, planned_trial_count
 
-    at = parse_time(at_text) or datetime.now(timezone.utc)
     try:
         loaded = load_edd(file, at=at)
     except ValidationFailed as failed:
-        return _render_problems(failed, as_json)
+        return _render_problems(failed), _problems_json(failed)
     planned = planned_trial_count(loaded.document)
-    if as_json:
-        emit_json(
-            {"file": str(file), "valid": True, "problems": [], "digest": loaded.digest}
-            | {"id": loaded.id, "version": loaded.version, "planned_trials": planned}
-        )
-    else:
+    if not as_json:
         echo(f"{file}: valid ({loaded.id} v{loaded.version}, {planned} trials planned)")
         echo(f"sha256:{loaded.digest}")
-    return int(ExitCode.OK)
+    data = {"file": str(file), "valid": True, "problems": [], "digest": loaded.digest}
+    return int(ExitCode.OK), data | {
+        "id": loaded.id,
+        "version": loaded.version,
+        "planned_trials": planned,
+    }
 
 
-def _render_problems(failed: ValidationFailed, as_json: bool) -> int:
-    if as_json:
-        problems = [{"pointer": p, "message": m} for p, m in failed.problems]
-        emit_json({"file": failed.file, "valid": False, "problems": problems})
+def _problems_json(failed: ValidationFailed) -> dict[str, Any]:
+    problems = [{"pointer": p, "message": m} for p, m in failed.problems]
+    return {"file": failed.file, "valid": False, "problems": problems}
+
+
+def _render_problems(failed: ValidationFailed) -> int:
     for line in failed.details():
         echo(printable(line), err=True)
     return int(ExitCode.CHECK_FAILED)

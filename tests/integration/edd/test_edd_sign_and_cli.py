@@ -192,3 +192,23 @@ def test_validate_checks_not_after_at_the_given_time(run_cli):
         "/not_after: the EDD expired at 2099-12-31T00:00:00Z (line 47)"
     )
     assert run_cli("edd", "validate", MINIMAL, "--at", "soon").exit_code == 2
+
+
+def test_validate_checks_every_file_it_is_given(run_cli, tmp_path):
+    broken = tmp_path / "edd.yaml"
+    broken.write_text(MINIMAL.read_text().replace("hypothesis:", "hypothesis_typo:"))
+    missing = tmp_path / "gone.yaml"
+    result = run_cli("edd", "validate", broken, MINIMAL, missing)
+    assert result.exit_code == 1
+    assert f"{MINIMAL}: valid" in result.stdout  # checked though an earlier file failed
+    assert str(broken) in result.stderr
+    assert "gone.yaml: cannot read" in result.stderr
+
+    data = json.loads(run_cli("edd", "validate", "--json", MINIMAL, broken, missing).stdout)
+    assert [(d["file"], d["valid"]) for d in data] == [
+        (str(MINIMAL), True),
+        (str(broken), False),
+        (str(missing), False),
+    ]
+    assert data[1]["problems"]
+    assert run_cli("edd", "validate", MINIMAL, MINIMAL).exit_code == 0

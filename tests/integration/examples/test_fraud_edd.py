@@ -99,10 +99,12 @@ def _hook() -> dict[str, Any]:
 
 
 def _run_hook(*files: Path) -> subprocess.CompletedProcess[str]:
+    # What pre-commit runs: the entry, from the environment it installed, plus the files.
     argv = shlex.split(_hook()["entry"])
-    assert argv[0] == "python"
+    assert argv[0] == "mlaudit"
+    program = str(Path(sys.executable).parent / "mlaudit")
     return subprocess.run(
-        [sys.executable, *argv[1:], *map(str, files)], capture_output=True, text=True, check=False
+        [program, *argv[1:], *map(str, files)], capture_output=True, text=True, check=False
     )
 
 
