@@ -298,21 +298,26 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
 
     @contextlib.contextmanager
     def _creating(self, experiment_id: str, key: RunKey) -> Iterator[None]:
-        if self.db_type == "postgresql":
-            # A session-level lock on its own connection: held while create_run commits
-            # on another, so the next creator's check sees the committed run.
-            lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
-            params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
-            with self.engine.connect() as connection:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
-                try:
-                    yield
-                finally:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params)
-            return
-        # SQLite: the server's workers may be processes; a lock file beside the database.
-        database = self.engine.url.database
+        # One keyed create per process at a time: on PostgreSQL it holds two pooled
+        # connections (the lock's and create_run's), and many threads each holding one
+        # while waiting for a second would drain the pool and stall every request.
         with _THREAD_LOCK:
+            if self.db_type == "postgresql":
+                # A session-level lock on its own connection: held while create_run
+                # commits on another, so the next creator's check sees the committed run.
+                lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
+                params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
+                with self.engine.connect() as connection:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
+                    try:
+                        yield
+                    finally:
+                        connection.execute(
+                            sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params
+                        )
+                return
+            # SQLite: the server's workers may be processes; a lock file beside the database.
+            database = self.engine.url.database
             if not database or database == ":memory:":
                 yield
                 return

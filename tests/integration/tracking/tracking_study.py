@@ -274,3 +274,23 @@ def check_one_run_per_key(store: Any) -> None:
     assert errors == []
     assert len(created) == 1
     assert len(refused) == 7
+
+    # Many callers creating different trials at once all get through: keyed creates
+    # take two pooled connections each, which must not drain the pool (15 by default).
+    distinct = threading.Barrier(32)
+    made: list[str] = []
+
+    def create_own(i: int) -> None:
+        distinct.wait()
+        try:
+            made.append(store.create_run(experiment, "u", 6, trial(f"own-{i}"), "o").info.run_id)
+        except Exception as error:
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=create_own, args=(i,)) for i in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(made)) == 32
