@@ -28,6 +28,7 @@ from audit.bundle.collect import BundleRequest, collect_inputs
 from audit.bundle.create import BundleInputs, SealedRecord, write_bundle
 from audit.bundle.verify import verify_bundle
 from audit.tracking.merkle import MerkleTree
+from audit.tracking.runspec import TRIAL_KEY_TAG, trial_key
 
 
 def _study(root: Path, seeds: int) -> tuple[Path, Path, Path]:
@@ -38,11 +39,14 @@ def _study(root: Path, seeds: int) -> tuple[Path, Path, Path]:
 
 def _with_records(inputs: BundleInputs, results: dict) -> BundleInputs:
     """One sealed record per trial, with real Merkle inclusion proofs (no server needed)."""
+    header = {k: v for k, v in results.items() if k != "trials"}
     records = [
         {
             "format": "mlaudit.run-record/1",
-            "run_id": f"{i:032x}",
+            "run_id": t.get("mlflow_run_id") or f"{i:032x}",
             "params": {"arm": t["arm"]},
+            # What the gate and verify find a trial's sealed run by.
+            "tags": {TRIAL_KEY_TAG: trial_key(header, t["arm"], t["seed"])},
             "metrics": {k: [[0, 0, v]] for k, v in t["metrics"].items()},
         }
         for i, t in enumerate(results["trials"])
