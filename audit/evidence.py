@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audit._resources import read_json_file
 from audit.edd import Edd, load_edd
 from audit.errors import InputError, Location, MlauditError, ProtocolError
 from audit.gate import GateInputs, TrackingEvidence
@@ -60,14 +61,7 @@ class Evidence:
 
 
 def read_json(path: Path) -> tuple[bytes, dict[str, Any]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
-    try:
-        data = json.loads(raw)
-    except ValueError as error:
-        raise InputError(f"not valid JSON: {error}", location=Location(str(path))) from None
+    raw, data = read_json_file(path)
     if not isinstance(data, dict):
         raise InputError("must be a JSON object", location=Location(str(path)))
     return raw, data

@@ -5,14 +5,13 @@ MLflow is imported only inside the commands (through audit.tracking.client).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from audit.cli._common import echo, emit_json, json_option
-from audit.errors import ExitCode, InputError, Location, UsageError
+from audit.errors import ExitCode, UsageError
 
 DEFAULT_SPOOL = Path(".mlaudit-spool")
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -39,14 +38,9 @@ spool_option = click.option(
 
 def read_document(path: Path, schema: str) -> dict[str, Any]:
     """A JSON file checked against schemas/<schema>.schema.json, with pointed errors."""
-    from audit._resources import check_schema
+    from audit._resources import check_schema, read_json_file
 
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"not valid JSON: {error}", location=Location(str(path))) from None
+    _, document = read_json_file(path)
     check_schema(document, schema, str(path))
     assert isinstance(document, dict)
     return document

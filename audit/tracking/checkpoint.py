@@ -137,16 +137,9 @@ def _leaf_problems(leaves: Any) -> list[tuple[str, str]]:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    import json
+    from audit._resources import read_json_file
 
-    from audit.errors import InputError, Location
-
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"not valid JSON: {error}", location=Location(str(path))) from None
+    _, document = read_json_file(path)
     return parse_checkpoint(document, str(path))
 
 
