@@ -9,6 +9,7 @@ import contextvars
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -35,6 +36,15 @@ def json_option(func: F) -> F:
         callback=_remember_json,
         is_eager=True,
         help="Print machine-readable JSON on stdout instead of text.",
+    )(func)
+
+
+def project_option(func: F) -> F:
+    """`--repo`: where the lookup of the project's trust files starts (edd verify, gate, bundle)."""
+    return click.option(
+        "--repo",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
     )(func)
 
 

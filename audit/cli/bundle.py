@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, printable
+from audit.cli._common import echo, emit_json, json_option, printable, project_option
 from audit.errors import ExitCode, UsageError
 
 _IN = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -41,11 +41,7 @@ def bundle() -> None:
 @click.option("--report-md", type=_IN, help="report.md")
 @click.option("--report-html", type=_IN, help="report.html")
 @click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
-@click.option(
-    "--repo",
-    type=_DIR,
-    help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
-)
+@project_option
 @click.option("--trust-dir", type=_DIR, help="Local trust files (NOT a protected source).")
 @click.option("--tracking-uri", metavar="URI", help="Include sealed records and inclusion proofs.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, printable
+from audit.cli._common import echo, emit_json, json_option, printable, project_option
 from audit.errors import ExitCode, MlauditError, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -167,11 +167,7 @@ def sign(file: Path, key: Path, principal: str, as_json: bool) -> int:
 @click.option(
     "--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ (e.g. origin/main)."
 )
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
-)
+@project_option
 @click.option(
     "--trust-dir",
     type=click.Path(file_okay=False, path_type=Path),

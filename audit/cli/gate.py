@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, printable
+from audit.cli._common import echo, emit_json, json_option, printable, project_option
 from audit.errors import ExitCode, UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -18,11 +18,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--results", "results_file", type=_FILE, required=True, help="results.json")
 @click.option("--edd", "edd_file", type=_FILE, required=True, help="The signed EDD.")
 @click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where to look for the project's .mlaudit/ from, upwards (default: the EDD's folder).",
-)
+@project_option
 @click.option(
     "--trust-dir",
     type=click.Path(file_okay=False, path_type=Path),
