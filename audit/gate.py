@@ -15,6 +15,21 @@ from typing import Any
 from audit.edd.model import Edd
 
 
+# What kind of evidence each rule judges. The report's headline says whether a
+# failed gate means "the claims are not supported" or "the audit evidence failed",
+# and names the kind; it reads this from gate.json, never from rule ids.
+RULE_KINDS: dict[str, str] = {
+    "edd-verified": "approvals",
+    "protocol-as-signed": "protocol",
+    "budget": "budget",
+    "no-attrition": "attrition",
+    "provenance": "provenance",
+    "reproducible": "reproducibility",
+    "claims": "claims",
+    "tracking-sealed": "ledger",
+}
+
+
 @dataclass(frozen=True)
 class RuleResult:
     rule: str
@@ -22,9 +37,14 @@ class RuleResult:
     passed: bool
     evidence: str
 
+    @property
+    def kind(self) -> str:
+        return RULE_KINDS[self.rule]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
+            "kind": self.kind,
             "title": self.title,
             "passed": self.passed,
             "evidence": self.evidence,
