@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from audit.errors import BudgetError, UsageError
 from audit.protocol.cache import TrialCache
+from audit.protocol.determinism import ReproducibilityRule, compare_metrics
 from audit.protocol.journal import JOURNAL_NAME, Journal, read_journal
 from audit.protocol.plan import Plan, Trial
 from audit.protocol.progress import NoProgress, ProgressSink
@@ -640,16 +641,12 @@ class Runner:
         records: Mapping[str, Mapping[str, Any]],
         budget: _Budget,
     ) -> dict[str, Any]:
-        tolerance = dict(self.document.get("reproducibility", {}).get("tolerance", {}))
-        tolerance = {
-            "abs": float(tolerance.get("abs", 0.0)),
-            "rel": float(tolerance.get("rel", 0.0)),
-        }
+        rule = ReproducibilityRule.from_document(self.document)
         result: dict[str, Any] = {
             "arm": target.arm,
             "seed": target.seed,
             "passed": False,
-            "tolerance": tolerance,
+            "tolerance": rule.tolerance.to_dict(),
             "metrics": {},
         }
         original = records.get(target.trial_id)
@@ -664,42 +661,12 @@ class Runner:
             spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
             self.request.progress.note(f"determinism check: re-running {target.trial_id}")
             outcome = run_trial(spec, lambda pid, attempt: None)
-            result.update(compare_metrics(original["metrics"], outcome, tolerance))
+            result.update(compare_metrics(original["metrics"], outcome, rule))
             result["attempts"] = outcome.attempts
         journal.append(
             {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}
         )
         return result
-
-
-def compare_metrics(
-    original: Mapping[str, float], rerun: TrialOutcome, tolerance: Mapping[str, float]
-) -> dict[str, Any]:
-    """Every original metric must come back within abs + rel * |original|."""
-    metrics: dict[str, dict[str, float | None]] = {}
-    failures = []
-    for name, value in sorted(original.items()):
-        again = rerun.metrics.get(name) if rerun.status == "succeeded" else None
-        diff = abs(again - value) if again is not None else None
-        metrics[name] = {"original": value, "rerun": again, "abs_diff": diff}
-        allowed = tolerance["abs"] + tolerance["rel"] * abs(value)
-        if diff is None or diff > allowed:
-            failures.append(name)
-    if rerun.status != "succeeded":
-        reason = f"the re-run {rerun.status}: {rerun.reason}"
-    elif failures:
-        first = metrics[failures[0]]
-        reason = (
-            f"metric '{failures[0]}' differs: {first['original']!r} vs {first['rerun']!r} "
-            f"(tolerance abs {tolerance['abs']:g}, rel {tolerance['rel']:g})"
-        )
-    else:
-        reason = "every metric reproduced within tolerance"
-    return {
-        "passed": not failures and rerun.status == "succeeded",
-        "metrics": metrics,
-        "reason": reason,
-    }
 
 
 def run_protocol(request: RunRequest) -> RunOutcome:
