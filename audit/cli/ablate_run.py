@@ -55,6 +55,14 @@ from audit.errors import PolicyError, UsageError
 )
 @click.option("--no-cache", is_flag=True, help="Neither reuse nor store cached trials.")
 @click.option("--allow-dirty", is_flag=True, help="Run on uncommitted code (recorded).")
+@click.option(
+    "--attrition-ok",
+    is_flag=True,
+    envvar="MLAUDIT_ATTRITION_OK",
+    help="Exit 0 even when planned trials did not succeed (default: exit 4), so CI goes on "
+    "to collect, analyze and gate, where the attrition fails the gate with its reasons "
+    "(default: $MLAUDIT_ATTRITION_OK).",
+)
 @json_option
 def run(
     edd_path: Path,
@@ -69,6 +77,7 @@ def run(
     cache_dir: Path | None,
     no_cache: bool,
     allow_dirty: bool,
+    attrition_ok: bool,
     as_json: bool,
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
@@ -129,14 +138,37 @@ def run(
         progress=_progress(as_json),
         logger_factory=_logger_factory(tracking_uri, out_dir) if tracking_uri else None,
         tracking_uri=tracking_uri,
+        runner_python=sys.executable,
     )
     outcome = run_protocol(request)
     if outcome.logger is not None:
         close = getattr(outcome.logger, "close", None)
         if close is not None:
             close(outcome.results)
-    _report(outcome.results, outcome.path, as_json)
-    return 0
+    _report(outcome.results, outcome.path, as_json, outcome.preflight)
+    return _exit_code(outcome.unsuccessful(), attrition_ok)
+
+
+def _exit_code(unsuccessful: list[dict[str, Any]], attrition_ok: bool) -> int:
+    """4 when a planned trial did not succeed, so a person at a terminal sees it."""
+    from audit.errors import ExitCode
+
+    if not unsuccessful:
+        return int(ExitCode.OK)
+    reasons: dict[str, int] = {}
+    for trial in unsuccessful:
+        key = f"{trial['status']}: {trial.get('reason') or 'no reason recorded'}"
+        reasons[key] = reasons.get(key, 0) + 1
+    top, count = max(reasons.items(), key=lambda item: item[1])
+    echo(
+        f"mlaudit: {len(unsuccessful)} planned trial(s) did not succeed; most common "
+        f"({count}x): {top}",
+        err=True,
+    )
+    if attrition_ok:
+        echo("mlaudit: --attrition-ok: exiting 0; the gate judges the attrition", err=True)
+        return int(ExitCode.OK)
+    return int(ExitCode.TRIALS_FAILED)
 
 
 def _edd_record(edd: Any, root: Path) -> dict[str, Any]:
@@ -171,7 +203,7 @@ def _logger_factory(uri: str, out_dir: Path) -> Any:
     return make
 
 
-def _report(results: dict[str, Any], path: Path, as_json: bool) -> None:
+def _report(results: dict[str, Any], path: Path, as_json: bool, preflight: Any) -> None:
     counts: dict[str, int] = {}
     cached = 0
     for trial in results["trials"]:
@@ -186,6 +218,7 @@ def _report(results: dict[str, Any], path: Path, as_json: bool) -> None:
                 "cached": cached,
                 "budget": results["budget"],
                 "reproducibility": check,
+                "preflight": preflight.to_dict() if preflight else None,
             }
         )
         return
