@@ -103,9 +103,7 @@ def run(
         echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
     verification = verify_edd(edd_path, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
     if not verification.passed:
-        raise PolicyError(
-            f"the EDD is not approved, refusing to run: {'; '.join(verification.reasons)}"
-        )
+        raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
     edd = load_edd(edd_path, at=datetime.now(timezone.utc))
     plan = build_plan(edd.document, source=str(edd_path))
     cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
@@ -169,6 +167,18 @@ def _exit_code(unsuccessful: list[dict[str, Any]], attrition_ok: bool) -> int:
         echo("mlaudit: --attrition-ok: exiting 0; the gate judges the attrition", err=True)
         return int(ExitCode.OK)
     return int(ExitCode.TRIALS_FAILED)
+
+
+def _refusal(verification: Any) -> str:
+    """The decision's reasons and, for each approval that did not count, why not."""
+    from audit.cli._common import printable
+
+    reasons = list(verification.reasons)
+    uncounted = [a for a in verification.approvals if not a.counted]
+    reasons += [f"{a.file}: {a.verdict}: {a.reason}" for a in uncounted]
+    if not verification.approvals:
+        reasons.append("there is no approvals/*.sig next to the EDD")
+    return printable("; ".join(reasons))
 
 
 def _edd_record(edd: Any, root: Path) -> dict[str, Any]:
