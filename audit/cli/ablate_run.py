@@ -153,14 +153,16 @@ def _exit_code(unsuccessful: list[dict[str, Any]], attrition_ok: bool) -> int:
 
     if not unsuccessful:
         return int(ExitCode.OK)
-    reasons: dict[str, int] = {}
+    statuses: dict[str, int] = {}
     for trial in unsuccessful:
-        key = f"{trial['status']}: {trial.get('reason') or 'no reason recorded'}"
-        reasons[key] = reasons.get(key, 0) + 1
-    top, count = max(reasons.items(), key=lambda item: item[1])
+        statuses[trial["status"]] = statuses.get(trial["status"], 0) + 1
+    # The cause is in a trial that ran; not_run ones only say why they were skipped.
+    ran = [t for t in unsuccessful if t["status"] != "not_run"] or unsuccessful
+    first = ran[0]
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     echo(
-        f"mlaudit: {len(unsuccessful)} planned trial(s) did not succeed; most common "
-        f"({count}x): {top}",
+        f"mlaudit: {len(unsuccessful)} planned trial(s) did not succeed ({shown}); "
+        f"{first['trial_id']}: {first['status']}: {first.get('reason') or 'no reason recorded'}",
         err=True,
     )
     if attrition_ok:
