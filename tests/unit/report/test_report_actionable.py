@@ -85,3 +85,22 @@ def test_the_determinism_rerun_is_counted_and_labelled():
     results["budget"]["trials_run"] = len(results["trials"]) + 1
     text = render(ReportInputs(inputs.analysis, results), "md")
     assert f"| Trials (incl. 1 determinism re-run) | {len(results['trials']) + 1} |" in text
+
+
+def test_html_plot_marks_each_claims_threshold():
+    from audit.report.plots import MARGIN_COLOUR, MIN_EFFECT_COLOUR, claim_thresholds, forest_svg
+
+    analysis = _inputs(STUDY / "passing").analysis
+    rows = [c for c in analysis["comparisons"] if c.get("primary")]
+    by_target = {c["target"]: c for c in rows}
+    assert claim_thresholds(by_target["graph_features"]) == [("min_effect", 0.01)]
+    assert claim_thresholds(by_target["calibration"])[0][0] == "margin"
+    assert claim_thresholds(by_target["calibration"])[0][1] < 0  # maximize: -margin
+    svg = forest_svg("pr_auc", rows)
+    assert svg is not None
+    assert MIN_EFFECT_COLOUR in svg
+    assert MARGIN_COLOUR in svg
+    assert "min_effect" in svg
+    assert "−margin" in svg
+    minimize = dict(by_target["calibration"], goal="minimize")
+    assert claim_thresholds(minimize)[0][1] > 0  # lower is better: +margin is the bar
