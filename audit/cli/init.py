@@ -108,7 +108,7 @@ def init(
     """
     from audit import scaffold
 
-    ask = _Asker(interactive=not yes and not as_json and sys.stdin.isatty())
+    ask = _Asker(interactive=not yes and not as_json and _at_a_terminal())
     answers = scaffold.Answers(
         command=scaffold.parse_command(ask.text(command, "Training command", "--command")),
         baseline={},
@@ -146,6 +146,10 @@ def init(
     result = scaffold.scaffold(project, answers, force=force)
     _render(result, as_json)
     return 0
+
+
+def _at_a_terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def _needed_keys(answers: Any) -> list[str]:

@@ -91,3 +91,34 @@ def test_ci_files_go_to_the_top_level_of_a_monorepo(repo: Path, run_cli, ci: str
     else:
         assert "MLAUDIT_DIR: models/digits" in (repo / ".gitlab-ci.yml").read_text()
     assert (project / "edd.yaml").is_file()
+
+
+def test_asks_for_what_the_flags_leave_out(repo: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    import audit.cli.init as init_cli
+
+    monkeypatch.setattr(init_cli, "_at_a_terminal", lambda: True)
+    answers = "\n".join(
+        [
+            "python train.py",  # command
+            "pca:features.pca=false",  # a component
+            "",  # no more components
+            "true",  # features.pca= (the key the component overrides)
+            "",  # no more defaults
+            "f1:maximize",  # primary metric
+            "data/x.csv",
+            "",
+            "dev@example.com",
+            "",
+            "",  # no approver yet
+            "gitlab",
+        ]
+    )
+    result = CliRunner().invoke(init_cli.init, [], input=answers + "\n")
+    assert result.exit_code == 0, result.output
+    document = load_edd(repo / "edd.yaml").document
+    assert document["protocol"]["baseline"] == {"features": {"pca": True}}
+    assert document["protocol"]["components"] == [{"name": "pca", "ablate": ["features.pca=false"]}]
+    assert document["metrics"]["primary"] == {"name": "f1", "goal": "maximize"}
+    assert (repo / ".gitlab-ci.yml").is_file()
