@@ -64,7 +64,7 @@ def test_sections_and_facts_are_present(inputs):
     assert "`" + "d" * 64 + "`" in text  # environment lock
     assert "| Trials | 24 | 1000 |" in text
     assert "`" + "ab" * 32 + "`" in text  # checkpoint root
-    assert "```mermaid\nxychart-beta" in text
+    assert "● mean delta, ├─┤ confidence interval, │ zero\n\n```text\n" in text
     assert text.count("[run](http://127.0.0.1:5000/#/experiments/7/runs/") == 24
     assert find_marker(text) == Marker("toy-study")
     well_formed(text)
