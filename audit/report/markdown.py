@@ -343,14 +343,13 @@ def claim_test_row(c: dict[str, Any]) -> list[str]:
     if level is not None and bound_text != MISSING:
         bound_text = f"{level:.0%} lower: {bound_text}"
     p_value = c.get("p_value") or {}
-    supported = c.get("verdict") in ("improves", "non-inferior")
     verdict = str(c.get("verdict"))
     return [
         f"{md_text(c.get('target'), 80)} / {md_text(c.get('metric'), 80)}",
         md_text(p_value.get("hypotheses") or p_value.get("null") or MISSING, 160),
         bound_text,
         fmt_p(p_value.get("value")),
-        ("✅ " if supported else "") + VERDICT_BADGES.get(verdict, md_text(verdict, 40)),
+        VERDICT_BADGES.get(verdict, md_text(verdict, 40)),
         _claim_family_cell(c),
         _seed_hint_cell(c),
     ]
@@ -368,7 +367,7 @@ def shape_warnings(analysis: dict[str, Any]) -> list[str]:
     return lines
 
 
-def claim_tests_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
+def claim_tests_levels(analysis: dict[str, Any]) -> list[str]:
     rows = [claim_test_row(c) for c in analysis["comparisons"] if c.get("claim")]
     if not rows or not isinstance(analysis.get("decision_rule"), dict):
         return [""]
@@ -714,7 +713,7 @@ def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Secti
     sections = [
         Section("decision", header_levels(inputs), priority=90),
         Section("primary", primary_levels(analysis), priority=80),
-        Section("claim-tests", claim_tests_levels(analysis, options), priority=75),
+        Section("claim-tests", claim_tests_levels(analysis), priority=75),
         Section("chart", chart_levels(analysis, options), priority=30),
         Section("verdict-reasons", reasons_levels(analysis, options), priority=20),
         Section("secondary", secondary_levels(analysis, options), priority=25),

@@ -126,14 +126,15 @@ def _checks(claim: Claim, ev: Evidence, alpha: float) -> list[tuple[bool, str]]:
     return [
         _check(
             p_ok,
-            f"one-sided p of H0 effect <= {what} {bound:g}",
+            f"H0: effect <= {bound:g} vs H1: effect > {bound:g} (good direction): "
+            "one-sided paired t-test p",
             ev.p_value,
             "<",
             f"alpha {alpha:g}",
         ),
         _check(
             low_ok,
-            f"{1 - alpha:.0%} lower confidence bound (good direction)",
+            f"one-sided {1 - alpha:.0%} lower confidence bound",
             ev.lower_bound,
             ">",
             f"{what} {bound:g}",
@@ -146,8 +147,7 @@ def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
     if claim is None:
         return Judgement("no-claim", ["no claim in the EDD for this comparison (descriptive)"])
     checks = _checks(claim, ev, alpha)
-    head = f"tested {claim.hypotheses()} with a one-sided paired t-test at alpha {alpha:g}"
-    reasons = [head] + [text for _, text in checks]
+    reasons = [text for _, text in checks]
     evidence_verdict = claim.claim if all(ok for ok, _ in checks) else "not-shown"
     verdict = evidence_verdict
     if ev.degenerate:
