@@ -14,7 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from audit.stats.ci import bca_interval, t_interval, wilson_interval
-from audit.stats.diagnostics import skewness
+from audit.stats.diagnostics import OUTLIER_Z, outlier_mask, skewness
 from audit.stats.multiplicity import benjamini_hochberg, holm
 from audit.stats.permutation import (
     exact_sign_flip_pvalues,
@@ -217,3 +217,15 @@ def test_descriptive_p_matches_scipy_ttest_rel():
 def test_skewness_matches_scipy_unbiased_skew():
     d = np.random.default_rng(4).lognormal(0, 1, (5, 17))
     assert np.allclose(skewness(d), sps.skew(d, axis=1, bias=False), rtol=1e-12)
+
+
+def test_outlier_rule_is_the_modified_z_score_with_scipys_normal_mad():
+    rng = np.random.default_rng(6)
+    d = rng.standard_t(2, (40, 15))
+    z = (
+        np.abs(d - np.median(d, axis=1, keepdims=True))
+        / sps.median_abs_deviation(d, axis=1, scale="normal")[:, None]
+    )
+    # 0.6745 is the normal quantile scipy's scale="normal" divides by (to 4 digits).
+    assert np.array_equal(outlier_mask(d), np.abs(z * 0.6745 / sps.norm.ppf(0.75)) > OUTLIER_Z)
+    assert outlier_mask(d).any()
