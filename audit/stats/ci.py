@@ -139,9 +139,9 @@ def wilson_interval(successes: float, n: int, confidence: float) -> tuple[float,
 
 
 # The CI method, chosen by measurement (bench/stats_operating_characteristics.py, table in
-# docs/methods.md): the Student-t interval covers 0.93-0.98 at every n >= 8 for normal,
-# t(3) and lognormal-per-arm noise; BCa under-covers at n = 20-30 (0.85-0.93), so it
-# is kept only as a measured alternative.
+# docs/methods.md): the Student-t interval covers 0.946-0.975 at n = 8-30 for normal,
+# t(3) and lognormal-per-arm noise; BCa under-covers there (0.80-0.94), so it is kept
+# only as a measured alternative.
 @dataclass(frozen=True)
 class MeanInterval:
     """The CI of one comparison, with everything needed to reproduce it."""
