@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, project_option
+from audit.cli._common import echo, emit_json, json_option, printable, project_option
 from audit.errors import BudgetError, InternalError, ValidationFailed
 
 
@@ -44,6 +44,9 @@ def plan(
         raise InternalError(
             f"plan has {built.trial_count} trials (+{rerun} re-run) but the EDD plans {planned}"
         )
+    from audit.edd.semantics import planning_warnings
+
+    warnings = planning_warnings(edd.document)
     budget = dict(edd.document["budget"])
     if shards is not None:
         # One line, so CI can put it straight into $GITHUB_OUTPUT.
@@ -59,6 +62,7 @@ def plan(
         "budget": budget,
         "fits_budget": planned <= int(budget["max_trials"]),
         "trials": [t.trial_id for t in built.trials],
+        "warnings": [{"pointer": p, "message": m} for p, m in warnings],
     }
     if as_json:
         emit_json(summary)
@@ -108,3 +112,6 @@ def _render(summary: dict[str, Any]) -> None:
         f"{budget['trial_timeout_seconds']:g} s per trial"
     )
     echo("confound check: every arm differs from the baseline only in its declared keys")
+    for warning in summary["warnings"]:
+        # Stderr, so the plan on stdout stays the same with or without warnings.
+        echo(printable(f"warning: {warning['pointer']}: {warning['message']}"), err=True)

@@ -110,15 +110,21 @@ def _validate_one(
             raise ValidationFailed(str(file), problems)
     except ValidationFailed as failed:
         return _render_problems(failed), _problems_json(failed)
+    from audit.edd.semantics import planning_warnings
+
     planned = planned_trial_count(loaded.document)
+    warnings = planning_warnings(loaded.document)
     if not as_json:
         echo(f"{file}: valid ({loaded.id} v{loaded.version}, {planned} trials planned)")
         echo(f"sha256:{loaded.digest}")
+        for pointer, message in warnings:
+            echo(printable(f"warning: {file}:{pointer}: {message}"), err=True)
     data = {"file": str(file), "valid": True, "problems": [], "digest": loaded.digest}
     return int(ExitCode.OK), data | {
         "id": loaded.id,
         "version": loaded.version,
         "planned_trials": planned,
+        "warnings": [{"pointer": p, "message": m} for p, m in warnings],
     }
 
 

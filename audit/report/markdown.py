@@ -313,6 +313,95 @@ def reasons_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[s
     return [body, ""]
 
 
+# -- claim tests (statistics v2): the rule, both family readings, hints, shape warnings --
+
+CLAIM_TEST_HEADERS = [
+    "Claim",
+    "Tested (good direction)",
+    "One-sided bound",
+    "p",
+    "At alpha (decision)",
+    "Family",
+    "Seeds for 80% power",
+]
+
+
+def _claim_family_cell(c: dict[str, Any]) -> str:
+    family = c.get("family")
+    if not isinstance(family, dict):
+        return MISSING
+    mark = "✅" if family.get("supported") else "❌"
+    return f"{mark} {md_text(family.get('correction'), 20)} p {fmt_p(family.get('p_adjusted'))}"
+
+
+def _seed_hint_cell(c: dict[str, Any]) -> str:
+    hint = c.get("sample_size_hint")
+    if not isinstance(hint, dict):
+        return MISSING
+    needed = hint.get("seeds_needed")
+    effect = as_number(hint.get("planning_effect"))
+    if needed is None or effect is None:
+        return md_text(hint.get("note") or hint.get("basis") or MISSING, 120)
+    text = f"{fmt(needed)} at effect {fmt(effect)}"
+    power_now = as_number(hint.get("power_at_n"))
+    if power_now is not None:
+        text += f" (now {fmt(c.get('n'))} seeds: {power_now:.0%})"
+    return text
+
+
+def claim_test_row(c: dict[str, Any]) -> list[str]:
+    bound = c.get("claim_bound") or {}
+    level = as_number(bound.get("level"))
+    bound_text = fmt(bound.get("value"), signed=True)
+    if level is not None and bound_text != MISSING:
+        bound_text = f"{level:.0%} lower: {bound_text}"
+    p_value = c.get("p_value") or {}
+    verdict = str(c.get("verdict"))
+    return [
+        f"{md_text(c.get('target'), 80)} / {md_text(c.get('metric'), 80)}",
+        md_text(p_value.get("hypotheses") or p_value.get("null") or MISSING, 160),
+        bound_text,
+        fmt_p(p_value.get("value")),
+        VERDICT_BADGES.get(verdict, md_text(verdict, 40)),
+        _claim_family_cell(c),
+        _seed_hint_cell(c),
+    ]
+
+
+def shape_warnings(analysis: dict[str, Any]) -> list[str]:
+    """The skew / outlier / degenerate-sample warnings of the claimed comparisons."""
+    lines = []
+    for c in analysis["comparisons"]:
+        shape = c.get("diagnostics")
+        if not c.get("claim") or not isinstance(shape, dict) or not shape.get("warning"):
+            continue
+        where = f"{md_text(c.get('target'), 80)} / {md_text(c.get('metric'), 80)}"
+        lines.append(f"- ⚠️ {where}: {md_text(shape['warning'], 400)}")
+    return lines
+
+
+def claim_tests_levels(analysis: dict[str, Any]) -> list[str]:
+    rows = [claim_test_row(c) for c in analysis["comparisons"] if c.get("claim")]
+    if not rows or not isinstance(analysis.get("decision_rule"), dict):
+        return [""]
+    intro = (
+        "Each claim is a one-sided paired t-test in the metric's good direction at "
+        f"alpha {fmt(analysis.get('alpha'))}; the decision needs every claim "
+        "(intersection-union), so each is tested at alpha. The family column reads the "
+        f"claims with the {md_code(analysis.get('correction'))} correction; it is shown, "
+        "not used by the decision."
+    )
+    heading = "### Claim tests"
+    warnings = shape_warnings(analysis)
+    body = f"{intro}\n\n{table(CLAIM_TEST_HEADERS, rows)}"
+    if warnings:
+        body += "\n\n" + "\n".join(warnings)
+    short = f"{heading}\n\n" + (
+        "\n".join(warnings) if warnings else "_Claim-test details are in the full report._"
+    )
+    return [f"{heading}\n\n{body}", short]
+
+
 # -- chart --------------------------------------------------------------------------
 
 
@@ -649,6 +738,7 @@ def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Secti
     sections = [
         Section("decision", header_levels(inputs), priority=90),
         Section("primary", primary_levels(analysis), priority=80),
+        Section("claim-tests", claim_tests_levels(analysis), priority=75),
         Section("arms", arms_levels(inputs), priority=45),
         Section("chart", chart_levels(analysis, options), priority=30),
         Section("verdict-reasons", reasons_levels(analysis, options), priority=20),
