@@ -292,11 +292,10 @@ def reasons_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[s
     """Per claim, every condition marked ✅ held or ❌ failed, and the power analysis's seeds."""
     from audit.report.conditions import claim_conditions, seed_hint
 
-    alpha = as_number(analysis.get("alpha"))
     rows = []
     for c in analysis["comparisons"]:
         target, metric = md_text(c.get("target"), 80), md_text(c.get("metric"), 80)
-        conditions = claim_conditions(c, alpha) if alpha is not None else []
+        conditions = claim_conditions(c)
         if conditions:
             rows += [
                 [target, metric, f"{'✅' if k.held else '❌'} {md_text(k.text, 300)}"]

@@ -408,6 +408,7 @@ def _comparison_json(
         "verdict": judgement.verdict,
         "evidence_verdict": judgement.evidence_verdict,
         "reasons": judgement.reasons,
+        "conditions": judgement.conditions_json(),
         "attrition": [a.to_json() for a in pairing.attrition],
     }
 

@@ -107,6 +107,12 @@ class Judgement:
     verdict: str
     reasons: list[str] = field(default_factory=list)
     evidence_verdict: str | None = None  # what the numbers alone would have said
+    # Every condition a positive verdict needs, with whether it held: the report
+    # marks them, so it never rebuilds the rule from the numbers itself.
+    conditions: list[tuple[bool, str]] = field(default_factory=list)
+
+    def conditions_json(self) -> list[dict[str, Any]]:
+        return [{"held": held, "text": text} for held, text in self.conditions]
 
 
 def _fmt(value: float | None) -> str:
@@ -148,6 +154,15 @@ def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
         return Judgement("no-claim", ["no claim in the EDD for this comparison (descriptive)"])
     checks = _checks(claim, ev, alpha)
     reasons = [text for _, text in checks]
+    conditions = [
+        *checks,
+        (not ev.degenerate, "the paired differences vary with the seed"),
+        (
+            ev.floor_reachable,
+            f"{ev.n} paired seed(s); the t-test needs at least {ev.seeds_needed}",
+        ),
+        (not ev.attrition, f"{ev.attrition} planned trial(s) without a usable value"),
+    ]
     evidence_verdict = claim.claim if all(ok for ok, _ in checks) else "not-shown"
     verdict = evidence_verdict
     if ev.degenerate:
@@ -165,7 +180,7 @@ def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
             f"{ev.attrition} planned trial(s) of this comparison have no usable value; "
             "attrition blocks a positive verdict"
         )
-    return Judgement(verdict, reasons, evidence_verdict)
+    return Judgement(verdict, reasons, evidence_verdict, conditions)
 
 
 @dataclass(frozen=True)
