@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 
-import markdown
 import pytest
 
 from audit.errors import UsageError
@@ -13,7 +11,7 @@ from audit.publish.body import fit_body
 from audit.publish.outcome import existing_is_newer
 from audit.publish.settings import Secret, settings_from_environment
 from audit.report.budget import BUDGETS, SizeBudget
-from audit.report.marker import Marker, find_marker
+from audit.report.marker import Marker
 
 GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo/demo", "GITHUB_SHA": "a" * 40,
           "GITHUB_TOKEN": "ghp_x"}  # fmt: skip
