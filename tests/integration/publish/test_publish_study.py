@@ -27,7 +27,7 @@ from markdown_it import MarkdownIt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "study"))
 
-from toystudy import ToyStudy, build_toy_study, mlaudit, run  # noqa: E402
+from toystudy import ToyStudy, build_toy_study, mlaudit, run
 
 pytestmark = pytest.mark.slow
 
