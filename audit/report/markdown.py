@@ -182,7 +182,8 @@ def headline(inputs: ReportInputs, verdict: Verdict) -> str:
     if verdict.gate is None:
         return start + "no gate result. Statistics alone: " + statistics
     if verdict.gate.passed:
-        return start + f"the gate passed all {len(verdict.gate.rules)} rules. " + statistics
+        rules = len(verdict.gate.rules)
+        return start + f"the gate passed all {rules} rules. Statistics: " + statistics
     return start + md_text(verdict.failure_kind(), 400) + ". Statistics: " + statistics
 
 
