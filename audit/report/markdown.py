@@ -176,7 +176,13 @@ NOT_GATED_NOTE = (
 def headline(inputs: ReportInputs, verdict: Verdict) -> str:
     """The gate's outcome, the kind of failure, then what the statistics showed."""
     edd = inputs.analysis["edd"]
-    name = f"{md_text(edd.get('id'), 80)} v{fmt(edd.get('version'))}"
+    # Gated: the EDD the gate verified names the study, not a field of the analysis.
+    edd_id, version = (
+        (verdict.gate.edd_id, verdict.gate.edd_version)
+        if verdict.gate
+        else (edd.get("id"), edd.get("version"))
+    )
+    name = f"{md_text(edd_id, 80)} v{fmt(version)}"
     start = f"## {HEADLINE_WORDS[verdict.state]} — {name}: "
     statistics = decision_sentence(inputs.analysis)
     if verdict.gate is None:

@@ -435,3 +435,14 @@ def test_the_publisher_judges_with_its_own_trust_ref(
     assert posted.exit_code == 0, posted.stderr
     assert [s["state"] for s in github.statuses] == ["failure"]
     assert "approvals (edd-verified)" in github.statuses[0]["description"]
+
+
+def test_an_analysis_of_other_results_posts_nothing(toy, run_cli, github, monkeypatch, tmp_path):
+    artifact = stage(run_cli, monkeypatch, github, tmp_path, toy, toy.out)
+    analysis = json.loads((artifact / "analysis.json").read_text())
+    analysis["results_sha256"] = "0" * 64
+    (artifact / "analysis.json").write_text(json.dumps(analysis))
+    posted = publish_from(run_cli, monkeypatch, github, tmp_path, toy, artifact)
+    assert posted.exit_code == 1
+    assert "results_sha256" in posted.stderr
+    assert not [m for m, _ in github.log if m != "GET"]

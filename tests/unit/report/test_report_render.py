@@ -406,3 +406,10 @@ def test_fit_gives_back_what_it_did_not_need_to_take():
     assert len(fitted.text) <= 1000
     assert fitted.shortened == ["a", "c"]
     assert "NOTICE" in fitted.text
+
+
+def test_the_headline_names_the_edd_the_gate_verified(inputs):
+    gate = gate_of(inputs)
+    inputs.analysis["edd"]["id"] = "someone-elses-study"
+    first = render(inputs, "md", gate=gate).split("\n")[0]
+    assert first.startswith("## ✅ mlaudit: PASSED — toy-study v1: ")
