@@ -218,17 +218,20 @@ def _send(
     if not request.dry_run:
         require_token(settings, env)
     outcome = run_publish(settings, request)
+    to_stdout = str(requests_file) == "-"
     if request.dry_run:
         document = {
             "platform": outcome.platform,
             "notes": outcome.notes,
             "requests": [r.to_json() for r in outcome.requests],
         }
-        if str(requests_file) == "-":
+        if to_stdout and not as_json:
             emit_json(document)
             return 0
-        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        requests_file.write_text(text, encoding="utf-8")
+        if not to_stdout:
+            _write(
+                requests_file, json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+            )
     if as_json:
         emit_json(outcome.to_json())
         return 0
@@ -242,3 +245,10 @@ def _send(
         echo(f"  note: {clean_text(note, 300)}")
     sys.stdout.flush()
     return 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write: {error.strerror}") from None

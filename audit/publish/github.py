@@ -297,4 +297,9 @@ def plan_github(settings: PublishSettings, request: PublishRequest) -> PublishOu
     outcome.actions.append(Action("check-run", "would-send", f"{check.json['conclusion']}"))
     if settings.step_summary is not None:
         outcome.actions.append(Action("step-summary", "would-send", "append"))
+    if request.untrusted:
+        outcome.notes.append(
+            f"not checked in a dry run: that PR #{number} is a PR into "
+            f"{settings.repository} whose head is {sha[:12]}"
+        )
     return outcome
