@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, project_option
+from audit.cli._common import echo, emit_json, json_option
 from audit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -86,7 +86,12 @@ def _now(env: dict[str, str]) -> str:
     help="With --from-artifact: the default branch's ref holding .mlaudit/ (e.g. HEAD of its "
     "checkout); never the artifact's.",
 )
-@project_option
+@click.option(
+    "--repo",
+    type=_DIR,
+    help="With --from-artifact: the project folder in the default branch's checkout, where the "
+    "lookup of .mlaudit/ starts (default: the current directory).",
+)
 @click.option(
     "--max-wait",
     type=click.FloatRange(0, 3600),
@@ -123,6 +128,13 @@ def publish(
     from audit.publish.settings import settings_from_environment
 
     _check_modes(report, gate_file, key, to_artifact, from_artifact, trust_ref, platform)
+    documents = (edd_file, results_file, analysis_file, checkpoint_file)
+    if any(documents) and not to_artifact:
+        raise UsageError("--edd, --results, --analysis and --checkpoint go with --to-artifact")
+    if (trust_ref or repo) and not from_artifact:
+        raise UsageError("--trust-ref and --repo go with --from-artifact")
+    if str(requests_file) != "-" and not dry_run:
+        raise UsageError("--requests goes with --dry-run")
     env = dict(os.environ)
     chosen = platform or ("github" if (to_artifact or from_artifact) else None)
     settings = settings_from_environment(
