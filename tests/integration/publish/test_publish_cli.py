@@ -147,3 +147,24 @@ def test_artifact_modes_take_no_report_gate_or_key(run_cli, ci, tmp_path):
     result = run_cli("report", "publish", "--from-artifact", tmp_path)
     assert result.exit_code == 2
     assert "--trust-ref" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--edd", "x.yaml"], "go with --to-artifact"),
+        (["--trust-ref", "main"], "go with --from-artifact"),
+        (["--requests", "r.json"], "goes with --dry-run"),
+    ],
+)
+def test_options_outside_their_mode_are_usage_errors(run_cli, ci, args, message):
+    result = run_cli("report", "publish", ci, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_to_artifact_needs_the_documents(run_cli, ci, tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN")
+    result = run_cli("report", "publish", "--to-artifact", tmp_path / "a", "--edd", ci)
+    assert result.exit_code == 2
+    assert "--to-artifact needs --edd, --results and --analysis" in result.stderr
