@@ -413,3 +413,11 @@ def test_the_headline_names_the_edd_the_gate_verified(inputs):
     inputs.analysis["edd"]["id"] = "someone-elses-study"
     first = render(inputs, "md", gate=gate).split("\n")[0]
     assert first.startswith("## ✅ mlaudit: PASSED — toy-study v1: ")
+
+
+def test_the_report_knows_every_kind_the_gate_gives():
+    from audit.gate import RULE_KINDS
+    from audit.report.verdict import CLAIMS_KIND, KINDS
+
+    assert set(KINDS) == set(RULE_KINDS.values())
+    assert CLAIMS_KIND in KINDS
