@@ -4,7 +4,7 @@ Each failing gate here comes from `mlaudit gate` run on a real toy study (real
 git, ssh-keygen signatures, DVC, trials) whose claims hold, with one kind of
 audit evidence broken: an approval removed from the trust ref, a dirty tree
 under --allow-dirty, attrition beyond the policy, a ledger that does not extend the
-checkpoint (under attrition the analysis itself also withholds the claim). The
+checkpoint, a sealed run edited in the database (under attrition the analysis itself also withholds the claim). The
 Markdown and HTML headline, the GitHub status and check run and
 the GitLab commit status must all say failed and name the rule. The fork-safe
 publisher is run on artifacts staged by `--to-artifact`, honest and forged.
@@ -26,8 +26,10 @@ from gitlab_fake import PROJECT, user
 from markdown_it import MarkdownIt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "study"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracking"))
 
 from toystudy import ToyStudy, build_toy_study, mlaudit, run
+from tracking_study import superuser
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +38,13 @@ GITHUB_TOKEN = "ghp_STUDYsecretTOKEN0123456789abcdef"
 GITLAB_TOKEN = "glpat-STUDYsecret0123456789"
 EPOCH = "1800000000"
 SEEDS = 9
-KINDS = {
-    "approvals": "edd-verified",
-    "provenance": "provenance",
-    "attrition": "no-attrition",
-    "ledger": "tracking-sealed",
+# How the evidence is broken -> (the kind of failure, the rule that must name it).
+VARIANTS = {
+    "approval-revoked": ("approvals", "edd-verified"),
+    "dirty-tree": ("provenance", "provenance"),
+    "attrition": ("attrition", "no-attrition"),
+    "forged-checkpoint": ("ledger", "tracking-sealed"),
+    "tampered-run": ("ledger", "tracking-sealed"),
 }
 
 
@@ -98,20 +102,20 @@ def failing(toy, tmp_path_factory, request) -> dict[str, Path]:
     folders: dict[str, Path] = {}
     root = tmp_path_factory.mktemp("failing")
 
-    folders["approvals"] = root / "approvals"
-    shutil.copytree(toy.out, folders["approvals"])
-    gate(toy, folders["approvals"], revoke_an_approval(toy))
+    folders["approval-revoked"] = root / "approval-revoked"
+    shutil.copytree(toy.out, folders["approval-revoked"])
+    gate(toy, folders["approval-revoked"], revoke_an_approval(toy))
 
     # What `ablate run --allow-dirty` records. (The real flag cannot be used here yet:
     # audit/provenance/git.py's `git add -A -- :(exclude)...` fails when an excluded
     # path is git-ignored, as .mlaudit/cache/ is in this project.)
-    folders["provenance"] = root / "provenance"
-    shutil.copytree(toy.out, folders["provenance"])
-    results = json.loads((folders["provenance"] / "results.json").read_text())
+    folders["dirty-tree"] = root / "dirty-tree"
+    shutil.copytree(toy.out, folders["dirty-tree"])
+    results = json.loads((folders["dirty-tree"] / "results.json").read_text())
     results["provenance"]["git"].update(dirty=True, allow_dirty=True)
-    (folders["provenance"] / "results.json").write_text(json.dumps(results, indent=2))
-    analyze(toy, folders["provenance"])
-    gate(toy, folders["provenance"])
+    (folders["dirty-tree"] / "results.json").write_text(json.dumps(results, indent=2))
+    analyze(toy, folders["dirty-tree"])
+    gate(toy, folders["dirty-tree"])
 
     folders["attrition"] = root / "attrition"
     shutil.copytree(toy.out, folders["attrition"])
@@ -122,28 +126,42 @@ def failing(toy, tmp_path_factory, request) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def sealed(tmp_path_factory, mlflow_server) -> tuple[ToyStudy, Path]:
-    """A study logged to the immutable server, gated against a forged checkpoint."""
-    toy = build_toy_study(tmp_path_factory.mktemp("sealed"), edd_id=f"toy-{uuid.uuid4().hex[:8]}",
-                          seeds=SEEDS)  # fmt: skip
+def sealed(tmp_path_factory, mlflow_server) -> dict[str, Path]:
+    """A study logged to the immutable server: gated against a forged checkpoint, then
+    against its honest checkpoint after a sealed run was edited below MLflow."""
+    root = tmp_path_factory.mktemp("sealed")
+    toy = build_toy_study(root, edd_id=f"toy-{uuid.uuid4().hex[:8]}", seeds=SEEDS)
     run_trials(toy, toy.out, "--tracking-uri", mlflow_server.uri)
     analyze(toy, toy.out)
     edd_id = json.loads((toy.out / "results.json").read_text())["edd"]["id"]
     checkpoint = toy.out / "checkpoint.json"
     mlaudit("track", "checkpoint", "--tracking-uri", mlflow_server.uri, "--experiment", edd_id,
             "-o", checkpoint, cwd=toy.repo)  # fmt: skip
-    forged = json.loads(checkpoint.read_text())
+    tracking = ["--tracking-uri", mlflow_server.uri, "--experiment", edd_id]
+    folders = {name: root / name for name in ("forged-checkpoint", "tampered-run")}
+
+    shutil.copytree(toy.out, folders["forged-checkpoint"])
+    forged_file = folders["forged-checkpoint"] / "checkpoint.json"
+    forged = json.loads(forged_file.read_text())
     forged["root"] = "0" * len(forged["root"])  # a ledger this server's does not extend
-    checkpoint.write_text(json.dumps(forged))
-    gate(toy, toy.out, "main", "--tracking-uri", mlflow_server.uri, "--experiment", edd_id,
-         "--checkpoint", checkpoint)  # fmt: skip
-    return toy, toy.out
+    forged_file.write_text(json.dumps(forged))
+    gate(toy, folders["forged-checkpoint"], "main", *tracking, "--checkpoint", forged_file)
+
+    shutil.copytree(toy.out, folders["tampered-run"])
+    results = json.loads((toy.out / "results.json").read_text())
+    victim = next(t["mlflow_run_id"] for t in results["trials"] if t["arm"] == "no-a")
+    with superuser(mlflow_server.db_path) as db:  # a database superuser edits a sealed run
+        edit = "UPDATE metrics SET value = value - 0.1 WHERE run_uuid = ? AND key = 'score'"
+        changed = db.execute(edit, (victim,)).rowcount
+    assert changed >= 1
+    gate(toy, folders["tampered-run"], "main", *tracking, "--checkpoint", checkpoint)
+    return folders
 
 
-def study_folder(kind: str, failing: dict[str, Path], request) -> Path:
-    if kind == "ledger":
-        return request.getfixturevalue("sealed")[1]
-    return failing[kind]
+def study_folder(variant: str, failing: dict[str, Path], request) -> Path:
+    if VARIANTS[variant][0] == "ledger":
+        return request.getfixturevalue("sealed")[variant]
+    return failing[variant]
 
 
 # -- CI environments -----------------------------------------------------------------------
@@ -231,9 +249,9 @@ def publish_from(run_cli, monkeypatch, github, tmp_path, toy, artifact, *extra, 
 # -- claims hold, the gate fails: everything says failed and names the rule --------------------
 
 
-def failed_gate(kind: str, failing: dict[str, Path], request) -> Path:
-    folder = study_folder(kind, failing, request)
-    rule = KINDS[kind]
+def failed_gate(variant: str, failing: dict[str, Path], request) -> Path:
+    folder = study_folder(variant, failing, request)
+    kind, rule = VARIANTS[variant]
     document = json.loads((folder / "gate.json").read_text())
     verdicts = {r["rule"]: r["passed"] for r in document["rules"]}
     # The statistics alone would have said PASSED, except under attrition: the analysis
@@ -244,12 +262,12 @@ def failed_gate(kind: str, failing: dict[str, Path], request) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_failed_evidence_is_the_decision_on_github(
-    kind, failing, request, run_cli, github, monkeypatch, tmp_path
+    variant, failing, request, run_cli, github, monkeypatch, tmp_path
 ):
-    folder = failed_gate(kind, failing, request)
-    rule = KINDS[kind]
+    folder = failed_gate(variant, failing, request)
+    kind, rule = VARIANTS[variant]
     markdown = render(run_cli, folder, "md", "github-comment")
     headline = markdown.split("\n", 1)[0]
     assert headline.startswith("## ❌ mlaudit: FAILED — ")
@@ -271,12 +289,12 @@ def test_failed_evidence_is_the_decision_on_github(
     assert github.comments[7][0]["body"].startswith("## ❌ mlaudit: FAILED")
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_failed_evidence_is_the_decision_on_gitlab(
-    kind, failing, request, run_cli, gitlab, monkeypatch
+    variant, failing, request, run_cli, gitlab, monkeypatch
 ):
-    folder = failed_gate(kind, failing, request)
-    rule = KINDS[kind]
+    folder = failed_gate(variant, failing, request)
+    kind, rule = VARIANTS[variant]
     gitlab_env(monkeypatch, gitlab)
     render(run_cli, folder, "md", "gitlab-note")
     noted = run_cli("report", "publish", folder / "report.md", "--gate", folder / "gate.json")
