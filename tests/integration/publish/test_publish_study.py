@@ -3,11 +3,12 @@
 Each failing gate here comes from `mlaudit gate` run on a real toy study (real
 git, ssh-keygen signatures, DVC, trials) whose claims hold, with one kind of
 audit evidence broken: an approval removed from the trust ref, a dirty tree
-under --allow-dirty, attrition beyond the policy, a ledger that does not extend the
-checkpoint, a sealed run edited in the database (under attrition the analysis itself also withholds the claim). The
-Markdown and HTML headline, the GitHub status and check run and
-the GitLab commit status must all say failed and name the rule. The fork-safe
-publisher is run on artifacts staged by `--to-artifact`, honest and forged.
+under --allow-dirty, attrition beyond the policy (there the analysis itself also
+withholds the claim), a ledger that does not extend the checkpoint, a sealed run
+edited in the database. The Markdown and HTML headline, the GitHub status and
+check run and the GitLab commit status must all say failed and name the rule.
+The fork-safe publisher is run on artifacts staged by `--to-artifact`, honest and
+forged.
 """
 
 from __future__ import annotations
