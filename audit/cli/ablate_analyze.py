@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, printable
 from audit.errors import InputError, Location, UsageError
 
 
@@ -95,6 +95,8 @@ def render_text(analysis: dict[str, Any], output: Path) -> None:
         echo(f"attrition: {len(analysis['attrition'])} planned trial(s) without a usable value")
     decision = analysis["decision"]
     echo(f"decision: {decision['summary']}")
+    for reason in decision.get("reasons", []):  # each claim's verdict and each blocker, named
+        echo(f"  - {printable(str(reason))}")
     if str(output) != "-":
         echo(f"wrote {output}")
 

@@ -16,6 +16,7 @@ from audit.edd.overrides import (
     parse_override,
 )
 from audit.edd.trials import planned_arm_count, planned_arm_names, planned_trial_count
+from audit.errors import escape_pointer_token
 
 Problem = tuple[str, str]
 
@@ -159,6 +160,30 @@ def _reproducibility(document: dict[str, Any]) -> Iterator[Problem]:
         )
     if "seed" in check and check["seed"] not in protocol["seeds"]:
         yield "/reproducibility/seed", f"seed {check['seed']} is not in protocol.seeds"
+    yield from _reproducibility_metrics(document, check)
+
+
+def _reproducibility_metrics(document: dict[str, Any], check: dict[str, Any]) -> Iterator[Problem]:
+    """`exclude` and `metric_tolerance` name declared metrics; the primary is always compared."""
+    metrics = document["metrics"]
+    primary = metrics["primary"]["name"]
+    declared = {primary, *(m["name"] for m in metrics.get("secondary", []))}
+    excluded = check.get("exclude", [])
+    for index, name in enumerate(excluded):
+        pointer = f"/reproducibility/exclude/{index}"
+        if name == primary:
+            yield (
+                pointer,
+                f"the primary metric {name!r} is what the re-run checks; it cannot be excluded",
+            )
+        elif name not in declared:
+            yield pointer, f"metric {name!r} is not declared under metrics"
+    for name in check.get("metric_tolerance", {}):
+        pointer = f"/reproducibility/metric_tolerance/{escape_pointer_token(name)}"
+        if name not in declared:
+            yield pointer, f"metric {name!r} is not declared under metrics"
+        elif name in excluded:
+            yield pointer, f"metric {name!r} is excluded, so its tolerance is never used"
 
 
 def _budget(document: dict[str, Any]) -> Iterator[Problem]:

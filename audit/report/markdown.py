@@ -13,7 +13,7 @@ from typing import Any
 
 from audit import __version__
 from audit.report.budget import Section, SizeBudget, fit
-from audit.report.escape import html_text, md_code, md_text, mermaid_label
+from audit.report.escape import html_text, md_code, md_text
 from audit.report.inputs import ReportInputs
 from audit.report.links import mlflow_run_url, safe_http_base
 from audit.report.marker import Marker
@@ -335,22 +335,31 @@ def secondary_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list
 
 
 def reasons_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
-    rows = [
-        [md_text(c.get("target"), 80), md_text(c.get("metric"), 80), md_text(r, 300)]
-        for c in analysis["comparisons"]
-        for r in c.get("reasons") or []
-    ]
+    """Per claim, every condition marked ✅ held or ❌ failed, and the power analysis's seeds."""
+    from audit.report.conditions import claim_conditions, seed_hint
+
+    alpha = as_number(analysis.get("alpha"))
+    rows = []
+    for c in analysis["comparisons"]:
+        target, metric = md_text(c.get("target"), 80), md_text(c.get("metric"), 80)
+        conditions = claim_conditions(c, alpha) if alpha is not None else []
+        if conditions:
+            rows += [
+                [target, metric, f"{'✅' if k.held else '❌'} {md_text(k.text, 300)}"]
+                for k in conditions
+            ]
+        else:
+            rows += [[target, metric, md_text(r, 300)] for r in c.get("reasons") or []]
+        hint = seed_hint(c) if conditions else None
+        if hint:
+            rows.append([target, metric, f"ℹ️ {fmt(c.get('n'))} paired seeds run; {hint}"])
     if not rows:
         return [""]
-    body = details("Why each verdict", table(["Target", "Metric", "Reason"], rows), options)
+    body = details("Why each verdict", table(["Target", "Metric", "Condition"], rows), options)
     return [body, ""]
 
 
 # -- chart --------------------------------------------------------------------------
-
-
-def _mermaid_number(value: float) -> str:
-    return f"{value:.6g}"
 
 
 def chart_placeholder(index: int) -> str:
@@ -359,7 +368,9 @@ def chart_placeholder(index: int) -> str:
 
 
 def chart_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
-    """A Mermaid xychart per primary metric: bars are deltas, lines the CI bounds."""
+    """A text forest plot per primary metric: each delta with its CI, 0 always on the axis."""
+    from audit.report.textchart import Interval, forest_text, safe_label
+
     blocks = []
     grouped = comparisons_for(analysis, primary=True)
     if options.html_mode:
@@ -367,33 +378,17 @@ def chart_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str
         return ["### Deltas with confidence intervals\n\n" + places] if grouped else [""]
     for metric, rows in grouped.items():
         points = []
-        for index, c in enumerate(rows[:CHART_MAX_BARS], start=1):
+        for c in rows[:CHART_MAX_BARS]:
             delta = estimate_value(c.get("delta"))
             ci = c.get("ci") or {}
             low, high = as_number(ci.get("low")), as_number(ci.get("high"))
             if delta is None or low is None or high is None:
                 continue
-            # An index keeps labels distinct after unsafe characters are replaced.
-            points.append((f"{index} {mermaid_label(c.get('target'), 24)}", delta, low, high))
+            points.append(Interval(safe_label(c.get("target")), delta, low, high))
         if not points:
             continue
-        lowest = min(0.0, *(p[2] for p in points))
-        highest = max(0.0, *(p[3] for p in points))
-        pad = (highest - lowest) * 0.05 or 1.0
-        labels = ", ".join(f'"{label}"' for label, *_ in points)
-        lines = [
-            "```mermaid",
-            "xychart-beta",
-            f'    title "delta of {mermaid_label(metric, 40)} - bar mean, lines CI low and high"',
-            f"    x-axis [{labels}]",
-            f'    y-axis "delta" {_mermaid_number(lowest - pad)} --> '
-            f"{_mermaid_number(highest + pad)}",
-            "    bar [" + ", ".join(_mermaid_number(p[1]) for p in points) + "]",
-            "    line [" + ", ".join(_mermaid_number(p[2]) for p in points) + "]",
-            "    line [" + ", ".join(_mermaid_number(p[3]) for p in points) + "]",
-            "```",
-        ]
-        blocks.append("\n".join(lines))
+        legend = f"{md_text(metric, 80)}: ● mean delta, ├─┤ confidence interval, │ zero"
+        blocks.append(f"{legend}\n\n```text\n{forest_text(points)}\n```")
     if not blocks:
         return [""]
     return ["### Deltas with confidence intervals\n\n" + "\n\n".join(blocks), ""]
@@ -530,7 +525,7 @@ def budget_levels(results: dict[str, Any]) -> list[str]:
     budget = results.get("budget") or {}
     minutes = as_number(budget.get("wall_seconds"))
     rows = [
-        ["Trials", fmt(budget.get("trials_run")), fmt(budget.get("max_trials"))],
+        [_trials_label(results), fmt(budget.get("trials_run")), fmt(budget.get("max_trials"))],
         [
             "Wall time (min)",
             fmt(minutes / 60 if minutes is not None else None, 3),
@@ -541,6 +536,36 @@ def budget_levels(results: dict[str, Any]) -> list[str]:
         rows.append(["Per-trial timeout (s)", "—", fmt(budget.get("trial_timeout_seconds"))])
     note = " ⚠️ The budget was exhausted." if budget.get("exhausted") else ""
     return ["### Budget: used vs signed" + note + "\n\n" + table(["", "Used", "Signed"], rows)]
+
+
+def _trials_label(results: dict[str, Any]) -> str:
+    """Say that the determinism re-run is one of the trials run, so the counts add up."""
+    repro = results.get("reproducibility")
+    if isinstance(repro, dict) and (as_number(repro.get("attempts")) or 0) > 0:
+        return "Trials (incl. 1 determinism re-run)"
+    return "Trials"
+
+
+def arms_levels(inputs: ReportInputs) -> list[str]:
+    """Mean ± SD of the primary metric per arm, from the succeeded trials."""
+    from audit.report.arms import arm_summaries
+
+    results = inputs.results or {}
+    primary = [m for m in inputs.analysis["metrics"] if m.get("primary")]
+    if not primary or not results.get("trials"):
+        return [""]
+    metric = str(primary[0].get("name"))
+    rows = [
+        [
+            md_code(s.arm, 80),
+            fmt(s.n),
+            f"{fmt(s.mean)} ± {fmt(s.sd)}" if s.mean is not None else MISSING,
+            fmt(s.not_succeeded),
+        ]
+        for s in arm_summaries(results["trials"], metric)
+    ]
+    heading = f"### {md_text(metric, 120)} per arm (mean ± SD over seeds)"
+    return [heading + "\n\n" + table(["Arm", "n", "Mean ± SD", "Not succeeded"], rows), ""]
 
 
 def checkpoint_levels(checkpoint: dict[str, Any] | None) -> list[str]:
@@ -672,6 +697,7 @@ def build_sections(
     sections = [
         Section("decision", header_levels(inputs, verdict), priority=90),
         Section("primary", primary_levels(analysis), priority=80),
+        Section("arms", arms_levels(inputs), priority=45),
         Section("chart", chart_levels(analysis, options), priority=30),
         Section("verdict-reasons", reasons_levels(analysis, options), priority=20),
         Section("secondary", secondary_levels(analysis, options), priority=25),
