@@ -20,6 +20,7 @@ from audit.report.markdown import (
     stash_placeholder,
 )
 from audit.report.plots import forest_svg, strip_comments
+from audit.report.verdict import Verdict
 
 STYLESHEET = """
 body { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
@@ -74,12 +75,16 @@ def break_names_at_separators(body: str) -> str:
     )
 
 
-def render_html(inputs: ReportInputs) -> str:
-    """The full report (no size budget) as one self-contained HTML page."""
+def render_html(inputs: ReportInputs, verdict: Verdict | None = None) -> str:
+    """The full report (no size budget) as one self-contained HTML page.
+
+    Its headline and title show `verdict` (the gate's result), or "not gated".
+    """
     import markdown
 
+    verdict = verdict or Verdict(None)
     options = MarkdownOptions(html_mode=True)
-    text = render_markdown(inputs, options)
+    text = render_markdown(inputs, options, verdict)
     body = markdown.markdown(text, extensions=["tables"], output_format="html")
     for index, block in enumerate(options.stash):
         body = body.replace(stash_placeholder(index), block, 1)
@@ -89,7 +94,7 @@ def render_html(inputs: ReportInputs) -> str:
         figure = f'<figure class="plot">{strip_comments(svg)}</figure>' if svg else ""
         body = body.replace(chart_placeholder(index), figure)
     edd = inputs.analysis["edd"]
-    title = html_text(f"mlaudit report: {edd.get('id')} v{edd.get('version')}", 200)
+    title = html_text(f"mlaudit {verdict.word()}: {edd.get('id')} v{edd.get('version')}", 200)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -27,6 +27,7 @@ from audit.report.numbers import (
     fmt_percent,
     fmt_seconds,
 )
+from audit.report.verdict import Verdict
 
 VERDICT_BADGES = {
     "improves": "✅ improves",
@@ -159,14 +160,54 @@ def decision_sentence(analysis: dict[str, Any]) -> str:
     return sentence + "."
 
 
-def headline(inputs: ReportInputs) -> str:
-    analysis = inputs.analysis
-    passed = bool(analysis["decision"]["passed"])
-    word = "✅ mlaudit: PASSED" if passed else "❌ mlaudit: FAILED"
-    edd = analysis["edd"]
-    return f"## {word} — {md_text(edd.get('id'), 80)} v{fmt(edd.get('version'))}: " + (
-        decision_sentence(analysis)
+HEADLINE_WORDS = {
+    "passed": "✅ mlaudit: PASSED",
+    "failed": "❌ mlaudit: FAILED",
+    "not-gated": "⚠️ mlaudit: NOT GATED",
+}
+RULE_MARKS = {True: "✅", False: "❌"}
+NOT_GATED_NOTE = (
+    "> [!WARNING]\n> Not gated: this report was rendered without a gate result, so it is not "
+    "a merge decision. Run `mlaudit gate -o gate.json`, then `mlaudit report render --gate "
+    "gate.json`."
+)
+
+
+def headline(inputs: ReportInputs, verdict: Verdict) -> str:
+    """The gate's outcome, the kind of failure, then what the statistics showed."""
+    edd = inputs.analysis["edd"]
+    # Gated: the EDD the gate verified names the study, not a field of the analysis.
+    edd_id, version = (
+        (verdict.gate.edd_id, verdict.gate.edd_version)
+        if verdict.gate
+        else (edd.get("id"), edd.get("version"))
     )
+    name = f"{md_text(edd_id, 80)} v{fmt(version)}"
+    start = f"## {HEADLINE_WORDS[verdict.state]} — {name}: "
+    statistics = decision_sentence(inputs.analysis)
+    if verdict.gate is None:
+        return start + "no gate result. Statistics alone: " + statistics
+    if verdict.gate.passed:
+        rules = len(verdict.gate.rules)
+        return start + f"the gate passed all {rules} rules. Statistics: " + statistics
+    return start + md_text(verdict.failure_kind(), 400) + ". Statistics: " + statistics
+
+
+def gate_table(verdict: Verdict) -> str:
+    gate = verdict.gate
+    assert gate is not None
+    rows = [
+        [RULE_MARKS[r.passed], md_code(r.rule, 64), md_text(r.kind, 40), md_text(r.evidence, 300)]
+        for r in gate.rules
+    ]
+    return "**Gate rules:**\n\n" + table(["", "Rule", "Kind", "Evidence"], rows)
+
+
+def gate_bullets(verdict: Verdict) -> str:
+    gate = verdict.gate
+    assert gate is not None
+    failed = [f"{r.rule} ({r.kind}): {r.evidence}" for r in gate.failed_rules]
+    return "**Failed gate rules:**\n\n" + bullet_list(failed, limit=5) if failed else ""
 
 
 def overview(inputs: ReportInputs) -> str:
@@ -186,13 +227,18 @@ def overview(inputs: ReportInputs) -> str:
     return line
 
 
-def header_levels(inputs: ReportInputs) -> list[str]:
+def header_levels(inputs: ReportInputs, verdict: Verdict) -> list[str]:
+    base = headline(inputs, verdict) + "\n\n" + overview(inputs)
+    if verdict.gate is not None:
+        short = gate_bullets(verdict)
+        return [base + "\n\n" + gate_table(verdict), base + ("\n\n" + short if short else "")]
+    # Not gated: the statistics' own reasons, labelled as such, under the warning.
+    base += "\n\n" + NOT_GATED_NOTE
     reasons = [str(r) for r in inputs.analysis["decision"].get("reasons", [])]
-    base = headline(inputs) + "\n\n" + overview(inputs)
     if not reasons:
         return [base]
-    full = base + "\n\n**Why:**\n\n" + bullet_list(reasons)
-    short = base + "\n\n**Why:**\n\n" + bullet_list(reasons, limit=3)
+    full = base + "\n\n**Statistics:**\n\n" + bullet_list(reasons)
+    short = base + "\n\n**Statistics:**\n\n" + bullet_list(reasons, limit=3)
     return [full, short] if len(reasons) > 3 else [full]
 
 
@@ -731,11 +777,13 @@ def pointer(options: MarkdownOptions) -> str:
     )
 
 
-def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Section]:
+def build_sections(
+    inputs: ReportInputs, options: MarkdownOptions, verdict: Verdict
+) -> list[Section]:
     """The report's sections in reading order; priority = which shrinks first."""
     analysis, results = inputs.analysis, inputs.results
     sections = [
-        Section("decision", header_levels(inputs), priority=90),
+        Section("decision", header_levels(inputs, verdict), priority=90),
         Section("primary", primary_levels(analysis), priority=80),
         Section("claim-tests", claim_tests_levels(analysis), priority=75),
         Section("arms", arms_levels(inputs), priority=45),
@@ -762,12 +810,18 @@ def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Secti
     return sections
 
 
-def render_markdown(inputs: ReportInputs, options: MarkdownOptions | None = None) -> str:
-    """The report as GitHub/GitLab-flavoured Markdown, within `options.budget`."""
+def render_markdown(
+    inputs: ReportInputs, options: MarkdownOptions | None = None, verdict: Verdict | None = None
+) -> str:
+    """The report as GitHub/GitLab-flavoured Markdown, within `options.budget`.
+
+    The headline shows `verdict` (the gate's result); without one it says "not gated".
+    """
     options = options or MarkdownOptions()
-    sections = build_sections(inputs, options)
+    verdict = verdict or Verdict(None)
+    sections = build_sections(inputs, options, verdict)
     fallback = (
-        headline(inputs)
+        headline(inputs, verdict)
         + "\n\n"
         + pointer(options).replace("Parts of this report were shortened", "This report was cut")
         + "\n\n"
