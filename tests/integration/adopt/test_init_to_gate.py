@@ -34,6 +34,10 @@ rows = open("data/train.csv").read().split()
 rng = random.Random(int(os.environ["MLAUDIT_SEED"]))
 acc = 0.80 + 0.05 * config["features"]["scale"] + 0.002 * config["features"]["noise_filter"]
 acc += rng.gauss(0, 0.003) + len(rows) * 1e-6
+# Training noise that differs between arms of one seed, as real training has: without
+# it every paired difference is identical and the analysis blocks a positive verdict.
+arm_rng = random.Random(os.environ["MLAUDIT_SEED"] + json.dumps(config, sort_keys=True))
+acc += arm_rng.gauss(0, 0.001)
 metrics = {"acc": acc, "train_seconds": time.perf_counter() - start}
 with open(os.path.join(os.environ["MLAUDIT_TRIAL_DIR"], "metrics.json"), "w") as out:
     json.dump(metrics, out)
