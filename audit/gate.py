@@ -14,7 +14,6 @@ from typing import Any
 
 from audit.edd.model import Edd
 
-
 # What kind of evidence each rule judges. The report's headline says whether a
 # failed gate means "the claims are not supported" or "the audit evidence failed",
 # and names the kind; it reads this from gate.json, never from rule ids.
