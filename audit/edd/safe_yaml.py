@@ -24,12 +24,7 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-from audit.errors import (
-    InputError,
-    Location,
-    ValidationFailed,
-    escape_pointer_token,
-)
+from audit.errors import ValidationFailed, escape_pointer_token, unreadable_input
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -276,7 +271,7 @@ def read_limited(path: Path, limit: int = MAX_BYTES) -> bytes:
         with path.open("rb") as handle:
             return handle.read(limit + 1)
     except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
+        raise unreadable_input(error, str(path)) from None
 
 
 def parse_yaml_file(path: Path, display: str | None = None) -> Parsed:
