@@ -195,9 +195,7 @@ def readme_with_exit_codes(readme: str) -> str:
     start = readme.find(EXIT_CODES_BEGIN)
     stop = readme.find(EXIT_CODES_END)
     if start < 0 or stop < start:
-        raise ValueError(
-            f"README.md needs the markers {EXIT_CODES_BEGIN!r} and {EXIT_CODES_END!r}"
-        )
+        raise ValueError(f"README.md needs the markers {EXIT_CODES_BEGIN!r} and {EXIT_CODES_END!r}")
     body = f"{EXIT_CODES_BEGIN}\n{exit_code_table()}{EXIT_CODES_END}"
     return readme[:start] + body + readme[stop + len(EXIT_CODES_END) :]
 
