@@ -166,7 +166,7 @@ def read_metrics(
     try:
         document = _parse(path, within)
     except _Unusable as unusable:
-        return MetricsReading(None, f"{path.name}: {unusable}")
+        return MetricsReading(None, f"{printable(path.name)}: {printable(str(unusable), 300)}")
     except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as error:
         first = (str(error).splitlines() or [type(error).__name__])[0]
         return MetricsReading(None, f"{path.name} is not valid: {printable(first)}")
