@@ -19,7 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_support import NODE_MODULES, REPO, VENV_BIN, Buildah, BuiltImage
+from ci_support import (
+    NODE_MODULES,
+    PIPELINE_SECONDS,
+    REPO,
+    VENV_BIN,
+    Buildah,
+    BuiltImage,
+    run_limited,
+)
 
 PROJECT = "examples/fraud"
 EXAMPLE = REPO / PROJECT
@@ -257,8 +265,13 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
     ]
     with tracking_server(root) as uri:
         argv += ["--variable", f"MLAUDIT_TRACKING_URI={uri}"]
-        proc = subprocess.run(
-            argv, cwd=ws, env=env, capture_output=True, text=True, check=False, timeout=1500
+        proc = run_limited(
+            argv,
+            seconds=PIPELINE_SECONDS,
+            what="the GitLab pipeline (gitlab-ci-local)",
+            knob="MLAUDIT_CI_PIPELINE_TIMEOUT",
+            cwd=ws,
+            env=env,
         )
     log = proc.stdout + proc.stderr
     (ws.parent / "pipeline.log").write_text(log)
