@@ -9,7 +9,6 @@ stream of gzip members is one gzip file), so a GiB of zeros costs a few KiB.
 from __future__ import annotations
 
 import gzip
-import os
 import subprocess
 import sys
 import tarfile
@@ -52,17 +51,30 @@ def _huge_pax_header(path: Path) -> Path:
     return path
 
 
+# Measures from a small intermediate process: a child's max RSS counts the memory
+# it shared with its parent before exec, so a child forked by a big pytest process
+# would report pytest's size, not mlaudit's.
+_MEASURE = """
+import os, subprocess, sys
+with open(sys.argv[1], "wb") as errors:
+    child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=errors)
+_, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)  # KiB on Linux
+"""
+
+
 def _verify_peak_rss(archive: Path) -> tuple[int, str, int]:
     """(exit code, stderr, max RSS in bytes) of `mlaudit bundle verify` on the archive."""
     errors = archive.with_name("stderr.txt")
-    with errors.open("wb") as sink:
-        process = subprocess.Popen(
-            [MLAUDIT, "bundle", "verify", str(archive)], stdout=subprocess.DEVNULL, stderr=sink
-        )
-    # wait4 rather than Popen.wait: it hands back the child's resource usage.
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = code = os.waitstatus_to_exitcode(status)
-    return code, errors.read_text(errors="replace"), usage.ru_maxrss * 1024  # KiB on Linux
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(errors), MLAUDIT, "bundle", "verify", str(archive)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    code, peak = map(int, measured.stdout.split())
+    return code, errors.read_text(errors="replace"), peak
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units are Linux's")
