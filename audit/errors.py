@@ -26,6 +26,32 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+# The one statement of the exit-code contract. The README's table is generated
+# from it (tests/tools/gen_cli_reference.py) and a test keeps the two equal.
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success; the EDD is approved, the gate passed, the bundle verified",
+    ExitCode.CHECK_FAILED: (
+        "a check failed or an input is bad: invalid or malformed EDD, results, metrics or "
+        "bundle, missing approval, bad signature, gate failed, tampering found"
+    ),
+    ExitCode.USAGE: (
+        "usage error: a wrong option, an input file that does not exist, "
+        "an `--out` that already holds a run"
+    ),
+    ExitCode.INTERNAL: (
+        "internal error: a bug in mlaudit; rerun with `MLAUDIT_DEBUG=1` for the traceback "
+        "and report it"
+    ),
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_code_table() -> str:
+    """The README's exit-code table, as Markdown."""
+    rows = [f"| {int(code)} | {meaning} |" for code, meaning in EXIT_CODE_MEANINGS.items()]
+    return "\n".join(["| code | meaning |", "| --- | --- |", *rows]) + "\n"
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a problem is: a file and, inside it, an RFC 6901 JSON pointer."""
@@ -86,6 +112,17 @@ class UsageError(MlauditError):
     """The command line itself is wrong (bad flag combination, missing file)."""
 
     exit_code = ExitCode.USAGE
+
+
+class MissingInput(UsageError):
+    """A file named on the command line does not exist (a usage error, as click's own)."""
+
+
+def unreadable_input(error: OSError, file: str) -> MlauditError:
+    """The error for an input file that cannot be opened: missing is usage, the rest input."""
+    if isinstance(error, FileNotFoundError):
+        return MissingInput("no such file", location=Location(file))
+    return InputError(f"cannot read: {error.strerror}", location=Location(file))
 
 
 class InternalError(MlauditError):

@@ -79,9 +79,19 @@ def checkpoint(
     type=_FILE,
     help="An older checkpoint the log must still extend (RFC 9162 consistency).",
 )
+@click.option(
+    "--artifacts",
+    "rehash_artifacts",
+    is_flag=True,
+    help="Also re-hash every sealed run's stored artifact files against its sealed manifest.",
+)
 @json_option
 def verify(
-    tracking_uri: str, experiment: str | None, checkpoint_file: Path | None, as_json: bool
+    tracking_uri: str,
+    experiment: str | None,
+    checkpoint_file: Path | None,
+    rehash_artifacts: bool,
+    as_json: bool,
 ) -> int:
     """Refetch every sealed run, recompute records and root, compare with a checkpoint."""
     from audit.tracking.checkpoint import load_checkpoint
@@ -93,7 +103,12 @@ def verify(
     if experiment is None and older is not None and older.experiment_id:
         experiment = older.experiment_id
     ledger = fetch_ledger(client, tracking_uri, resolve_experiment(client, experiment))
-    return _render_verification(verify_ledger(ledger, older), as_json)
+    verification = verify_ledger(ledger, older)
+    if rehash_artifacts:
+        from audit.tracking.artifact_check import check_artifacts
+
+        check_artifacts(client, ledger, verification)
+    return _render_verification(verification, as_json)
 
 
 def _render_verification(result: object, as_json: bool) -> int:

@@ -40,9 +40,27 @@ class KeyCheck:
 
 
 def match_pattern(text: str, pattern: str) -> bool:
-    """OpenSSH match_pattern: `*` and `?` wildcards, case-sensitive, whole string."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, text, flags=re.DOTALL) is not None
+    """OpenSSH match_pattern: `*` and `?` wildcards, case-sensitive, whole string.
+
+    Matched by hand in O(len(text) * len(pattern)) with the classic backtrack-to-
+    last-star walk: a regex of many `.*` would backtrack polynomially on a
+    hostile principal.
+    """
+    t = p = 0
+    star = -1  # position in pattern just after the last `*` seen
+    resume = 0  # position in text that `*` currently stands up to
+    while t < len(text):
+        if p < len(pattern) and pattern[p] != "*" and (pattern[p] == "?" or pattern[p] == text[t]):
+            t, p = t + 1, p + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume = p + 1, t
+            p += 1
+        elif star >= 0:
+            resume += 1
+            t, p = resume, star
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
 
 
 def match_pattern_list(text: str, patterns: str) -> int:
@@ -67,10 +85,14 @@ def parse_ssh_time(text: str) -> datetime:
     if not found:
         raise ValueError(f"{text!r} is not YYYYMMDD[HHMM[SS]][Z]")
     year, month, day, hour, minute, second, zulu = found.groups()
-    naive = datetime(
-        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
-    )
-    return naive.replace(tzinfo=timezone.utc) if zulu else naive.astimezone()
+    try:
+        naive = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+        return naive.replace(tzinfo=timezone.utc) if zulu else naive.astimezone()
+    except (ValueError, OverflowError, OSError) as error:
+        # 99991231 in a zone west of UTC overflows astimezone(): still the user's input.
+        raise ValueError(f"{text!r} is not a valid time ({error})") from None
 
 
 def _unquote(value: str, name: str) -> str:

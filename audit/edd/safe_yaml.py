@@ -24,17 +24,16 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-from audit.errors import (
-    InputError,
-    Location,
-    ValidationFailed,
-    escape_pointer_token,
-)
+from audit.errors import ValidationFailed, escape_pointer_token, unreadable_input
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_SAFE_INT = 2**53 - 1
 MAX_PROBLEMS = 20
+# 2^53 - 1 has 16 digits: anything longer is refused before int() sees it, so a
+# 5,000-digit literal never reaches CPython's int/str conversion limit (4,300).
+MAX_INT_DIGITS = len(str(MAX_SAFE_INT))
+SHOWN_CHARS = 40
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -90,6 +89,13 @@ class _Loader(Reader, Scanner, Parser, Composer, _PlainResolver):
             return node
         finally:
             self._depth -= 1
+
+
+def _shown(text: str) -> str:
+    """A scalar as it appears in a message: repr'd and cut, never 5,000 digits long."""
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(text)} characters)"
 
 
 def _refusal(event: Any) -> str:
@@ -168,15 +174,15 @@ class _Converter:
         if _INT.match(text):
             return self._integer(text, node, pointer)
         if _OTHER_INT.match(text):
-            self.refuse(pointer, f"{text!r}: only decimal integers are allowed", node)
+            self.refuse(pointer, f"{_shown(text)}: only decimal integers are allowed", node)
             return text
         if _SPECIAL_FLOAT.match(text):
-            self.refuse(pointer, f"{text!r}: NaN and infinity are not allowed", node)
+            self.refuse(pointer, f"{_shown(text)}: NaN and infinity are not allowed", node)
             return text
         if _FLOAT.match(text):
             number = float(text)
             if number in (float("inf"), float("-inf")):
-                self.refuse(pointer, f"{text!r}: number is out of range", node)
+                self.refuse(pointer, f"{_shown(text)}: number is out of range", node)
             return number
         return text
 
@@ -193,19 +199,31 @@ class _Converter:
         digits = text.lstrip("+-")
         if len(digits) > 1 and digits.startswith("0"):
             # YAML 1.1 reads 010 as octal 8, YAML 1.2 as 10: refuse the ambiguity.
-            self.refuse(pointer, f"{text!r}: leading zeros are ambiguous; quote it", node)
+            self.refuse(pointer, f"{_shown(text)}: leading zeros are ambiguous; quote it", node)
             return text
-        number = int(text)
-        if abs(number) > MAX_SAFE_INT:
-            self.refuse(pointer, f"integer {text} is beyond 2^53 - 1", node)
-        return number
+        if len(digits) > MAX_INT_DIGITS or abs(int(text)) > MAX_SAFE_INT:
+            shown = (
+                text
+                if len(text) <= SHOWN_CHARS
+                else f"{text[:SHOWN_CHARS]}... ({len(digits)} digits)"
+            )
+            self.refuse(pointer, f"integer {shown} is beyond 2^53 - 1", node)
+            return text
+        return int(text)
 
 
 def _compose(text: str, file: str) -> Node | None:
-    loader = _Loader(text)
+    try:
+        # The Reader checks every character when it is built (NUL, ESC and other
+        # control bytes are refused there), so building it belongs inside the try.
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as error:
+        raise ValidationFailed(file, [("", _reader_problem(error, text))]) from None
     try:
         node: Node | None = loader.get_single_node()
         return node
+    except yaml.reader.ReaderError as error:
+        raise ValidationFailed(file, [("", _reader_problem(error, text))]) from None
     except _Refused as refused:
         raise ValidationFailed(file, [("", f"{refused.message} (line {refused.line})")]) from None
     except yaml.MarkedYAMLError as error:
@@ -218,6 +236,15 @@ def _compose(text: str, file: str) -> Node | None:
         raise ValidationFailed(file, [("", f"not valid YAML: {error}")]) from None
     finally:
         loader.dispose()
+
+
+def _reader_problem(error: yaml.reader.ReaderError, text: str) -> str:
+    position = int(error.position)
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    character = error.character
+    code = ord(character) if isinstance(character, str) else int(character)
+    return f"control character U+{code:04X} is not allowed (line {line}, column {column})"
 
 
 def parse_yaml_bytes(data: bytes, file: str) -> Parsed:
@@ -244,7 +271,7 @@ def read_limited(path: Path, limit: int = MAX_BYTES) -> bytes:
         with path.open("rb") as handle:
             return handle.read(limit + 1)
     except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
+        raise unreadable_input(error, str(path)) from None
 
 
 def parse_yaml_file(path: Path, display: str | None = None) -> Parsed:

@@ -1,6 +1,7 @@
 """Run one trial: the command without a shell, in its own process group, with a timeout.
 
-The child gets its own session (so a timeout can kill the whole group) and, on
+The child gets its own session (so a timeout can kill the whole group), anything
+that leaves it is found and killed by audit.protocol.containment, and, on
 Linux, dies with the runner (PR_SET_PDEATHSIG, set by util-linux's setpriv or else
 in a preexec hook), so a SIGKILLed runner leaves no trial behind to finish
 unobserved. Output goes to files in the trial directory;
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from audit.protocol import containment
 from audit.protocol.metrics import printable, read_metrics
 
 OVERRIDES_PLACEHOLDER = "{overrides}"
@@ -220,6 +222,23 @@ def _attempt(
         if problem is not None:
             return None, False, problem
         argv, preexec = [*prefix, *argv], None
+    containment.prepare_runner()
+    mark = containment.new_mark()
+    try:
+        return _run_contained(spec, argv, preexec, mark, attempt, on_start)
+    finally:
+        # Whatever the attempt started goes with it, even what left its session.
+        containment.sweep(mark)
+
+
+def _run_contained(
+    spec: TrialSpec,
+    argv: list[str],
+    preexec: Callable[[], None] | None,
+    mark: str,
+    attempt: int,
+    on_start: Callable[[int, int], None],
+) -> tuple[int | None, bool, str | None]:
     with (
         open(spec.trial_dir / STDOUT_NAME, "wb") as out,
         open(spec.trial_dir / STDERR_NAME, "wb") as err,
@@ -228,7 +247,7 @@ def _attempt(
             process = subprocess.Popen(
                 argv,
                 cwd=spec.cwd,
-                env=dict(spec.env),
+                env={**spec.env, containment.MARK_VARIABLE: mark},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -269,7 +288,9 @@ def run_trial(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOut
                 duration_seconds=elapsed,
             )
         if code == 0:
-            reading = read_metrics(spec.trial_dir / spec.metrics_file, spec.required_metrics)
+            reading = read_metrics(
+                spec.trial_dir / spec.metrics_file, spec.required_metrics, within=spec.trial_dir
+            )
             if reading.metrics is None:
                 return TrialOutcome(
                     "failed",

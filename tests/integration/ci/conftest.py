@@ -13,17 +13,28 @@ from typing import TYPE_CHECKING
 
 import pytest
 from ci_support import (
+    BASE_IMAGE_SECONDS,
     BUILDAH_CACHE,
+    HEAVY_TEST_SECONDS,
     HERE,
     Buildah,
     BuiltImage,
     build_image,
     require_node_package,
     require_program,
+    run_limited,
 )
 
 if TYPE_CHECKING:
     from ci_gitlab_run import PipelineRun
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Image builds and the pipeline run in session fixtures, inside the first test's
+    timeout: give those tests a limit above the steps' own limits (ci_support)."""
+    for item in items:
+        if item.get_closest_marker("buildah") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(HEAVY_TEST_SECONDS))
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +48,12 @@ def buildah() -> Buildah:
     env["CONTAINERS_STORAGE_CONF"] = str(BUILDAH_CACHE / "storage.conf")
     env["BUILDAH_ISOLATION"] = "chroot"
     env.pop("STORAGE_DRIVER", None)  # the store's own driver, from storage.conf
-    proc = subprocess.run(
-        ["bash", str(HERE / "base-image.sh")], env=env, capture_output=True, text=True, check=False
+    proc = run_limited(
+        ["bash", str(HERE / "base-image.sh")],
+        seconds=BASE_IMAGE_SECONDS,
+        what="making the base image (debootstrap)",
+        knob="MLAUDIT_CI_BASE_IMAGE_TIMEOUT",
+        env=env,
     )
     if proc.returncode != 0:
         pytest.fail(f"making the base image failed:\n{proc.stderr[-4000:]}")

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from ci_support import REPO, Buildah, BuiltImage
+from ci_support import BUILD_SECONDS, REPO, Buildah, BuiltImage, run_limited
 
 pytestmark = [pytest.mark.slow, pytest.mark.buildah]
 
@@ -119,7 +118,7 @@ def test_the_build_refuses_a_dependency_whose_hash_is_not_locked(
     text = (REPO / "ci/docker/Dockerfile").read_text()
     deps_stage = text[text.index("FROM ${BASE_IMAGE} AS deps") : text.rindex("\nFROM ")]
     dockerfile.write_text(f"ARG BASE_IMAGE\n{deps_stage}\n")
-    proc = subprocess.run(
+    proc = run_limited(
         [
             "buildah",
             "build",
@@ -131,10 +130,10 @@ def test_the_build_refuses_a_dependency_whose_hash_is_not_locked(
             str(dockerfile),
             str(context),
         ],
+        seconds=BUILD_SECONDS,
+        what="the refused build",
+        knob="MLAUDIT_CI_BUILD_TIMEOUT",
         env=buildah.env,
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert proc.returncode != 0
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in proc.stdout + proc.stderr

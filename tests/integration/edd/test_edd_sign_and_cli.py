@@ -146,8 +146,8 @@ def test_validate_json_and_text(run_cli):
 
 def test_missing_file_is_one_line(run_cli, tmp_path):
     result = run_cli("edd", "validate", tmp_path / "nope.yaml")
-    assert result.exit_code == 1
-    assert result.stderr.strip().endswith("nope.yaml: cannot read: No such file or directory")
+    assert result.exit_code == 2  # a missing input file is a usage error (README exit codes)
+    assert result.stderr.strip().endswith("nope.yaml: no such file")
 
 
 HEAVY = (
@@ -199,10 +199,10 @@ def test_validate_checks_every_file_it_is_given(run_cli, tmp_path):
     broken.write_text(MINIMAL.read_text().replace("hypothesis:", "hypothesis_typo:"))
     missing = tmp_path / "gone.yaml"
     result = run_cli("edd", "validate", broken, MINIMAL, missing)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the worst code wins: a missing file is a usage error
     assert f"{MINIMAL}: valid" in result.stdout  # checked though an earlier file failed
     assert str(broken) in result.stderr
-    assert "gone.yaml: cannot read" in result.stderr
+    assert "gone.yaml: no such file" in result.stderr
 
     data = json.loads(run_cli("edd", "validate", "--json", MINIMAL, broken, missing).stdout)
     assert [(d["file"], d["valid"]) for d in data] == [

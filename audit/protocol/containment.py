@@ -1,0 +1,197 @@
+"""Nothing a trial starts outlives it: not at its end, its timeout, nor the runner's death.
+
+A trial runs in its own session and process group, but a descendant can leave
+both (`setsid`, a double fork), so killing the group is not enough. Three nets:
+
+1. Every attempt's environment carries a mark unique to it
+   (MLAUDIT_TRIAL_MARK). When the attempt ends, every process whose
+   environment still holds the mark is killed, wherever it was re-parented.
+2. On Linux the runner is a child subreaper (PR_SET_CHILD_SUBREAPER): orphans
+   of a trial are re-parented to the runner instead of init, so the runner
+   reaps what it kills and no zombie is left to init.
+3. One watchdog process per runner (its own session, stdin a pipe from the
+   runner) waits for that pipe to close - the runner exited or was SIGKILLed -
+   and then kills every process holding one of the runner's marks.
+
+Limit: a descendant that scrubs its environment (`env -i`) escapes nets 1 and
+3; a cgroup would catch it, but needs a delegated cgroup v2 tree that CI
+containers rarely grant, so it is not used. This module never decides a
+trial's status; it only cleans up after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+MARK_VARIABLE = "MLAUDIT_TRIAL_MARK"
+PR_SET_CHILD_SUBREAPER = 36
+SWEEP_ROUNDS = 50  # a fork bomb racing the sweep is given up on after this many rounds
+REAP_SECONDS = 2.0
+
+_lock = threading.Lock()
+_counter = itertools.count(1)
+_state: dict[str, object] = {}  # this process's pid, mark prefix and watchdog
+
+
+def _prefix() -> str:
+    """Token prefix of this runner process (recomputed after a fork)."""
+    with _lock:
+        if _state.get("pid") != os.getpid():
+            _state.clear()
+            _state["pid"] = os.getpid()
+            _state["prefix"] = f"{os.getpid()}-{secrets.token_hex(6)}-"
+        return str(_state["prefix"])
+
+
+def new_mark() -> str:
+    return f"{_prefix()}{next(_counter)}"
+
+
+def prepare_runner() -> None:
+    """Once per runner process: become a subreaper and start the watchdog."""
+    prefix = _prefix()
+    with _lock:
+        if _state.get("ready"):
+            return
+        _state["ready"] = True
+        _become_subreaper()
+        _state["watchdog"] = _start_watchdog(prefix)
+
+
+def _become_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    return bool(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def _start_watchdog(prefix: str) -> int | None:
+    """Spawn the watchdog; return the write end of its stdin pipe (kept open until we die).
+
+    Own session: a Ctrl-C or a CI cancel that kills the runner's group spares it.
+    No stdout/stderr: a survivor holding CI's output pipe would hang the job.
+    posix_spawn rather than Popen: the watchdog outlives every Popen object.
+    """
+    package_root = str(Path(__file__).resolve().parents[2])
+    code = (
+        f"import sys; sys.path.insert(0, {package_root!r}); "
+        "from audit.protocol.containment import watch; watch(sys.argv[1])"
+    )
+    read_end, write_end = os.pipe()  # both close-on-exec; the spawn dup2s the read end
+    try:
+        os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-c", code, prefix],
+            {k: v for k, v in os.environ.items() if k != MARK_VARIABLE},
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, read_end, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
+            setsid=True,
+        )
+    except OSError:
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return write_end
+
+
+def watch(prefix: str) -> None:
+    """The watchdog's body: block until the runner is gone, then sweep its marks."""
+    with contextlib.suppress(OSError):
+        sys.stdin.buffer.read()
+    sweep(prefix, exact=False)
+
+
+def _holders(needle: bytes, exact: bool) -> list[int]:
+    """Pids whose environment holds `needle` (`NAME=mark`, whole or as a prefix)."""
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(
+            item.startswith(needle) and (not exact or len(item) == len(needle))
+            for item in environ.split(b"\0")
+            if item.startswith(MARK_VARIABLE.encode())
+        ):
+            found.append(int(name))
+    return found
+
+
+def sweep(mark: str, *, exact: bool = True) -> list[int]:
+    """Kill every process holding the mark (or, not exact, a mark with this prefix).
+
+    Repeats until a round finds nobody, so a child forked between two rounds is
+    caught in the next; then reaps whatever of them became the runner's child.
+    """
+    if not Path("/proc").is_dir():
+        return []
+    needle = f"{MARK_VARIABLE}={mark}".encode()
+    killed: list[int] = []
+    for _ in range(SWEEP_ROUNDS):
+        holders = _holders(needle, exact)
+        if not holders:
+            break
+        for pid in holders:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            if pid not in killed:
+                killed.append(pid)
+        time.sleep(0.001)
+    _reap(killed)
+    return killed
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect the exit status of killed processes that are (or become) our children.
+
+    Only pids that held a trial mark are waited for; those were never started
+    by a Popen of this process (the trial itself is already waited), so no other
+    thread's wait is stolen.
+    """
+    killed = set(pids)
+    pending = list(pids)
+    deadline = time.monotonic() + REAP_SECONDS
+    while pending and time.monotonic() < deadline:
+        still = []
+        for pid in pending:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                # Not our child (yet): a subreaper inherits it once its killed parent is gone.
+                if _parent(pid) in killed:
+                    still.append(pid)
+                continue
+            if done == 0:
+                still.append(pid)
+        pending = still
+        if pending:
+            time.sleep(0.002)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
