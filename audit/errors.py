@@ -42,6 +42,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "internal error: a bug in mlaudit; rerun with `MLAUDIT_DEBUG=1` for the traceback "
         "and report it"
     ),
+    ExitCode.TRIALS_FAILED: (
+        "`ablate run` finished but some planned trials did not succeed (attrition); "
+        "`--attrition-ok` makes it 0 so CI carries the study on to the gate, which judges it"
+    ),
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
