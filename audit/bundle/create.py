@@ -135,7 +135,12 @@ def verified_at(results: Mapping[str, Any]) -> str:
     """The moment approvals are judged at offline: when the protocol ran."""
     value = results.get("created_at")
     if not isinstance(value, str) or not value:
-        raise ValueError("results.json has no created_at; cannot fix the verification time")
+        from audit.errors import InputError, Location
+
+        raise InputError(
+            "no created_at: the time approvals are judged at offline is unknown",
+            location=Location("results.json", "/created_at"),
+        )
     return value
 
 

@@ -57,9 +57,8 @@ def gate(
     re-run within tolerance; every claim met; with --tracking-uri, every trial
     sealed and the ledger verifying against --checkpoint.
     """
-    import json
-
     from audit.cli.edd import parse_time
+    from audit.documents import write_document
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gate_inputs, gather
     from audit.gate import decide
     from audit.report.junit import render_junit
@@ -77,27 +76,19 @@ def gate(
         attach_ledger(
             evidence, tracking_uri, experiment=experiment, checkpoint_file=checkpoint_file
         )
-    decision = decide(gate_inputs(evidence))
-    document = decision.to_dict() | {
-        "edd": {
-            "id": evidence.edd.id,
-            "version": evidence.edd.version,
-            "digest": evidence.edd.digest,
-        },
-        "results_sha256": evidence.results_sha256,
-    }
+    result = decide(gate_inputs(evidence))
+    document = result.to_dict()
     if output is not None:
-        output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_document(output, document, schema="gate")
     if junit_file is not None:
         junit_file.write_text(
-            render_junit([r.to_dict() for r in decision.rules], f"mlaudit gate {evidence.edd.id}"),
-            encoding="utf-8",
+            render_junit(result.rules, f"mlaudit gate {evidence.edd.id}"), encoding="utf-8"
         )
     if as_json:
         emit_json(document)
     else:
         _render_text(document)
-    return int(ExitCode.OK if decision.passed else ExitCode.CHECK_FAILED)
+    return int(ExitCode.OK if result.passed else ExitCode.CHECK_FAILED)
 
 
 def _render_text(document: dict[str, object]) -> None:

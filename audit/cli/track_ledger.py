@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -56,8 +55,9 @@ def checkpoint(
         taken = sign_checkpoint(taken, sign_key)
     document = taken.to_json()
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from audit.documents import write_document
+
+        write_document(output, document, schema="checkpoint")
     if as_json:
         emit_json(document)
     else:

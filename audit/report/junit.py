@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from audit.documents.gate_result import RuleResult
 from audit.report.escape import xml_text
 from audit.report.markdown import claim_judged
 
@@ -25,12 +26,17 @@ def _evidence_text(evidence: object) -> str:
     return json.dumps(evidence, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def render_junit(rules: Sequence[Mapping[str, Any]], suite_name: str) -> str:
-    """JUnit XML for `rules`: each a mapping with rule (str), passed (bool), evidence (any).
+def _as_mapping(finding: Mapping[str, Any] | RuleResult) -> Mapping[str, Any]:
+    return finding.to_dict() if isinstance(finding, RuleResult) else finding
+
+
+def render_junit(findings: Sequence[Mapping[str, Any] | RuleResult], suite_name: str) -> str:
+    """JUnit XML, a testcase per finding: a gate RuleResult or a mapping (rule, passed, evidence).
 
     A rule that did not pass is a <failure> whose message is the rule and whose
     text is the evidence; a passing rule keeps its evidence in <system-out>.
     """
+    rules = [_as_mapping(f) for f in findings]
     failures = sum(1 for rule in rules if not rule.get("passed"))
     suites = ET.Element(
         "testsuites", name=xml_text(suite_name, 200), tests=str(len(rules)), failures=str(failures)

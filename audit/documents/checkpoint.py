@@ -1,0 +1,23 @@
+"""checkpoint.json: the one reader (schema, then the checks a schema cannot state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audit.documents.json_io import parse_object, read_bytes
+
+if TYPE_CHECKING:
+    from audit.tracking.checkpoint import Checkpoint
+
+SCHEMA = "checkpoint"
+
+
+def parse_checkpoint_document(raw: bytes, source: str) -> Checkpoint:
+    from audit.tracking.checkpoint import parse_checkpoint
+
+    return parse_checkpoint(parse_object(raw, source, SCHEMA), source)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    return parse_checkpoint_document(read_bytes(path), str(path))
