@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, printable, project_option
+from audit.cli._common import echo, emit_json, json_option, project_option
 from audit.errors import ExitCode, UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -57,6 +57,7 @@ def gate(
     re-run within tolerance; every claim met; with --tracking-uri, every trial
     sealed and the ledger verifying against --checkpoint.
     """
+    from audit.cli._findings import echo_findings
     from audit.cli.edd import parse_time
     from audit.documents import write_document
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gate_inputs, gather
@@ -82,19 +83,11 @@ def gate(
         write_document(output, document, schema="gate")
     if junit_file is not None:
         junit_file.write_text(
-            render_junit(result.rules, f"mlaudit gate {evidence.edd.id}"), encoding="utf-8"
+            render_junit(result.findings(), f"mlaudit gate {evidence.edd.id}"), encoding="utf-8"
         )
     if as_json:
         emit_json(document)
     else:
-        _render_text(document)
+        echo_findings(result.findings())
+        echo("gate: PASSED" if result.passed else "gate: FAILED")
     return int(ExitCode.OK if result.passed else ExitCode.CHECK_FAILED)
-
-
-def _render_text(document: dict[str, object]) -> None:
-    rules = document["rules"]
-    assert isinstance(rules, list)
-    for rule in rules:
-        mark = "PASS" if rule["passed"] else "FAIL"
-        echo(f"{mark}  {rule['rule']:<20} {printable(str(rule['evidence']))}")
-    echo("gate: PASSED" if document["passed"] else "gate: FAILED")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.documents.json_io import parse_object, read_bytes
+from audit.findings import Finding
 
 SCHEMA = "gate"
 SCHEMA_ID = "mlaudit/gate/v1"
@@ -35,6 +36,9 @@ class RuleResult:
             "passed": self.passed,
             "evidence": self.evidence,
         }
+
+    def finding(self) -> Finding:
+        return Finding(self.rule, self.passed, self.evidence, kind=self.kind, title=self.title)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RuleResult:
@@ -70,6 +74,9 @@ class GateResult:
     @property
     def reasons(self) -> list[str]:
         return [f"{r.rule}: {r.evidence}" for r in self.rules if not r.passed]
+
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(r.finding() for r in self.rules)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

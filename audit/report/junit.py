@@ -1,7 +1,8 @@
 """JUnit XML: one testcase per gate rule, for GitLab's MR test widget and GitHub test reporters.
 
-`render_junit` is the one writer (the gate reuses it); `rules_from_analysis`
-derives rules when only analysis.json (and optionally results.json) is known.
+`render_junit(findings, suite_name)` is the one writer; JUnit shows the gate's rules
+(gate.json), the one decision. `rules_from_analysis` is the old statistics-only rule
+list kept only until `report render --format junit` reads gate.json; do not add callers.
 Text goes through ElementTree, which escapes markup, after characters that XML
 1.0 cannot carry are replaced.
 """
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audit.documents.gate_result import RuleResult
+from audit.findings import Finding
 from audit.report.escape import xml_text
 from audit.report.markdown import claim_judged
 
@@ -26,12 +28,20 @@ def _evidence_text(evidence: object) -> str:
     return json.dumps(evidence, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _as_mapping(finding: Mapping[str, Any] | RuleResult) -> Mapping[str, Any]:
-    return finding.to_dict() if isinstance(finding, RuleResult) else finding
+JunitInput = Finding | RuleResult | Mapping[str, Any]
 
 
-def render_junit(findings: Sequence[Mapping[str, Any] | RuleResult], suite_name: str) -> str:
-    """JUnit XML, a testcase per finding: a gate RuleResult or a mapping (rule, passed, evidence).
+def _as_mapping(finding: JunitInput) -> Mapping[str, Any]:
+    if isinstance(finding, RuleResult):
+        finding = finding.finding()
+    if isinstance(finding, Finding):
+        return {"rule": finding.id, "passed": finding.passed, "evidence": finding.reason}
+    return finding
+
+
+def render_junit(findings: Sequence[JunitInput], suite_name: str) -> str:
+    """JUnit XML, a testcase per finding (audit.findings.Finding, a gate RuleResult, or a
+    mapping of a gate.json rule: rule, passed, evidence).
 
     A rule that did not pass is a <failure> whose message is the rule and whose
     text is the evidence; a passing rule keeps its evidence in <system-out>.
