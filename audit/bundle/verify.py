@@ -21,6 +21,7 @@ from audit.bundle import layout
 from audit.bundle.archive import Limits, read_archive
 from audit.bundle.attestation import open_envelope
 from audit.errors import BundleError, MlauditError
+from audit.findings import Finding, json_list
 
 if TYPE_CHECKING:
     from audit.edd import Edd
@@ -29,23 +30,6 @@ if TYPE_CHECKING:
 
 # Which schema each document role of the manifest's layout must satisfy.
 _ROLE_SCHEMAS = {"results": "results", "analysis": "analysis", "gate": "gate"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.file}:{self.field}: {self.message}"
-            if self.field
-            else f"{self.file}: {self.message}"
-        )
-
-    def to_dict(self) -> dict[str, str]:
-        return {"file": self.file, "field": self.field, "message": self.message}
 
 
 @dataclass
@@ -61,6 +45,14 @@ class BundleReport:
     def passed(self) -> bool:
         return not self.findings
 
+    def check_findings(self) -> list[Finding]:
+        """One finding per check, for the shared renderers."""
+        return [Finding(name, ok, "ok" if ok else self._failures(name)) for name, ok in self.checks]
+
+    def _failures(self, check: str) -> str:
+        count = sum(1 for f in self.findings if f.id == check)
+        return f"{count} finding(s)"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "bundle": self.path,
@@ -68,7 +60,7 @@ class BundleReport:
             "edd": self.edd,
             "decision": self.decision,
             "checks": [{"check": name, "passed": ok} for name, ok in self.checks],
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": json_list(self.findings),
             "notes": self.notes,
         }
 
@@ -85,9 +77,11 @@ class _Context:
         self.record_problems: list[str] = []
         self.evidence: Evidence | None = None
         self._documents: dict[str, dict[str, Any] | None] = {}
+        self.check = ""
 
     def fail(self, file: str, field_: str, message: str) -> None:
-        self.report.findings.append(Finding(file, field_, message))
+        pointer = f"{file}:{field_}" if field_ else file
+        self.report.findings.append(Finding(self.check, False, message, pointer))
 
     def path(self, role: str) -> str | None:
         path = self.manifest.get("layout", {}).get(role)
@@ -121,6 +115,7 @@ def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
     members = read_archive(path, Limits())
     ctx = _Context(members, report)
     for name, check in CHECKS:
+        ctx.check = name
         before = len(report.findings)
         try:
             check(ctx, at)

@@ -97,15 +97,14 @@ def verify(
 
 
 def _render_verification(result: object, as_json: bool) -> int:
-    from audit.tracking.ledger import Verification
+    from audit.cli._findings import echo_findings
+    from audit.tracking.ledger import LedgerVerification
 
-    assert isinstance(result, Verification)
+    assert isinstance(result, LedgerVerification)
     if as_json:
         emit_json(result.to_json())
     else:
-        for finding in result.findings:
-            where = f" [{finding.field}]" if finding.field else ""
-            echo(f"TAMPER {finding.kind}{where}: {printable(finding.message)}", err=True)
+        echo_findings([t.finding() for t in result.findings], err=True)
         for note in result.notes:
             echo(f"note: {printable(note)}", err=True)
         state = "OK" if result.ok else f"FAILED ({len(result.findings)} finding(s))"

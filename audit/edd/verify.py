@@ -38,6 +38,7 @@ from audit.edd.trust import (
     trust_from_git,
 )
 from audit.errors import InputError, Location, SignatureError, UsageError
+from audit.findings import Finding, json_list
 
 NAMESPACE = "mlaudit-edd"
 APPROVALS_DIR = "approvals"
@@ -89,8 +90,18 @@ class Verification:
     warnings: list[str] = field(default_factory=list)
     trust_project: str = ""  # the project folder whose .mlaudit/ was read ("" = top level)
 
+    def findings(self) -> list[Finding]:
+        """One finding per approval file, then the policy decision (shared renderers)."""
+        rows = [
+            Finding(f"approval {a.principal}", a.counted, f"{a.verdict}: {a.reason}", a.file)
+            for a in self.approvals
+        ]
+        decision = Finding("approved", self.passed, "; ".join(self.reasons), self.edd_id)
+        return [*rows, decision]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["findings"] = json_list(self.findings())
         data["approvals"] = [asdict(a) for a in self.approvals]
         data["trust_files"] = {
             name: {"sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}

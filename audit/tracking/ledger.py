@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from audit.errors import TrackingError, UsageError
+from audit.findings import Finding
 from audit.tracking import record as run_record
 from audit.tracking.checkpoint import Checkpoint, origin_of
 from audit.tracking.merkle import MerkleTree, verify_consistency, verify_inclusion
@@ -431,7 +432,9 @@ def consistency_proof(ledger: Ledger, old_size: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Finding:
+class Tamper:
+    """One way the ledger no longer matches its seals or checkpoint."""
+
     kind: str  # changed-value, deleted-run, inserted-run, reordered-seals, truncated-log,
     #            rewritten-history, unsealed-run, duplicate-seq, missing-seq, bad-checkpoint
     message: str
@@ -439,8 +442,16 @@ class Finding:
     seq: int | None = None
     field: str | None = None
 
+    def finding(self) -> Finding:
+        where = f"run {self.run_id}" if self.run_id else ""
+        if self.seq is not None:
+            where = f"{where} seq {self.seq}".strip()
+        if self.field:
+            where = f"{where}: {self.field}" if where else self.field
+        return Finding(self.kind, False, self.message, where)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        return self.finding().to_dict() | {
             "kind": self.kind,
             "message": self.message,
             "run_id": self.run_id,
@@ -450,13 +461,13 @@ class Finding:
 
 
 @dataclass
-class Verification:
+class LedgerVerification:
     origin: str
     experiment_id: str
     size: int
     root: str
     runs_checked: int
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Tamper] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checkpoint_size: int | None = None
     consistent_with_checkpoint: bool | None = None
@@ -465,6 +476,16 @@ class Verification:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def all_findings(self) -> list[Finding]:
+        """Every tamper found, then the verdict on the ledger as a whole (shared renderers)."""
+        verdict = Finding(
+            "ledger",
+            self.ok,
+            f"{self.runs_checked} runs, {self.size} seals, root {self.root}",
+            self.origin,
+        )
+        return [t.finding() for t in self.findings] + [verdict]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -482,9 +503,9 @@ class Verification:
         }
 
 
-def verify_ledger(ledger: Ledger, checkpoint: Checkpoint | None = None) -> Verification:
+def verify_ledger(ledger: Ledger, checkpoint: Checkpoint | None = None) -> LedgerVerification:
     """Recompute every record, check seal contiguity and, given a checkpoint, consistency."""
-    result = Verification(
+    result = LedgerVerification(
         ledger.origin, ledger.experiment_id, ledger.size, ledger.root, len(ledger.runs)
     )
     reference = _reference(checkpoint, result) if checkpoint is not None else None
@@ -503,7 +524,7 @@ class _Reference:
     records: dict[str, Any]
 
 
-def _reference(checkpoint: Checkpoint, result: Verification) -> _Reference:
+def _reference(checkpoint: Checkpoint, result: LedgerVerification) -> _Reference:
     if checkpoint.signature is not None:
         from audit.tracking.checkpoint import check_signature
 
@@ -534,7 +555,7 @@ def _jcs(value: object) -> bytes:
     return bytes(rfc8785.dumps(value))  # type: ignore[arg-type]
 
 
-def _check_runs(ledger: Ledger, reference: _Reference | None, result: Verification) -> None:
+def _check_runs(ledger: Ledger, reference: _Reference | None, result: LedgerVerification) -> None:
     sealed = {leaf.run_id: leaf for leaf in ledger.leaves}
     for run in ledger.runs:
         run_id = run.info.run_id
@@ -542,7 +563,7 @@ def _check_runs(ledger: Ledger, reference: _Reference | None, result: Verificati
         leaf = sealed.get(run_id)
         if run.info.lifecycle_stage != "active":
             result.findings.append(
-                Finding(
+                Tamper(
                     "deleted-run",
                     f"run {run_id} is marked deleted, which the store never allows",
                     run_id,
@@ -559,7 +580,7 @@ def _check_runs(ledger: Ledger, reference: _Reference | None, result: Verificati
                 ]
                 bad = [] if missing else [run_record.SEAL_SEQ_TAG]
                 result.findings.append(
-                    Finding(
+                    Tamper(
                         "unsealed-run",
                         f"run {run_id} is {run.info.status} but has no valid seal "
                         f"({', '.join(missing or bad)} {'missing' if missing else 'malformed'}): "
@@ -574,7 +595,7 @@ def _check_runs(ledger: Ledger, reference: _Reference | None, result: Verificati
         if digest != leaf.sha256:
             name, detail = _changed_field(ledger, run, reference)
             result.findings.append(
-                Finding(
+                Tamper(
                     "changed-value",
                     f"run {run_id} (seal {leaf.seq}): {detail}; the record no longer matches "
                     f"its seal (sealed {leaf.sha256[:12]}, now {digest[:12]})",
@@ -628,13 +649,15 @@ def _diff(old: Any, new: Any, path: str) -> list[tuple[str, Any, Any]]:
     return [] if old == new else [(path, old, new)]
 
 
-def _check_sequence(ledger: Ledger, reference: _Reference | None, result: Verification) -> None:
+def _check_sequence(
+    ledger: Ledger, reference: _Reference | None, result: LedgerVerification
+) -> None:
     old_by_seq = {leaf.seq: leaf for leaf in (reference.leaves if reference else [])}
     seen: dict[int, Leaf] = {}
     for leaf in ledger.leaves:
         if leaf.seq in seen:
             result.findings.append(
-                Finding(
+                Tamper(
                     "duplicate-seq",
                     f"seal {leaf.seq} is claimed by runs {seen[leaf.seq].run_id} "
                     f"and {leaf.run_id}: a run was inserted",
@@ -650,7 +673,7 @@ def _check_sequence(ledger: Ledger, reference: _Reference | None, result: Verifi
             old = old_by_seq.get(seq)
             who = f"run {old.run_id}" if old else "its run"
             result.findings.append(
-                Finding(
+                Tamper(
                     "missing-seq",
                     f"seal {seq} is missing ({who} was deleted or lost its seal)",
                     old.run_id if old else None,
@@ -661,7 +684,7 @@ def _check_sequence(ledger: Ledger, reference: _Reference | None, result: Verifi
 
 
 def _check_checkpoint(
-    ledger: Ledger, checkpoint: Checkpoint, reference: _Reference | None, result: Verification
+    ledger: Ledger, checkpoint: Checkpoint, reference: _Reference | None, result: LedgerVerification
 ) -> None:
     result.checkpoint_size = checkpoint.size
     if checkpoint.origin != ledger.origin:
@@ -681,7 +704,7 @@ def _check_checkpoint(
         result.findings.extend(named)
     elif checkpoint.size > ledger.size:
         result.findings.append(
-            Finding(
+            Tamper(
                 "truncated-log",
                 f"the log has {ledger.size} seals but the checkpoint had {checkpoint.size}",
                 seq=ledger.size,
@@ -689,7 +712,7 @@ def _check_checkpoint(
         )
     else:
         result.findings.append(
-            Finding(
+            Tamper(
                 "rewritten-history",
                 f"the first {checkpoint.size} seals no longer hash to the checkpoint's root: "
                 "history was rewritten (the checkpoint has no leaf list to name the runs)",
@@ -697,7 +720,7 @@ def _check_checkpoint(
         )
 
 
-def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
+def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Tamper]:
     """Compare the checkpoint's leaves with today's, seal by seal, and say what moved."""
     now = ledger.leaves
     now_by_run = {leaf.run_id: leaf for leaf in now}
@@ -708,7 +731,7 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
     if gone and intact_prefix and all(old.seq >= len(now) for old in gone):
         names = ", ".join(f"seal {leaf.seq} (run {leaf.run_id})" for leaf in gone[:5])
         return [
-            Finding(
+            Tamper(
                 "truncated-log",
                 f"the log has {len(now)} seals but the checkpoint had {len(old_leaves)}; "
                 f"cut off: {names}",
@@ -716,7 +739,7 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
                 gone[0].seq,
             )
         ]
-    findings: list[Finding] = []
+    findings: list[Tamper] = []
     for old in old_leaves:
         new = now_by_seq.get(old.seq)
         if new == old:
@@ -724,7 +747,7 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
         current = now_by_run.get(old.run_id)
         if current is None:
             findings.append(
-                Finding(
+                Tamper(
                     "deleted-run",
                     f"run {old.run_id} (seal {old.seq}) is gone from the log",
                     old.run_id,
@@ -733,7 +756,7 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
             )
         elif current.seq != old.seq:
             findings.append(
-                Finding(
+                Tamper(
                     "reordered-seals",
                     f"run {old.run_id} was seal {old.seq} and is now seal {current.seq}",
                     old.run_id,
@@ -743,7 +766,7 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
             )
         elif current.sha256 != old.sha256:
             findings.append(
-                Finding(
+                Tamper(
                     "rewritten-history",
                     f"run {old.run_id} (seal {old.seq}) was re-sealed with a different digest: "
                     "its record and seal were both rewritten",
@@ -754,7 +777,7 @@ def _name_rewrites(ledger: Ledger, old_leaves: list[Leaf]) -> list[Finding]:
             )
         if new is not None and new.run_id not in old_runs:
             findings.append(
-                Finding(
+                Tamper(
                     "inserted-run",
                     f"run {new.run_id} now sits at seal {new.seq}, inside the checkpointed history",
                     new.run_id,

@@ -122,6 +122,10 @@ def test_signed_bundle_verifies_offline(signed_bundle, study):
     assert report["passed"], report["findings"]
     assert all(check["passed"] for check in report["checks"])
     assert any("signed by SHA256:" in note for note in report["notes"])
+    text = mlaudit("bundle", "verify", signed_bundle, cwd=study.repo)
+    assert (
+        text.strip().splitlines()[-1] == f"bundle: VERIFIED; gate for {_edd_id(study)} v1: PASSED"
+    )
 
 
 def _rewrite(source: Path, target: Path, change, *, reseal: bool) -> Path:
@@ -222,7 +226,7 @@ def test_verify_names_every_tampered_member(signed_bundle, study, tmp_path, kind
     out = mlaudit("bundle", "verify", forged, "--json", cwd=study.repo, check=False)
     report = json.loads(out)
     assert not report["passed"]
-    findings = [f"{f['file']}:{f['field']}: {f['message']}" for f in report["findings"]]
+    findings = [f"{f['pointer']}: {f['reason']}" for f in report["findings"]]
     if reseal:
         assert any(expected in finding for finding in findings), findings
     else:
@@ -392,7 +396,7 @@ def test_bundle_verify_fails_when_results_differ_from_the_sealed_records(
     )
     report = json.loads(mlaudit("bundle", "verify", forged, "--json", cwd=study.repo, check=False))
     assert not report["passed"]
-    messages = [f["message"] for f in report["findings"] if f["file"] == layout.RESULTS]
+    messages = [f["reason"] for f in report["findings"] if f["pointer"].startswith(layout.RESULTS)]
     for trial in touched:
         assert any(m.startswith(f"trial {trial}: {field}: ") for m in messages), messages
 
