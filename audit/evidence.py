@@ -3,7 +3,7 @@
 Live (`gather` + `attach_ledger`): the study's files, the trust files from git, the
 sealed runs from the tracking server. Offline (`offline_evidence`, used by `bundle
 verify`): the same documents and the sealed records proven by their inclusion proofs,
-all taken from a bundle's members. Both give one `Evidence`; `gate_inputs` turns it
+all taken from a bundle's members. Both give one `StudyEvidence`; `gate_inputs` turns it
 into the gate's plain inputs, so the gate and `bundle verify` judge alike.
 
 Deliberate recomputation: `gate_inputs` recomputes the analysis (with the seed and
@@ -72,7 +72,7 @@ class SealedRuns:
 
 
 @dataclass
-class Evidence:
+class StudyEvidence:
     edd: Edd
     verification: Verification
     results: Results
@@ -109,7 +109,7 @@ def run_time(results: Results) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def gather(files: StudyFiles, trust: TrustSource, *, at: datetime | None = None) -> Evidence:
+def gather(files: StudyFiles, trust: TrustSource, *, at: datetime | None = None) -> StudyEvidence:
     """The live source: files and the trust ref (add sealed runs with `attach_ledger`)."""
     from audit.edd import verify_edd
 
@@ -132,10 +132,10 @@ def assemble(
     results: Results,
     analysis: Analysis,
     sealed: SealedRuns | None = None,
-) -> Evidence:
+) -> StudyEvidence:
     """Evidence from parts either source has loaded; the signed plan is expanded here."""
     expected_plan, plan_error = _expected_plan(edd)
-    return Evidence(edd, verification, results, analysis, expected_plan, plan_error, sealed)
+    return StudyEvidence(edd, verification, results, analysis, expected_plan, plan_error, sealed)
 
 
 def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
@@ -148,7 +148,7 @@ def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def attach_ledger(
-    evidence: Evidence,
+    evidence: StudyEvidence,
     tracking_uri: str,
     *,
     experiment: str | None = None,
@@ -167,7 +167,8 @@ def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
 
     from audit.documents import read_checkpoint
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.ledger_verify import verify_ledger
 
     checkpoint = read_checkpoint(source.checkpoint) if source.checkpoint else None
     client = connect(source.uri)
@@ -183,17 +184,17 @@ def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
     return SealedRuns(source.uri, records, verification.ok, problems, ledger, checkpoint)
 
 
-def recompute_analysis(evidence: Evidence) -> dict[str, Any]:
+def recompute_analysis(evidence: StudyEvidence) -> dict[str, Any]:
     """The analysis from the sealed values (or results.json), as analysis.json's method ran it.
 
-    Computed once per Evidence: the gate and `bundle verify` both judge this one.
+    Computed once per study evidence: the gate and `bundle verify` both judge this one.
     """
     if evidence._recomputed is None:
         evidence._recomputed = _recompute(evidence)
     return evidence._recomputed
 
 
-def _recompute(evidence: Evidence) -> dict[str, Any]:
+def _recompute(evidence: StudyEvidence) -> dict[str, Any]:
     from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, analyze_results
 
     document: Mapping[str, Any] = evidence.results.document
@@ -210,7 +211,7 @@ def _recompute(evidence: Evidence) -> dict[str, Any]:
     )
 
 
-def tracking_evidence(evidence: Evidence) -> TrackingEvidence | None:
+def tracking_evidence(evidence: StudyEvidence) -> TrackingEvidence | None:
     comparison = evidence.sealed_comparison()
     if evidence.sealed is None or comparison is None:
         return None
@@ -223,7 +224,7 @@ def tracking_evidence(evidence: Evidence) -> TrackingEvidence | None:
     )
 
 
-def gate_inputs(evidence: Evidence) -> GateInputs:
+def gate_inputs(evidence: StudyEvidence) -> GateInputs:
     recomputed: dict[str, Any] | None = None
     recompute_error = None
     try:

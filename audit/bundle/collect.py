@@ -16,7 +16,7 @@ from audit.errors import BundleError, InputError, Location
 
 if TYPE_CHECKING:
     from audit.documents import GateResult
-    from audit.evidence import Evidence
+    from audit.evidence import StudyEvidence
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
     )
 
 
-def _check_gate(evidence: Evidence, gate: GateResult) -> None:
+def _check_gate(evidence: StudyEvidence, gate: GateResult) -> None:
     """A bundle never carries a gate.json that does not follow from the evidence it carries.
 
     The gate is judged again here, deliberately, from the same evidence `bundle verify`
@@ -156,13 +156,13 @@ def _dvc_lock(request: BundleRequest) -> bytes | None:
     return _read(candidate) if candidate.is_file() else None
 
 
-def _records(evidence: Evidence) -> tuple[list[SealedRecord], bytes | None]:
+def _records(evidence: StudyEvidence) -> tuple[list[SealedRecord], bytes | None]:
     """Every trial's sealed record with its inclusion proof in the (given or new) checkpoint."""
     sealed = evidence.sealed
     if sealed is None or sealed.ledger is None:
         return [], None
     from audit.documents import dumps
-    from audit.tracking.ledger import inclusion_proof, take_checkpoint
+    from audit.tracking.proofs import inclusion_proof, take_checkpoint
     from audit.tracking.runspec import sealed_execution_run, sealed_trial_runs
 
     if not sealed.ledger_ok:

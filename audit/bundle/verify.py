@@ -26,7 +26,7 @@ from audit.findings import Finding, json_list
 if TYPE_CHECKING:
     from audit.edd import Edd
     from audit.edd.verify import Verification
-    from audit.evidence import Evidence
+    from audit.evidence import StudyEvidence
 
 # Which schema each document role of the manifest's layout must satisfy.
 _ROLE_SCHEMAS = {"results": "results", "analysis": "analysis", "gate": "gate"}
@@ -75,7 +75,7 @@ class _Context:
         self.proven: dict[str, dict[str, Any]] = {}
         self.records_ok = True
         self.record_problems: list[str] = []
-        self.evidence: Evidence | None = None
+        self.evidence: StudyEvidence | None = None
         self._documents: dict[str, dict[str, Any] | None] = {}
         self.check = ""
 

@@ -40,7 +40,8 @@ def checkpoint(
     """Print a checkpoint (origin, size, Merkle root) of the sealed runs, optionally signed."""
     from audit.tracking.checkpoint import sign_checkpoint
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.ledger_verify import verify_ledger
 
     client = connect(tracking_uri)
     ledger = fetch_ledger(client, tracking_uri, resolve_experiment(client, experiment))
@@ -48,7 +49,7 @@ def checkpoint(
     verification = verify_ledger(ledger)
     if not verification.ok:
         return _render_verification(verification, as_json)
-    from audit.tracking.ledger import take_checkpoint
+    from audit.tracking.proofs import take_checkpoint
 
     taken = take_checkpoint(ledger, with_records=with_records)
     if sign_key is not None:
@@ -86,7 +87,8 @@ def verify(
     """Refetch every sealed run, recompute records and root, compare with a checkpoint."""
     from audit.tracking.checkpoint import load_checkpoint
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.ledger_verify import verify_ledger
 
     older = load_checkpoint(checkpoint_file) if checkpoint_file else None
     client = connect(tracking_uri)
@@ -98,7 +100,7 @@ def verify(
 
 def _render_verification(result: object, as_json: bool) -> int:
     from audit.cli._findings import echo_findings
-    from audit.tracking.ledger import LedgerVerification
+    from audit.tracking.ledger_verify import LedgerVerification
 
     assert isinstance(result, LedgerVerification)
     if as_json:

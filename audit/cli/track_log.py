@@ -143,7 +143,7 @@ def log(
 @json_option
 def flush(tracking_uri: str, spool_dir: Path, as_json: bool) -> int:
     """Replay spooled records to the server; each trial lands exactly once."""
-    from audit.tracking.spool import flush as flush_spool
+    from audit.tracking.replay import flush as flush_spool
 
     summary = flush_spool(tracking_uri, spool_dir)
     if as_json:

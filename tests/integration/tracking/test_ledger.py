@@ -15,13 +15,9 @@ from tracking_study import make_results, superuser
 from audit.errors import SignatureError, ValidationFailed
 from audit.tracking.checkpoint import check_signature, load_checkpoint, parse_checkpoint
 from audit.tracking.client import connect, log_results
-from audit.tracking.ledger import (
-    fetch_ledger,
-    inclusion_proofs,
-    resolve_experiment,
-    take_checkpoint,
-    verify_ledger,
-)
+from audit.tracking.ledger import fetch_ledger, resolve_experiment
+from audit.tracking.ledger_verify import verify_ledger
+from audit.tracking.proofs import inclusion_proofs, take_checkpoint
 
 
 @pytest.fixture
