@@ -14,9 +14,15 @@ SCHEMA = "checkpoint"
 
 
 def parse_checkpoint_document(raw: bytes, source: str) -> Checkpoint:
+    from audit._resources import check_schema
     from audit.tracking.checkpoint import parse_checkpoint
 
-    return parse_checkpoint(parse_object(raw, source, SCHEMA), source)
+    document = parse_object(raw, source)
+    # The hand-written checks first: their messages say what a checkpoint field is
+    # ("must be a sha256 hex digest"); the schema then catches anything else.
+    checkpoint = parse_checkpoint(document, source)
+    check_schema(document, SCHEMA, source)
+    return checkpoint
 
 
 def read_checkpoint(path: Path) -> Checkpoint:

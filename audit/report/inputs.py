@@ -55,16 +55,15 @@ def check_checkpoint(document: Any, file: str) -> dict[str, Any]:
 
     if not isinstance(document, dict):
         raise ValidationFailed(file, [("", "a checkpoint must be a JSON object")])
-    check_schema(document, "checkpoint", file)
     parse_checkpoint(document, file)
+    check_schema(document, "checkpoint", file)
     return document
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     from audit.documents import parse_object, read_bytes
 
-    document = parse_object(read_bytes(path), str(path), "checkpoint")
-    return check_checkpoint(document, str(path))
+    return check_checkpoint(parse_object(read_bytes(path), str(path)), str(path))
 
 
 def check_consistent(inputs: ReportInputs) -> None:
