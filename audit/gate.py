@@ -12,22 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from audit.documents.gate_result import EddRef, GateResult, RuleResult
+from audit.documents.gate_result import RULE_KINDS, EddRef, GateResult, RuleResult
 from audit.edd.model import Edd
-
-# What kind of evidence each rule judges. The report's headline says whether a
-# failed gate means "the claims are not supported" or "the audit evidence failed",
-# and names the kind; it reads this from gate.json, never from rule ids.
-RULE_KINDS: dict[str, str] = {
-    "edd-verified": "approvals",
-    "protocol-as-signed": "protocol",
-    "budget": "budget",
-    "no-attrition": "attrition",
-    "provenance": "provenance",
-    "reproducible": "reproducibility",
-    "claims": "claims",
-    "tracking-sealed": "ledger",
-}
 
 
 @dataclass(frozen=True)
@@ -62,7 +48,7 @@ Rule = Callable[[GateInputs], RuleResult]
 
 
 def _rule(rule: str, title: str, passed: bool, evidence: str) -> RuleResult:
-    return RuleResult(rule, RULE_KINDS[rule], title, passed, evidence)
+    return RuleResult(rule, title, passed, evidence, RULE_KINDS[rule])
 
 
 def _result(rule: str, title: str, problems: Sequence[str], ok_evidence: str) -> RuleResult:

@@ -17,16 +17,34 @@ from audit.findings import Finding
 SCHEMA = "gate"
 SCHEMA_ID = "mlaudit/gate/v1"
 
+# What kind of evidence each rule judges. The report's headline says whether a
+# failed gate means "the claims are not supported" or "the audit evidence failed",
+# and names the kind; it reads this from gate.json, never from rule ids.
+RULE_KINDS: dict[str, str] = {
+    "edd-verified": "approvals",
+    "protocol-as-signed": "protocol",
+    "budget": "budget",
+    "no-attrition": "attrition",
+    "provenance": "provenance",
+    "reproducible": "reproducibility",
+    "claims": "claims",
+    "tracking-sealed": "ledger",
+}
+
 
 @dataclass(frozen=True)
 class RuleResult:
     """One gate rule judged: id, the kind of evidence it judges, and why it passed or failed."""
 
     rule: str
-    kind: str
     title: str
     passed: bool
     evidence: str
+    kind: str = ""  # default: the kind RULE_KINDS gives the rule
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", RULE_KINDS.get(self.rule, ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,10 +62,10 @@ class RuleResult:
     def from_json(cls, data: Mapping[str, Any]) -> RuleResult:
         return cls(
             rule=str(data["rule"]),
-            kind=str(data["kind"]),
             title=str(data["title"]),
             passed=bool(data["passed"]),
             evidence=str(data["evidence"]),
+            kind=str(data["kind"]),
         )
 
 
