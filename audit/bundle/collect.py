@@ -36,6 +36,7 @@ class BundleRequest:
     dvc_lock: Path | None = None
     lock_file: Path | None = None
     sign_key: Path | None = None
+    sealed_file: Path | None = None
 
 
 def _read(path: Path) -> bytes:
@@ -49,7 +50,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
     """The bundle's members from the one evidence builder: each document parsed once,
     the EDD verified once on the bytes that go into the bundle, the ledger fetched once.
     """
-    from audit.documents import read_bytes, read_gate_result
+    from audit.documents import dumps, read_bytes, read_gate_result
     from audit.edd.verify import approval_files
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gather
 
@@ -63,7 +64,11 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
             location=Location(evidence.results.source, "/created_at"),
         )
     gate = read_gate_result(request.gate_file)
-    if request.tracking_uri:
+    sealed_part = None
+    if request.sealed_file is not None:
+        # The sealed runs the gate judged (gate --sealed-out): no second fetch of the ledger.
+        sealed_part = read_sealed_evidence(request.sealed_file, evidence)
+    elif request.tracking_uri:
         attach_ledger(
             evidence,
             request.tracking_uri,
@@ -77,7 +82,11 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
         for name, path in (("report.md", request.report_md), ("report.html", request.report_html))
         if path is not None
     }
-    records, checkpoint = _records(evidence)
+    if sealed_part is None:
+        records, checkpoint_json = sealed_records(evidence)
+    else:
+        records, checkpoint_json = sealed_part
+    checkpoint = dumps(checkpoint_json) if checkpoint_json is not None else None
     results = evidence.results.document
     return BundleInputs(
         edd_name=request.edd.name,
@@ -156,12 +165,13 @@ def _dvc_lock(request: BundleRequest) -> bytes | None:
     return _read(candidate) if candidate.is_file() else None
 
 
-def _records(evidence: StudyEvidence) -> tuple[list[SealedRecord], bytes | None]:
+def sealed_records(
+    evidence: StudyEvidence,
+) -> tuple[list[SealedRecord], dict[str, Any] | None]:
     """Every trial's sealed record with its inclusion proof in the (given or new) checkpoint."""
     sealed = evidence.sealed
     if sealed is None or sealed.ledger is None:
         return [], None
-    from audit.documents import dumps
     from audit.tracking.proofs import inclusion_proof, take_checkpoint
     from audit.tracking.runspec import sealed_execution_run, sealed_trial_runs
 
@@ -202,4 +212,62 @@ def _records(evidence: StudyEvidence) -> tuple[list[SealedRecord], bytes | None]
     checkpoint_json = checkpoint.to_json()
     checkpoint_json.pop("records", None)
     checkpoint_json.pop("taken_at", None)  # keep the bundle deterministic for the same inputs
-    return records, dumps(checkpoint_json)
+    return records, checkpoint_json
+
+
+SEALED_SCHEMA_ID = "mlaudit/sealed/v1"
+
+
+def sealed_evidence_document(evidence: StudyEvidence) -> dict[str, Any]:
+    """sealed.json: the sealed records the gate judged, with their proofs and checkpoint."""
+    records, checkpoint = sealed_records(evidence)
+    if checkpoint is None:
+        raise InputError("no sealed runs to write: give --tracking-uri")
+    return {
+        "schema": SEALED_SCHEMA_ID,
+        "results_sha256": evidence.results.sha256,
+        "checkpoint": checkpoint,
+        "records": [r.to_json() for r in records],
+    }
+
+
+def read_sealed_evidence(
+    path: Path, evidence: StudyEvidence
+) -> tuple[list[SealedRecord], dict[str, Any]]:
+    """Read sealed.json, prove every record offline, and attach the proven runs to `evidence`.
+
+    The offline source of the evidence builder: nothing is fetched, and a record that
+    does not prove itself against the checkpoint stops the bundle.
+    """
+    from audit.documents import parse_object, read_bytes
+    from audit.evidence import SealedRuns
+    from audit.tracking.checkpoint import parse_checkpoint
+    from audit.tracking.sealed import prove_record
+
+    file = str(path)
+    document = parse_object(read_bytes(path), file, "sealed")
+    if document["results_sha256"] != evidence.results.sha256:
+        raise BundleError(
+            "was written for another results.json", location=Location(file, "/results_sha256")
+        )
+    checkpoint = parse_checkpoint(document["checkpoint"], file)
+    root = bytes.fromhex(checkpoint.root)
+    records: list[SealedRecord] = []
+    for index, entry in enumerate(document["records"]):
+        problem = prove_record(entry, checkpoint.size, root)
+        if problem is not None:
+            raise BundleError(problem, location=Location(file, f"/records/{index}"))
+        records.append(
+            SealedRecord(
+                experiment_id=entry["experiment_id"],
+                run_id=entry["run_id"],
+                seq=entry["seq"],
+                sha256=entry["sha256"],
+                record=entry["record"],
+                leaf_index=entry["leaf_index"],
+                inclusion_proof=entry["inclusion_proof"],
+            )
+        )
+    proven = {r.run_id: dict(r.record) for r in records}
+    evidence.sealed = SealedRuns(file, proven, ledger_ok=True, checkpoint=checkpoint)
+    return records, dict(document["checkpoint"])

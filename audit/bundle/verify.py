@@ -246,32 +246,30 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
 
 
 def _prove_record(ctx: _Context, name: str, size: int, root: bytes) -> None:
-    import rfc8785
-
     from audit.documents import parse_json
-    from audit.tracking.merkle import verify_inclusion
-    from audit.tracking.record import record_sha256
+    from audit.tracking.sealed import prove_record
 
-    def refuse(field_: str, message: str) -> None:
-        ctx.fail(name, field_, message)
-        ctx.records_ok = False
-        ctx.record_problems.append(f"{name}: {message}")
-
+    problem: str | None
     try:
         entry = parse_json(ctx.members[name], name)
-        # JCS is idempotent, so re-serialising the parsed record gives the sealed bytes.
-        digest = record_sha256(rfc8785.dumps(entry["record"]))
-        proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
-        index, sealed = int(entry["leaf_index"]), str(entry["sha256"])
-    except (MlauditError, KeyError, TypeError, ValueError) as error:
-        refuse("", f"not a sealed record entry: {error}")
-        return
-    if digest != sealed:
-        refuse("/record", "recomputed record digest differs from its seal")
-    elif not verify_inclusion(bytes.fromhex(digest), index, size, proof, root):
-        refuse("/inclusion_proof", "does not prove inclusion in the checkpoint")
+    except MlauditError as error:
+        entry, problem = None, f"not a sealed record entry: {error.message}"
     else:
+        problem = (
+            prove_record(entry, size, root)
+            if isinstance(entry, dict)
+            else "not a sealed record entry"
+        )
+    if problem is None and isinstance(entry, dict):
         ctx.proven[str(entry["run_id"])] = entry["record"]
+        return
+    field_ = {
+        "recomputed record digest differs from its seal": "/record",
+        "does not prove inclusion in the checkpoint": "/inclusion_proof",
+    }.get(str(problem), "")
+    ctx.fail(name, field_, str(problem))
+    ctx.records_ok = False
+    ctx.record_problems.append(f"{name}: {problem}")
 
 
 def _check_evidence(ctx: _Context, at: datetime | None) -> None:

@@ -25,6 +25,7 @@ DIR_DEFAULTS = {
     "report_md": "report.md",
     "report_html": "report.html",
     "checkpoint_file": "checkpoint.json",
+    "sealed_file": "sealed.json",
 }
 
 
@@ -50,6 +51,12 @@ def bundle() -> None:
 @click.option("--tracking-uri", metavar="URI", help="Include sealed records and inclusion proofs.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
 @click.option("--checkpoint", "checkpoint_file", type=_IN, help="Published checkpoint to prove to.")
+@click.option(
+    "--sealed",
+    "sealed_file",
+    type=_IN,
+    help="sealed.json from `gate --sealed-out`: the sealed runs the gate judged (no server).",
+)
 @click.option("--dvc-lock", type=_IN, help="dvc.lock (default: next to the EDD, if present).")
 @click.option("--lock-file", type=_IN, help="Environment lock file (default: from provenance).")
 @click.option("--sign-key", type=_IN, help="SSH private key to sign the attestation with.")

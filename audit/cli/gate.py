@@ -30,6 +30,12 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--tracking-uri", metavar="URI", help="Also check every trial is sealed and verify.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
 @click.option("--checkpoint", "checkpoint_file", type=_FILE, help="Earlier checkpoint to extend.")
+@click.option(
+    "--sealed-out",
+    "sealed_out",
+    type=_OUT,
+    help="With --tracking-uri: write the sealed runs judged, with proofs (for bundle create).",
+)
 @click.option("--junit", "junit_file", type=_OUT, help="Also write JUnit XML, a testcase per rule.")
 @click.option("-o", "--output", type=_OUT, help="Write the gate result (gate.json) here.")
 @json_option
@@ -44,6 +50,7 @@ def gate(
     tracking_uri: str | None,
     experiment: str | None,
     checkpoint_file: Path | None,
+    sealed_out: Path | None,
     junit_file: Path | None,
     output: Path | None,
     as_json: bool,
@@ -66,6 +73,8 @@ def gate(
 
     if (trust_ref is None) == (trust_dir is None):
         raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    if sealed_out is not None and not tracking_uri:
+        raise UsageError("--sealed-out needs --tracking-uri (the sealed runs to write)")
     if trust_dir is not None:
         echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
     evidence = gather(
@@ -81,6 +90,10 @@ def gate(
     document = result.to_dict()
     if output is not None:
         write_document(output, document, schema="gate")
+    if sealed_out is not None:
+        from audit.bundle.collect import sealed_evidence_document
+
+        write_document(sealed_out, sealed_evidence_document(evidence), schema="sealed")
     if junit_file is not None:
         junit_file.write_text(
             render_junit(result.findings(), f"mlaudit gate {evidence.edd.id}"), encoding="utf-8"

@@ -159,3 +159,26 @@ def sealed_document(results: Results, records: Mapping[str, Record]) -> dict[str
             entry["status"] = status
         entry["metrics"] = {k: v for k, v in latest_values(record).items() if v is not None}
     return document
+
+
+def prove_record(entry: Mapping[str, Any], size: int, root: bytes) -> str | None:
+    """Why a sealed-record entry (record, sha256, leaf_index, inclusion_proof) does not
+    prove itself against a checkpoint of `size` leaves and `root`; None when it does.
+    """
+    import rfc8785
+
+    from audit.tracking.merkle import verify_inclusion
+    from audit.tracking.record import record_sha256
+
+    try:
+        # JCS is idempotent, so re-serialising the parsed record gives the sealed bytes.
+        digest = record_sha256(rfc8785.dumps(entry["record"]))
+        proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
+        index, sealed = int(entry["leaf_index"]), str(entry["sha256"])
+    except (KeyError, TypeError, ValueError) as error:
+        return f"not a sealed record entry: {error}"
+    if digest != sealed:
+        return "recomputed record digest differs from its seal"
+    if not verify_inclusion(bytes.fromhex(digest), index, size, proof, root):
+        return "does not prove inclusion in the checkpoint"
+    return None

@@ -453,3 +453,45 @@ def test_gate_names_a_flipped_verdict_and_a_removed_comparison(study, tmp_path):
     claims = {r["rule"]: r["evidence"] for r in json.loads(out)["rules"]}["claims"]
     assert f"/comparisons/{claimed[0]}/verdict for {flipped['target']}" in claims
     assert f"lacks the comparison {removed['target']} on {removed['metric']}" in claims
+
+
+def test_bundle_from_the_gates_sealed_evidence_equals_the_live_one(study, mlflow_server, tmp_path):
+    """bundle create reuses what the gate judged (gate --sealed-out): same bundle, no server."""
+    sealed = tmp_path / "sealed.json"
+    mlaudit(
+        "gate",
+        *gate_args(study),
+        "--tracking-uri",
+        mlflow_server.uri,
+        "--experiment",
+        _edd_id(study),
+        "--checkpoint",
+        study.out / "checkpoint.json",
+        "--sealed-out",
+        sealed,
+        cwd=study.repo,
+    )
+    offline = tmp_path / "offline.tar.gz"
+    common = ["--edd", study.edd, "--dir", study.out, "--trust-ref", "main"]
+    mlaudit("bundle", "create", "-o", offline, *common, "--sealed", sealed, cwd=study.repo)
+    live = _bundle(study, tmp_path / "live.tar.gz", mlflow_server.uri)
+    assert offline.read_bytes() == live.read_bytes()
+    report = json.loads(mlaudit("bundle", "verify", offline, "--json", cwd=study.repo))
+    assert report["passed"], report["findings"]
+
+    document = json.loads(sealed.read_text())
+    record = document["records"][0]["record"]
+    key = sorted(record["metrics"])[0]
+    record["metrics"][key][0][2] += 0.1
+    sealed.write_text(json.dumps(document))
+    proc = subprocess.run(
+        [sys.executable, "-m", "audit", "bundle", "create", "-o", str(tmp_path / "x.tar.gz")]
+        + [str(a) for a in common]
+        + ["--sealed", str(sealed)],
+        cwd=study.repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"{sealed}:/records/0: recomputed record digest differs from its seal" in proc.stderr

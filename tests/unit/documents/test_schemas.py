@@ -20,7 +20,7 @@ def check_jsonschema(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("name", ["gate", "checkpoint", "results", "analysis"])
+@pytest.mark.parametrize("name", ["gate", "checkpoint", "sealed", "results", "analysis"])
 def test_schema_passes_the_metaschema_check(name):
     schema = SCHEMAS / f"{name}.schema.json"
     proc = check_jsonschema("--check-metaschema", schema)
