@@ -60,10 +60,14 @@ def render_text(analysis: dict[str, Any], output: Path) -> None:
     help="Where to write analysis.json ('-' for stdout).",
 )
 @click.option(
+    "--resampling-seed",
     "--seed",
+    "seed",
     type=click.IntRange(min=0, max=2**63 - 1),
     default=None,
-    help="Seed of the bootstrap and Monte Carlo draws (recorded in the output; default 20211).",
+    # Not the trials' seeds (those are signed in the EDD): only the resampling's.
+    help="Seed of the bootstrap and Monte Carlo draws, not of any trial (recorded in the "
+    "output; default 20211). --seed is the older name.",
 )
 @click.option(
     "--resamples",
