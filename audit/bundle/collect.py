@@ -50,7 +50,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
     """The bundle's members from the one evidence builder: each document parsed once,
     the EDD verified once on the bytes that go into the bundle, the ledger fetched once.
     """
-    from audit.documents import dumps, read_bytes, read_gate_result
+    from audit.documents import dumps, read_gate_result
     from audit.edd.verify import approval_files
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gather
 
@@ -90,7 +90,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
     results = evidence.results.document
     return BundleInputs(
         edd_name=request.edd.name,
-        edd=read_bytes(request.edd),
+        edd=evidence.edd.raw,
         approvals={p.name: _read(p) for p in approval_files(request.edd)},
         trust_files=dict(verification.trust_files),
         trust_source={
@@ -100,7 +100,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
         },
         results=evidence.results.raw,
         analysis=evidence.analysis.raw,
-        gate=read_bytes(request.gate_file),
+        gate=gate.raw,
         reports=reports,
         records=records,
         checkpoint=checkpoint,

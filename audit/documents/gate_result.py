@@ -88,6 +88,7 @@ class GateResult:
     edd: EddRef | None = None
     results_sha256: str | None = None
     source: str = field(default="", compare=False)
+    raw: bytes = field(default=b"", compare=False, repr=False)  # the bytes read, if read
 
     @property
     def reasons(self) -> list[str]:
@@ -124,6 +125,7 @@ def parse_gate_result(raw: bytes, source: str) -> GateResult:
         edd=EddRef(str(edd["id"]), int(edd["version"]), str(edd["digest"])) if edd else None,
         results_sha256=document.get("results_sha256"),
         source=source,
+        raw=raw,
     )
 
 
