@@ -71,6 +71,11 @@ def test_json_output(approved, run_cli):
     assert data["trust_ref"] == "main"
     assert [a["principal"] for a in data["approvals"]] == ["alice@x", "carol@x"]
     assert set(data["trust_files"][".mlaudit/policy.yaml"]) == {"sha256", "size"}
+    # The shared findings model: one per approval file, then the decision.
+    findings = data["findings"]
+    assert [f["id"] for f in findings] == ["approval alice@x", "approval carol@x", "approved"]
+    assert findings[0]["pointer"] == "approvals/alice@x.sig"
+    assert all(f["passed"] for f in findings)
 
 
 def test_quorum_not_met_exits_1(approved, run_cli):

@@ -495,3 +495,16 @@ def test_bundle_from_the_gates_sealed_evidence_equals_the_live_one(study, mlflow
     )
     assert proc.returncode == 1, proc.stderr
     assert f"{sealed}:/records/0: recomputed record digest differs from its seal" in proc.stderr
+
+
+def test_judge_study_is_what_mlaudit_gate_decides(study, mlflow_server, monkeypatch):
+    """The facade the fork-safe publisher calls gives gate.json's decision, rule for rule."""
+    from audit.evidence import StudyFiles, TrackingSource, TrustSource, judge_study
+
+    monkeypatch.chdir(study.repo)
+    result = judge_study(
+        StudyFiles(study.edd, study.out / "results.json", study.out / "analysis.json"),
+        TrustSource("main", study.repo),
+        tracking=TrackingSource(mlflow_server.uri, _edd_id(study), study.out / "checkpoint.json"),
+    )
+    assert result.to_dict() == json.loads((study.out / "gate.json").read_text())
