@@ -188,3 +188,18 @@ def test_a_killed_writer_leaves_the_old_file_or_none(tmp_path):
             document = json.loads(path.read_bytes())  # whole, never half a file
             assert document["n"] >= 1
             assert len(document["pad"]) == 20000
+
+
+def test_the_bundle_member_reader_refuses_with_pointers():
+    from audit.bundle.verify import BundleReport, _Context
+
+    report = BundleReport("b.tar.gz")
+    ctx = _Context({"results/results.json": HOSTILE}, report)
+    ctx.manifest = {"layout": {"results": "results/results.json"}}
+    ctx.check = "results-sealed"
+    assert ctx.json("results") is None
+    pointers = {f.pointer: f.reason for f in report.findings}
+    assert pointers["results/results.json:/a"] == "duplicate key 'a'"
+    assert pointers["results/results.json:/b"] == "NaN is not a finite JSON number"
+    assert ctx.json("results") is None  # parsed once: no second set of findings
+    assert len(report.findings) == 2
