@@ -20,6 +20,9 @@ class ExitCode(enum.IntEnum):
     CHECK_FAILED = 1
     USAGE = 2
     INTERNAL = 3
+    # `ablate run` finished but some planned trials did not succeed (attrition). Not 1:
+    # nothing was judged yet; CI carries on to collect/gate (`--attrition-ok`).
+    TRIALS_FAILED = 4
     INTERRUPTED = 130
 
 

@@ -140,12 +140,26 @@ def rule_no_attrition(inputs: GateInputs) -> RuleResult:
         if t.get("status") != "succeeded"
     ]
     attrition = inputs.analysis.get("attrition", [])
+    # A succeeded trial without a usable metric (missing, NaN) is never "allowed": the
+    # allowance is for trials that failed, and a lost metric hides which seeds broke.
+    lost_metrics = [
+        f"{a.get('arm')}/{a.get('seed')} {a.get('metric')}"
+        for a in attrition
+        if a.get("status") == "succeeded"
+    ]
     problems: list[str] = []
     if len(bad) > allowed:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         problems.append(f"{len(bad)} trial(s) did not succeed (policy allows {allowed}): {shown}")
     if attrition and len(bad) > allowed:
         problems.append(f"{len(attrition)} unpaired trial(s) in the analysis")
+    if lost_metrics:
+        shown = ", ".join(lost_metrics[:5])
+        more = f" and {len(lost_metrics) - 5} more" if len(lost_metrics) > 5 else ""
+        problems.append(
+            f"{len(lost_metrics)} metric value(s) missing or not finite in succeeded "
+            f"trials: {shown}{more}"
+        )
     return _result(
         "no-attrition",
         "No attrition and no failed trials beyond what the EDD allows",

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, printable
 from audit.errors import UsageError
 
 
@@ -30,22 +30,30 @@ def _fmt(value: object) -> str:
     return f"{value:+.4g}" if isinstance(value, float) else "n/a"
 
 
+def _p(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "n/a"
+
+
 def render_text(analysis: dict[str, Any], output: Path) -> None:
     for comparison in analysis["comparisons"]:
         if comparison.get("claim") is None:
             continue
         ci = comparison["ci"]
-        p_adj = comparison["p_adjusted"]["value"]
+        p_raw, p_adj = comparison["p_value"]["value"], comparison["p_adjusted"]["value"]
+        # The verdict uses the claim's own p at alpha; the adjusted p is the family reading.
         echo(
             f"{comparison['verdict']:>12}  {comparison['target']} ({comparison['metric']}, "
             f"{comparison['goal']}): delta {_fmt(comparison['delta']['value'])} "
             f"[{_fmt(ci['low'])}, {_fmt(ci['high'])}] {ci['level']:.0%} {ci['method']}, "
-            f"n={comparison['n']}, adjusted p={'n/a' if p_adj is None else f'{p_adj:.4g}'}"
+            f"n={comparison['n']}, claim p={_p(p_raw)} "
+            f"({comparison['p_adjusted']['method']}-adjusted {_p(p_adj)})"
         )
     if analysis["attrition"]:
         echo(f"attrition: {len(analysis['attrition'])} planned trial(s) without a usable value")
     decision = analysis["decision"]
     echo(f"decision: {decision['summary']}")
+    for reason in decision.get("reasons", []):  # each claim's verdict and each blocker, named
+        echo(f"  - {printable(str(reason))}")
     if str(output) != "-":
         echo(f"wrote {output}")
 

@@ -55,6 +55,14 @@ from audit.errors import PolicyError, UsageError, ValidationFailed
 )
 @click.option("--no-cache", is_flag=True, help="Neither reuse nor store cached trials.")
 @click.option("--allow-dirty", is_flag=True, help="Run on uncommitted code (recorded).")
+@click.option(
+    "--attrition-ok",
+    is_flag=True,
+    envvar="MLAUDIT_ATTRITION_OK",
+    help="Exit 0 even when planned trials did not succeed (default: exit 4), so CI goes on "
+    "to collect, analyze and gate, where the attrition fails the gate with its reasons "
+    "(default: $MLAUDIT_ATTRITION_OK).",
+)
 @json_option
 def run(
     edd_path: Path,
@@ -69,6 +77,7 @@ def run(
     cache_dir: Path | None,
     no_cache: bool,
     allow_dirty: bool,
+    attrition_ok: bool,
     as_json: bool,
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
@@ -97,9 +106,7 @@ def run(
     edd = load_edd(edd_path)
     verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
     if not verification.passed:
-        raise PolicyError(
-            f"the EDD is not approved, refusing to run: {'; '.join(verification.reasons)}"
-        )
+        raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
     expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
     if expired:
         raise ValidationFailed(str(edd_path), expired)
@@ -134,14 +141,51 @@ def run(
         progress=_progress(as_json),
         logger_factory=_logger_factory(tracking_uri, out_dir) if tracking_uri else None,
         tracking_uri=tracking_uri,
+        runner_python=sys.executable,
     )
     outcome = run_protocol(request)
     if outcome.logger is not None:
         close = getattr(outcome.logger, "close", None)
         if close is not None:
             close(outcome.results)
-    _report(outcome.results, outcome.path, as_json)
-    return 0
+    _report(outcome.results, outcome.path, as_json, outcome.preflight)
+    return _exit_code(outcome.unsuccessful(), attrition_ok)
+
+
+def _exit_code(unsuccessful: list[dict[str, Any]], attrition_ok: bool) -> int:
+    """4 when a planned trial did not succeed, so a person at a terminal sees it."""
+    from audit.errors import ExitCode
+
+    if not unsuccessful:
+        return int(ExitCode.OK)
+    statuses: dict[str, int] = {}
+    for trial in unsuccessful:
+        statuses[trial["status"]] = statuses.get(trial["status"], 0) + 1
+    # The cause is in a trial that ran; not_run ones only say why they were skipped.
+    ran = [t for t in unsuccessful if t["status"] != "not_run"] or unsuccessful
+    first = ran[0]
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    echo(
+        f"mlaudit: {len(unsuccessful)} planned trial(s) did not succeed ({shown}); "
+        f"{first['trial_id']}: {first['status']}: {first.get('reason') or 'no reason recorded'}",
+        err=True,
+    )
+    if attrition_ok:
+        echo("mlaudit: --attrition-ok: exiting 0; the gate judges the attrition", err=True)
+        return int(ExitCode.OK)
+    return int(ExitCode.TRIALS_FAILED)
+
+
+def _refusal(verification: Any) -> str:
+    """The decision's reasons and, for each approval that did not count, why not."""
+    from audit.cli._common import printable
+
+    reasons = list(verification.reasons)
+    uncounted = [a for a in verification.approvals if not a.counted]
+    reasons += [f"{a.file}: {a.verdict}: {a.reason}" for a in uncounted]
+    if not verification.approvals:
+        reasons.append("there is no approvals/*.sig next to the EDD")
+    return printable("; ".join(reasons))
 
 
 def _edd_record(edd: Any, root: Path) -> dict[str, Any]:
@@ -176,7 +220,7 @@ def _logger_factory(uri: str, out_dir: Path) -> Any:
     return make
 
 
-def _report(results: dict[str, Any], path: Path, as_json: bool) -> None:
+def _report(results: dict[str, Any], path: Path, as_json: bool, preflight: Any) -> None:
     counts: dict[str, int] = {}
     cached = 0
     for trial in results["trials"]:
@@ -191,6 +235,7 @@ def _report(results: dict[str, Any], path: Path, as_json: bool) -> None:
                 "cached": cached,
                 "budget": results["budget"],
                 "reproducibility": check,
+                "preflight": preflight.to_dict() if preflight else None,
             }
         )
         return

@@ -40,8 +40,21 @@ def edd() -> None:
 @edd.command()
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=_FILE)
 @click.option("--at", "at_text", metavar="TIME", help="Check not_after at TIME (default: now).")
+@click.option(
+    "--trust-ref",
+    metavar="REF",
+    help="Also check the EDD against the policy REF holds (min_seeds, quorum, required "
+    "roles), so nobody signs an EDD that can never verify.",
+)
+@project_option
 @json_option
-def validate(files: tuple[Path, ...], at_text: str | None, as_json: bool) -> int:
+def validate(
+    files: tuple[Path, ...],
+    at_text: str | None,
+    trust_ref: str | None,
+    repo: Path | None,
+    as_json: bool,
+) -> int:
     """Check each FILE against the schema and the semantic rules; print every problem.
 
     Every file is checked, whatever an earlier one held (a pre-commit hook passes
@@ -49,15 +62,16 @@ def validate(files: tuple[Path, ...], at_text: str | None, as_json: bool) -> int
     list of them for several.
     """
     at = parse_time(at_text) or datetime.now(timezone.utc)
+    policy = _PolicyCheck(trust_ref, repo)
     if len(files) == 1:
-        code, data = _validate_one(files[0], at, as_json)
+        code, data = _validate_one(files[0], at, as_json, policy)
         if as_json:
             emit_json(data)
         return code
     codes, reports = [], []
     for file in files:
         try:
-            code, data = _validate_one(file, at, as_json)
+            code, data = _validate_one(file, at, as_json, policy)
         except MlauditError as error:  # unreadable, not YAML...: said, and the next file
             echo(f"mlaudit: error: {error.user_message()}", err=True)
             code = int(error.exit_code)
@@ -69,22 +83,48 @@ def validate(files: tuple[Path, ...], at_text: str | None, as_json: bool) -> int
     return max(codes)
 
 
-def _validate_one(file: Path, at: datetime, as_json: bool) -> tuple[int, dict[str, Any]]:
+class _PolicyCheck:
+    """`--trust-ref`: the policy's demands on the design, checked per file."""
+
+    def __init__(self, trust_ref: str | None, repo: Path | None) -> None:
+        self.trust_ref = trust_ref
+        self.repo = repo
+
+    def problems(self, document: dict[str, Any], file: Path) -> list[tuple[str, str]]:
+        if self.trust_ref is None:
+            return []
+        from audit.edd.policy import policy_problems_at
+
+        return policy_problems_at(document, file, self.trust_ref, self.repo)
+
+
+def _validate_one(
+    file: Path, at: datetime, as_json: bool, policy: _PolicyCheck
+) -> tuple[int, dict[str, Any]]:
     from audit.edd import load_edd, planned_trial_count
 
     try:
         loaded = load_edd(file, at=at)
+        problems = policy.problems(loaded.document, file)
+        if problems:
+            raise ValidationFailed(str(file), problems)
     except ValidationFailed as failed:
         return _render_problems(failed), _problems_json(failed)
+    from audit.edd.semantics import planning_warnings
+
     planned = planned_trial_count(loaded.document)
+    warnings = planning_warnings(loaded.document)
     if not as_json:
         echo(f"{file}: valid ({loaded.id} v{loaded.version}, {planned} trials planned)")
         echo(f"sha256:{loaded.digest}")
+        for pointer, message in warnings:
+            echo(printable(f"warning: {file}:{pointer}: {message}"), err=True)
     data = {"file": str(file), "valid": True, "problems": [], "digest": loaded.digest}
     return int(ExitCode.OK), data | {
         "id": loaded.id,
         "version": loaded.version,
         "planned_trials": planned,
+        "warnings": [{"pointer": p, "message": m} for p, m in warnings],
     }
 
 

@@ -20,6 +20,10 @@ from audit.errors import REPORT_URL, ExitCode, MlauditError
 
 # name -> (module:attribute, short help). Modules are imported only when used.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": (
+        "audit.cli.init:init",
+        "Set up mlaudit in a git repository: EDD skeleton, trust files, CI.",
+    ),
     "edd": (
         "audit.cli.edd:edd",
         "Validate, canonicalise, sign and verify Experiment Design Documents.",
@@ -54,6 +58,7 @@ def cli() -> None:
 
     \b
     Typical flow:
+      mlaudit init
       mlaudit edd validate edd.yaml
       mlaudit edd verify edd.yaml --trust-ref origin/main
       mlaudit ablate run edd.yaml --trust-ref origin/main --out out/
@@ -61,7 +66,8 @@ def cli() -> None:
       mlaudit report render out/analysis.json -o report.md
       mlaudit gate --analysis out/analysis.json --results out/results.json ...
 
-    Exit codes: 0 success, 1 a check failed, 2 usage error, 3 internal error.
+    Exit codes: 0 success, 1 a check failed, 2 usage error, 3 internal error,
+    4 `ablate run` finished but planned trials did not succeed.
     """
 
 

@@ -1,4 +1,8 @@
-"""`mlaudit report render`: analysis.json (+ results, checkpoint) as Markdown, HTML, JSON, JUnit."""
+"""`mlaudit report render`: analysis.json (+ results, checkpoint, gate) as a report.
+
+The decision the report shows is the gate's result (--gate gate.json); a report
+rendered without one says "not gated".
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,13 @@ BUDGET_NAMES = ("github-comment", "github-check", "step-summary", "gitlab-note")
     "--checkpoint",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Ledger checkpoint JSON from `mlaudit track checkpoint`.",
+)
+@click.option(
+    "--gate",
+    "gate_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The gate result (`mlaudit gate -o gate.json`): the decision the report shows. "
+    "Without it the report says NOT GATED.",
 )
 @click.option(
     "--format",
@@ -49,6 +60,7 @@ def render(
     analysis: Path,
     results: Path | None,
     checkpoint: Path | None,
+    gate_file: Path | None,
     fmt: str,
     budget: str | None,
     key: str | None,
@@ -58,16 +70,20 @@ def render(
 ) -> int:
     """Render ANALYSIS (analysis.json) as a report.
 
-    The Markdown starts with the decision; HTML is a standalone page that opens
-    offline; JSON is a structured summary; JUnit has one testcase per gate rule.
+    The Markdown starts with the gate's decision (and which kind of failure);
+    HTML is a standalone page that opens offline; JSON is a structured summary;
+    JUnit has one testcase per gate rule.
     """
-    from audit.report import load_inputs
+    from audit.report import Verdict, load_inputs, read_gate
     from audit.report import render as render_report
 
     if budget and fmt != "md":
         raise UsageError("--budget applies to --format md only")
     inputs = load_inputs(analysis, results, checkpoint)
-    text = render_report(inputs, fmt, budget=budget, key=key, details_url=details_url)
+    gate = read_gate(gate_file) if gate_file else None
+    if gate_file:
+        inputs.sources["gate"] = str(gate_file)
+    text = render_report(inputs, fmt, gate=gate, budget=budget, key=key, details_url=details_url)
     if str(output) == "-":
         sys.stdout.write(text)
         return 0
@@ -76,12 +92,11 @@ def render(
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         raise UsageError(f"{output}: cannot write: {error.strerror}") from None
-    passed = bool(inputs.analysis["decision"]["passed"])
+    state = Verdict(gate).state
     if as_json:
-        emit_json({"output": str(output), "format": fmt, "characters": len(text), "passed": passed})
-    else:
-        echo(
-            f"wrote {output} ({fmt}, {len(text):,} characters; decision: "
-            f"{'passed' if passed else 'failed'})"
+        emit_json(
+            {"output": str(output), "format": fmt, "characters": len(text), "decision": state}
         )
+    else:
+        echo(f"wrote {output} ({fmt}, {len(text):,} characters; decision: {state})")
     return 0

@@ -16,6 +16,7 @@ from audit.edd.overrides import (
     parse_override,
 )
 from audit.edd.trials import planned_arm_count, planned_arm_names, planned_trial_count
+from audit.errors import escape_pointer_token
 
 Problem = tuple[str, str]
 
@@ -144,6 +145,64 @@ def _metrics_and_claims(document: dict[str, Any]) -> Iterator[Problem]:
         claimed.add((claim["target"], metric))
         if claim["claim"] == "improves" and "margin" in claim:
             yield f"{pointer}/margin", "margin applies to non-inferior claims; use min_effect"
+        if "planning_effect" in claim and claim["planning_effect"] <= _boundary(claim):
+            what = "min_effect" if claim["claim"] == "improves" else "-margin"
+            yield (
+                f"{pointer}/planning_effect",
+                f"planning_effect {claim['planning_effect']:g} must exceed the claim boundary "
+                f"({what} = {_boundary(claim):g}): at the boundary no number of seeds gives power",
+            )
+
+
+def _boundary(claim: dict[str, Any]) -> float:
+    if claim["claim"] == "non-inferior":
+        return -float(claim.get("margin", 0.0))
+    return float(claim.get("min_effect", 0.0))
+
+
+PLANNING_POWER = 0.8
+
+
+def planning_warnings(document: dict[str, Any]) -> list[Problem]:
+    """Claims whose declared seeds give < 80% power at their planning effect (pilot_sd given).
+
+    Warnings, not problems: a signed EDD may knowingly run a small study. Imports scipy
+    only when some claim declares both planning_effect and pilot_sd.
+    """
+    seeds = len(document["protocol"]["seeds"])
+    alpha = float(document["decision"]["alpha"])
+    found: list[Problem] = []
+    for index, claim in enumerate(document["decision"]["claims"]):
+        pointer = f"/decision/claims/{index}"
+        if "planning_effect" not in claim:
+            continue
+        shift = float(claim["planning_effect"]) - _boundary(claim)
+        if "pilot_sd" not in claim:
+            found.append(
+                (
+                    pointer,
+                    "planning_effect without pilot_sd: power cannot be checked before the run",
+                )
+            )
+            continue
+        if shift <= 0:
+            continue  # a semantic problem, reported by semantic_problems
+        from audit.stats.power import sample_size_hint, t_power
+
+        sd = float(claim["pilot_sd"])
+        power = t_power(seeds, shift, sd, alpha)
+        if power < PLANNING_POWER:
+            needed = sample_size_hint(sd, shift, alpha, power=PLANNING_POWER, two_sided=False)
+            want = needed.seeds_needed if needed.seeds_needed is not None else "more than 1000"
+            found.append(
+                (
+                    pointer,
+                    f"{seeds} seeds give {power:.0%} power at planning_effect "
+                    f"{claim['planning_effect']:g} (pilot_sd {sd:g}, one-sided t-test at alpha "
+                    f"{alpha:g}); {want} seeds give {PLANNING_POWER:.0%}",
+                )
+            )
+    return found
 
 
 def _reproducibility(document: dict[str, Any]) -> Iterator[Problem]:
@@ -159,6 +218,30 @@ def _reproducibility(document: dict[str, Any]) -> Iterator[Problem]:
         )
     if "seed" in check and check["seed"] not in protocol["seeds"]:
         yield "/reproducibility/seed", f"seed {check['seed']} is not in protocol.seeds"
+    yield from _reproducibility_metrics(document, check)
+
+
+def _reproducibility_metrics(document: dict[str, Any], check: dict[str, Any]) -> Iterator[Problem]:
+    """`exclude` and `metric_tolerance` name declared metrics; the primary is always compared."""
+    metrics = document["metrics"]
+    primary = metrics["primary"]["name"]
+    declared = {primary, *(m["name"] for m in metrics.get("secondary", []))}
+    excluded = check.get("exclude", [])
+    for index, name in enumerate(excluded):
+        pointer = f"/reproducibility/exclude/{index}"
+        if name == primary:
+            yield (
+                pointer,
+                f"the primary metric {name!r} is what the re-run checks; it cannot be excluded",
+            )
+        elif name not in declared:
+            yield pointer, f"metric {name!r} is not declared under metrics"
+    for name in check.get("metric_tolerance", {}):
+        pointer = f"/reproducibility/metric_tolerance/{escape_pointer_token(name)}"
+        if name not in declared:
+            yield pointer, f"metric {name!r} is not declared under metrics"
+        elif name in excluded:
+            yield pointer, f"metric {name!r} is excluded, so its tolerance is never used"
 
 
 def _budget(document: dict[str, Any]) -> Iterator[Problem]:

@@ -20,8 +20,11 @@ from typing import Any, Protocol
 
 from audit.errors import BudgetError, UsageError
 from audit.protocol.cache import TrialCache
+from audit.protocol.determinism import ReproducibilityRule, compare_metrics
+from audit.protocol.early_stop import FirstTrialWatch
 from audit.protocol.journal import JOURNAL_NAME, Journal, read_journal
 from audit.protocol.plan import Plan, Trial
+from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
 from audit.protocol.results import (
     RESULTS_NAME,
@@ -71,6 +74,7 @@ class RunRequest:
     progress: ProgressSink = field(default_factory=NoProgress)
     logger_factory: Callable[[dict[str, Any]], TrialLogger] | None = None
     tracking_uri: str | None = None
+    runner_python: str | None = None  # to say when the trials' python is another one
 
 
 @dataclass
@@ -78,9 +82,14 @@ class RunOutcome:
     results: dict[str, Any]
     path: Path
     logger: TrialLogger | None = None
+    preflight: Preflight | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.results["trials"] if t["status"] == status)
+
+    def unsuccessful(self) -> list[dict[str, Any]]:
+        """Planned trials (of this shard) that did not succeed: failed, timed out, not run."""
+        return [t for t in self.results["trials"] if t["status"] != "succeeded"]
 
 
 @dataclass
@@ -240,6 +249,8 @@ class Runner:
         self._session_started = time.monotonic()
         self._wall_offset = 0.0
         self._live_pids: dict[str, int] = {}  # trial id -> process group of its attempt
+        self.preflight: Preflight | None = None
+        self.watch = FirstTrialWatch(())
 
     # -- trial preparation ------------------------------------------------------
     def _trial_dir(self, trial: Trial, root: str = TRIALS_DIR) -> Path:
@@ -407,9 +418,28 @@ class Runner:
                 f"the plan needs {request.planned_trial_count} trials but the budget allows "
                 f"{self.document['budget']['max_trials']}"
             )
+        self.preflight = self._preflight()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir):
-            return self._run_journaled()
+            outcome = self._run_journaled()
+        outcome.preflight = self.preflight
+        return outcome
+
+    def _preflight(self) -> Preflight:
+        """Refuse before any trial when the command cannot start; say what will run."""
+        baseline = self.plan.arm("baseline")
+        via = str(self.protocol.get("overrides_via", "argv"))
+        preflight = check_command(
+            expand_command(self.plan.command, baseline.overrides, via=via),
+            self.request.project_root / str(self.protocol.get("workdir", ".")),
+            self.request.base_env,
+            source=str(self.request.edd.get("path", "edd.yaml")),
+            runner_python=self.request.runner_python,
+        )
+        self.request.progress.note(f"pre-flight: {preflight.describe()}")
+        for note in preflight.notes():
+            self.request.progress.note(f"pre-flight: note: {note}")
+        return preflight
 
     def _run_journaled(self) -> RunOutcome:
         journal, previous = self._open_journal()
@@ -436,6 +466,7 @@ class Runner:
         for trial_id in [t for t in records if t not in previous.tracked]:
             self._track(journal, records[trial_id], catch_up=True)
         pending = [t for t in trials if t.trial_id not in records]
+        self.watch = FirstTrialWatch(t.arm for t in pending)
         request.progress.start(len(trials), len(trials) - len(pending))
         try:
             self._schedule(journal, pending, records, budget)
@@ -453,7 +484,8 @@ class Runner:
         for trial in trials:
             record = records.get(trial.trial_id)
             if record is None:
-                record = self._record(trial, reason=budget.exhausted_reason or "not run")
+                reason = budget.exhausted_reason or self.watch.stop_reason or "not run"
+                record = self._record(trial, reason=reason)
                 self._track(journal, record)
             final.append(record)
         return {
@@ -511,6 +543,10 @@ class Runner:
                     for record in batch:
                         records[record["trial_id"]] = record
                         self._after_finish(journal, record)
+                        if self.watch.observe(record):
+                            self.request.progress.note(str(self.watch.stop_reason))
+                            queue.clear()
+                            self._cancel_queued(running, budget)
             except BaseException:
                 self._abort(running)
                 raise
@@ -555,6 +591,16 @@ class Runner:
             return None
         at = utc_now()
         return _Started(run_trial(spec, on_start), at)
+
+    @staticmethod
+    def _cancel_queued(
+        running: dict[futures.Future[_Started | None], tuple[Trial, str]], budget: _Budget
+    ) -> None:
+        """Take back trials queued behind a busy worker; those already running finish."""
+        for future in list(running):
+            if future.cancel():
+                running.pop(future)
+                budget.trials_run -= 1
 
     def _abort(self, running: Mapping[futures.Future[_Started | None], Any]) -> None:
         for future in running:
@@ -640,16 +686,12 @@ class Runner:
         records: Mapping[str, Mapping[str, Any]],
         budget: _Budget,
     ) -> dict[str, Any]:
-        tolerance = dict(self.document.get("reproducibility", {}).get("tolerance", {}))
-        tolerance = {
-            "abs": float(tolerance.get("abs", 0.0)),
-            "rel": float(tolerance.get("rel", 0.0)),
-        }
+        rule = ReproducibilityRule.from_document(self.document)
         result: dict[str, Any] = {
             "arm": target.arm,
             "seed": target.seed,
             "passed": False,
-            "tolerance": tolerance,
+            "tolerance": rule.tolerance.to_dict(),
             "metrics": {},
         }
         original = records.get(target.trial_id)
@@ -664,42 +706,12 @@ class Runner:
             spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
             self.request.progress.note(f"determinism check: re-running {target.trial_id}")
             outcome = run_trial(spec, lambda pid, attempt: None)
-            result.update(compare_metrics(original["metrics"], outcome, tolerance))
+            result.update(compare_metrics(original["metrics"], outcome, rule))
             result["attempts"] = outcome.attempts
         journal.append(
             {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}
         )
         return result
-
-
-def compare_metrics(
-    original: Mapping[str, float], rerun: TrialOutcome, tolerance: Mapping[str, float]
-) -> dict[str, Any]:
-    """Every original metric must come back within abs + rel * |original|."""
-    metrics: dict[str, dict[str, float | None]] = {}
-    failures = []
-    for name, value in sorted(original.items()):
-        again = rerun.metrics.get(name) if rerun.status == "succeeded" else None
-        diff = abs(again - value) if again is not None else None
-        metrics[name] = {"original": value, "rerun": again, "abs_diff": diff}
-        allowed = tolerance["abs"] + tolerance["rel"] * abs(value)
-        if diff is None or diff > allowed:
-            failures.append(name)
-    if rerun.status != "succeeded":
-        reason = f"the re-run {rerun.status}: {rerun.reason}"
-    elif failures:
-        first = metrics[failures[0]]
-        reason = (
-            f"metric '{failures[0]}' differs: {first['original']!r} vs {first['rerun']!r} "
-            f"(tolerance abs {tolerance['abs']:g}, rel {tolerance['rel']:g})"
-        )
-    else:
-        reason = "every metric reproduced within tolerance"
-    return {
-        "passed": not failures and rerun.status == "succeeded",
-        "metrics": metrics,
-        "reason": reason,
-    }
 
 
 def run_protocol(request: RunRequest) -> RunOutcome:

@@ -38,9 +38,15 @@ def _git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     except OSError as error:
         raise ProvenanceError(f"cannot run git: {error.strerror}") from None
     if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
-        raise ProvenanceError(f"git {args[0]} in {root}: {detail}")
+        raise ProvenanceError(f"git {args[0]} in {root}: {_cause(proc.stderr)}")
     return proc.stdout
+
+
+def _cause(stderr: str) -> str:
+    """git's own words without its `hint:` lines, which say how to silence, not what failed."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    cause = [line for line in lines if not line.startswith("hint:")]
+    return " ".join(cause) or "failed"
 
 
 def repo_root(path: Path) -> Path:
@@ -61,9 +67,29 @@ def _excludes(root: Path, exclude: Sequence[Path]) -> list[str]:
             relative = Path(path).resolve().relative_to(root)
         except ValueError:
             continue  # outside the repository: cannot make it dirty
-        if str(relative) != ".":
+        if str(relative) != "." and not _ignored(root, relative):
             specs.append(f":(exclude){relative.as_posix()}")
     return specs
+
+
+def _ignored(root: Path, relative: Path) -> bool:
+    """Whether git ignores `relative` already: it can never make the tree dirty then.
+
+    Such a path must stay out of the pathspec: `git add -A -- . ':(exclude)out'`
+    exits 1 ("paths are ignored") when out/ is gitignored, which is the usual layout.
+    """
+    name = relative.as_posix()
+    # A directory pattern (`out/`) matches only a name ending in `/`.
+    candidates = [name, f"{name}/"] if (root / relative).is_dir() else [name]
+    for candidate in candidates:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "-q", "--", candidate],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return True
+    return False
 
 
 def _head(root: Path) -> str | None:

@@ -1,63 +1,61 @@
-"""The comment body: facts read from a rendered report, cutting to a size limit, defanging.
+"""The comment body: cutting a rendered report to a size limit, and putting our marker in.
 
-A rendered report already fits its budget when rendered with `--budget`; a
-report rendered without one (or a step summary that is already half full) is
-cut here at block boundaries that are outside code fences and <details>, so
-the Markdown stays well formed, and a pointer to the full artifact is added.
+The body is always Markdown that mlaudit rendered itself (`report render`, or
+the privileged publisher's own rendering of an artifact's documents); nothing
+here reads a decision out of it. A report rendered without a budget (or a step
+summary that is already half full) is cut at the start of a top-level block
+that is outside <details>, found with a CommonMark parser (markdown-it-py), so
+a cut never lands inside a fence, a table or a collapsed section.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from audit.errors import UsageError
 from audit.report.budget import SizeBudget
-from audit.report.escape import WORD_JOINER
 from audit.report.marker import Marker, find_marker, replace_marker
 
-_HEADLINE = re.compile(r"^## (?:✅|❌) mlaudit: (?P<word>PASSED|FAILED)\b")
-_ALLOWED_TAG = re.compile(
-    r"<(?:/?(?:details|summary|sub|br)|details markdown=\"1\")>|<!-- mlaudit:[a-z]+ [^<>]{0,200}-->"
-)
+_DETAILS_OPEN = re.compile(r"<details[\s>]", re.IGNORECASE)
+_DETAILS_CLOSE = re.compile(r"</details\s*>", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class ReportFacts:
-    passed: bool
-    key: str
-    headline: str
-
-
-def read_facts(text: str, source: str = "report") -> ReportFacts:
-    """Decision and sticky key of an mlaudit Markdown report."""
-    first = text.split("\n", 1)[0]
-    match = _HEADLINE.match(first)
+def require_marker(text: str, source: str) -> Marker:
+    """The report's hidden marker: proof it is an mlaudit report, and its sticky key."""
     marker = find_marker(text)
-    if not match or marker is None:
+    if marker is None:
         raise UsageError(
-            f"{source}: not an mlaudit Markdown report (no decision headline or hidden marker); "
+            f"{source}: not an mlaudit Markdown report (no hidden marker); "
             "render it with `mlaudit report render --format md`"
         )
-    return ReportFacts(match.group("word") == "PASSED", marker.key, first[3:200])
+    return marker
+
+
+def _line_offsets(text: str) -> list[int]:
+    offsets, offset = [], 0
+    for line in text.split("\n"):
+        offsets.append(offset)
+        offset += len(line) + 1
+    return offsets
 
 
 def _safe_cuts(text: str) -> list[int]:
-    """Offsets of blank-line block boundaries outside code fences and <details>."""
-    cuts, depth, fence = [], 0, ""
-    offset = 0
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if fence:
-            if stripped.startswith(fence) and stripped.strip("`~") == "":
-                fence = ""
-        elif stripped.startswith(("```", "~~~")):
-            fence = stripped[:3]
-        else:
-            depth += stripped.count("<details") - stripped.count("</details>")
-            if stripped == "" and depth == 0:
-                cuts.append(offset)
-        offset += len(line) + 1
+    """Offsets where a top-level block starts, outside any <details> section."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    offsets = _line_offsets(text)
+    cuts, depth = [], 0
+    for token in tokens:
+        if token.level != 0 or token.map is None or token.nesting == -1:
+            continue
+        start = token.map[0]
+        if depth == 0 and start > 0:
+            cuts.append(offsets[start])
+        if token.type == "html_block":
+            depth += len(_DETAILS_OPEN.findall(token.content))
+            depth -= len(_DETAILS_CLOSE.findall(token.content))
+            depth = max(depth, 0)
     return cuts
 
 
@@ -81,39 +79,3 @@ def fit_body(text: str, budget: SizeBudget, pointer: str, reserve: int = 0) -> s
 
 def with_marker(text: str, marker: Marker) -> str:
     return replace_marker(text, marker)
-
-
-def defang(text: str) -> str:
-    """Make Markdown from an untrusted job inert: no raw HTML, links, images or mentions.
-
-    Used for reports read from a fork's artifact: our own renderer escapes what
-    it writes, but a forked workflow can put anything in the file.
-    """
-    out, fence = [], ""
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if fence or stripped.startswith(("```", "~~~")):
-            if fence and stripped.startswith(fence):
-                fence = ""
-            elif not fence:
-                fence = stripped[:3]
-            out.append(line)
-            continue
-        out.append(_defang_line(line))
-    return "\n".join(out)
-
-
-def _defang_line(line: str) -> str:
-    kept: list[str] = []
-
-    def keep(match: re.Match[str]) -> str:
-        kept.append(match.group(0))
-        return f"\x00{len(kept) - 1}\x00"
-
-    line = _ALLOWED_TAG.sub(keep, line.replace("\x00", "\ufffd"))
-    # Only "<" can start raw HTML; entities and ">" (blockquotes) are harmless.
-    line = line.replace("<", "&lt;")
-    # "]" followed by a joiner ends every link and image form ([x](u), [x][r], ![x](u)).
-    line = line.replace("]", "]" + WORD_JOINER)
-    line = re.sub(r"(?i)(@|#|!|\bgh-|\bhttps?|\bwww)", lambda m: m.group(0) + WORD_JOINER, line)
-    return re.sub("\x00([0-9]+)\x00", lambda m: kept[int(m.group(1))], line)

@@ -12,15 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import PublishError
-from audit.publish.body import defang, fit_body, with_marker
-from audit.publish.http import ApiClient, ApiError
-from audit.publish.outcome import Action, PublishOutcome, PublishRequest, existing_is_newer
+from audit.publish.body import fit_body, with_marker
+from audit.publish.http import ApiClient, ApiError, Response
+from audit.publish.outcome import (
+    Action,
+    ApiRequest,
+    PublishOutcome,
+    PublishRequest,
+    existing_is_newer,
+)
 from audit.publish.settings import PublishSettings
 from audit.report.budget import BUDGETS
 from audit.report.escape import clean_text
 from audit.report.marker import Marker, find_marker
 
 ACTIONS_BOT = "github-actions[bot]"
+# The gate's verdict as GitHub states. "Not gated" is never a success: an error
+# status, and a failed check (a neutral conclusion would satisfy branch protection).
+STATUS_STATES = {"passed": "success", "failed": "failure", "not-gated": "error"}
+CHECK_CONCLUSIONS = {"passed": "success", "failed": "failure", "not-gated": "failure"}
 POINTER = (
     "> [!NOTE]\n> This report was cut to fit GitHub's size limit; "
     "the full report is in the run's artifacts."
@@ -53,11 +63,58 @@ def _sha_of(pull: Any) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
+def repo_path(settings: PublishSettings) -> str:
+    return f"/repos/{settings.repository}"
+
+
+def comment_body(settings: PublishSettings, request: PublishRequest, sha: str) -> str:
+    """The comment exactly as posted: the report within GitHub's limit, with our marker."""
+    ours = Marker(request.key, sha=sha, run=settings.run_number, timestamp=request.timestamp)
+    body = fit_body(request.body, BUDGETS["github-comment"], POINTER, reserve=200)
+    return with_marker(body, ours)
+
+
+def status_payload(settings: PublishSettings, request: PublishRequest) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "state": STATUS_STATES[request.state],
+        "context": f"mlaudit/{request.key}",
+        "description": clean_text(request.status_text(), 140),
+    }
+    if settings.job_url:
+        payload["target_url"] = settings.job_url
+    return payload
+
+
+def check_payload(
+    settings: PublishSettings, request: PublishRequest, sha: str, body: str
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": f"mlaudit/{request.key}",
+        "head_sha": sha,
+        "status": "completed",
+        "conclusion": CHECK_CONCLUSIONS[request.state],
+        "output": {
+            "title": clean_text(request.status_text(), 200),
+            "summary": fit_body(body, BUDGETS["github-check"], POINTER),
+        },
+    }
+    if settings.job_url:
+        payload["details_url"] = settings.job_url
+    return payload
+
+
 class GitHubPublisher:
     def __init__(self, settings: PublishSettings, client: ApiClient) -> None:
         self.settings = settings
         self.client = client
-        self.repo_path = f"/repos/{settings.repository}"
+        self.repo_path = repo_path(settings)
+        self.sent: list[ApiRequest] = []
+
+    def send(self, method: str, path: str, payload: dict[str, Any]) -> Response:
+        """A write, recorded exactly as sent (the outcome lists it)."""
+        response = self.client.request(method, path, json=payload)
+        self.sent.append(ApiRequest(method, path, payload))
+        return response
 
     # -- who and where ------------------------------------------------------------
 
@@ -128,46 +185,29 @@ class GitHubPublisher:
         login = self.account_login()
         existing = self.find_comment(number, login, ours.key)
         if existing is None:
-            data = self.client.request(
-                "POST", f"{self.repo_path}/issues/{number}/comments", json={"body": body}
-            ).data
+            path = f"{self.repo_path}/issues/{number}/comments"
+            data = self.send("POST", path, {"body": body}).data
             return Action("comment", "created", _html_url(data))
         theirs = find_marker(str(existing.get("body")))
         if theirs is not None and existing_is_newer(theirs, ours, head_sha):
             return Action(
                 "comment", "skipped", "the posted report is for a newer commit or run; kept it"
             )
-        data = self.client.request(
-            "PATCH", f"{self.repo_path}/issues/comments/{existing['id']}", json={"body": body}
-        ).data
+        path = f"{self.repo_path}/issues/comments/{existing['id']}"
+        data = self.send("PATCH", path, {"body": body}).data
         return Action("comment", "updated", _html_url(data))
 
     # -- status, check run, step summary ---------------------------------------------
 
-    def set_status(self, sha: str, key: str, passed: bool, title: str) -> Action:
-        payload: dict[str, Any] = {
-            "state": "success" if passed else "failure",
-            "context": f"mlaudit/{key}",
-            "description": clean_text(title, 140),
-        }
-        if self.settings.job_url:
-            payload["target_url"] = self.settings.job_url
-        self.client.request("POST", f"{self.repo_path}/statuses/{sha}", json=payload)
-        return Action("status", "created", f"mlaudit/{key}: {payload['state']}")
+    def set_status(self, sha: str, request: PublishRequest) -> Action:
+        payload = status_payload(self.settings, request)
+        self.send("POST", f"{self.repo_path}/statuses/{sha}", payload)
+        return Action("status", "created", f"{payload['context']}: {payload['state']}")
 
-    def create_check(self, sha: str, key: str, passed: bool, title: str, body: str) -> Action:
-        summary = fit_body(body, BUDGETS["github-check"], POINTER)
-        payload: dict[str, Any] = {
-            "name": f"mlaudit/{key}",
-            "head_sha": sha,
-            "status": "completed",
-            "conclusion": "success" if passed else "failure",
-            "output": {"title": clean_text(title, 200), "summary": summary},
-        }
-        if self.settings.job_url:
-            payload["details_url"] = self.settings.job_url
+    def create_check(self, sha: str, request: PublishRequest, body: str) -> Action:
+        payload = check_payload(self.settings, request, sha, body)
         try:
-            self.client.request("POST", f"{self.repo_path}/check-runs", json=payload)
+            self.send("POST", f"{self.repo_path}/check-runs", payload)
         except ApiError as error:
             if error.status == 403:
                 return Action(
@@ -177,7 +217,7 @@ class GitHubPublisher:
                     "GITHUB_TOKEN with checks: write); the commit status carries the result",
                 )
             raise
-        return Action("check-run", "created", f"mlaudit/{key}")
+        return Action("check-run", "created", f"{payload['name']}: {payload['conclusion']}")
 
 
 def append_step_summary(path: Path, body: str) -> Action:
@@ -215,17 +255,51 @@ def publish_github(
         if request.untrusted:
             publisher.verify_pull(pull, number, sha)
         head_sha = _sha_of(pull)
-    body = defang(request.body) if request.untrusted else request.body
-    ours = Marker(request.key, sha=sha, run=settings.run_number, timestamp=request.timestamp)
-    body = with_marker(fit_body(body, BUDGETS["github-comment"], POINTER, reserve=200), ours)
+    body = comment_body(settings, request, sha)
+    ours = find_marker(body)
+    assert ours is not None
     if number is not None:
         outcome.actions.append(publisher.upsert_comment(number, body, ours, head_sha))
     else:
         outcome.notes.append("no open pull request for this commit: no comment posted")
-    outcome.actions.append(publisher.set_status(sha, request.key, request.passed, request.title))
-    outcome.actions.append(
-        publisher.create_check(sha, request.key, request.passed, request.title, body)
-    )
+    outcome.actions.append(publisher.set_status(sha, request))
+    outcome.actions.append(publisher.create_check(sha, request, body))
     if settings.step_summary is not None:
         outcome.actions.append(append_step_summary(settings.step_summary, body))
+    outcome.requests.extend(publisher.sent)
+    return outcome
+
+
+def plan_github(settings: PublishSettings, request: PublishRequest) -> PublishOutcome:
+    """--dry-run: the writes exactly as they would be sent, without a request or a token.
+
+    The comment is shown as created (POST); when our comment is already there
+    the same body is sent with PATCH to that comment instead. An artifact's PR
+    is verified against the API only when really publishing.
+    """
+    sha = request.sha or settings.sha
+    number = request.pr_number or settings.pr_number
+    outcome = PublishOutcome("github", number, sha)
+    if sha is None:
+        raise PublishError("no commit SHA (GITHUB_SHA or the artifact's head_sha) to report on")
+    base = repo_path(settings)
+    body = comment_body(settings, request, sha)
+    if number is not None:
+        path = f"{base}/issues/{number}/comments"
+        outcome.requests.append(ApiRequest("POST", path, {"body": body}))
+        outcome.actions.append(Action("comment", "would-send", f"POST {path}"))
+    else:
+        outcome.notes.append("no PR number known without the API: the comment is not shown")
+    status = ApiRequest("POST", f"{base}/statuses/{sha}", status_payload(settings, request))
+    check = ApiRequest("POST", f"{base}/check-runs", check_payload(settings, request, sha, body))
+    outcome.requests += [status, check]
+    outcome.actions.append(Action("status", "would-send", f"{status.json['state']}"))
+    outcome.actions.append(Action("check-run", "would-send", f"{check.json['conclusion']}"))
+    if settings.step_summary is not None:
+        outcome.actions.append(Action("step-summary", "would-send", "append"))
+    if request.untrusted:
+        outcome.notes.append(
+            f"not checked in a dry run: that PR #{number} is a PR into "
+            f"{settings.repository} whose head is {sha[:12]}"
+        )
     return outcome

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.report.marker import Marker
+from audit.report.verdict import State, Verdict
+
+UNPRIVILEGED = "advisory, evidence from an unprivileged run"
 
 
 @dataclass(frozen=True)
@@ -13,30 +16,49 @@ class Action:
     target: str  # comment, note, status, check-run, step-summary
     action: str  # created, updated, skipped, appended, would-send
     detail: str = ""
-    request: dict[str, Any] | None = None  # dry-run: method, path, body preview
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"target": self.target, "action": self.action}
         if self.detail:
             data["detail"] = self.detail
-        if self.request is not None:
-            data["request"] = self.request
         return data
 
 
 @dataclass(frozen=True)
+class ApiRequest:
+    """One request exactly as it is sent (dry run: as it would be): method, path, JSON body."""
+
+    method: str
+    path: str
+    json: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "json": self.json}
+
+
+@dataclass(frozen=True)
 class PublishRequest:
-    """One report to post: the body and what the publisher must know about it."""
+    """One report to post: mlaudit's own rendered body and the gate's verdict as data."""
 
     body: str
     key: str
-    passed: bool
+    verdict: Verdict
     timestamp: str  # ISO 8601 UTC, seconds precision, ends in Z
     sha: str | None = None
     pr_number: int | None = None
     dry_run: bool = False
-    untrusted: bool = False  # body from a fork's artifact: defang, and verify the PR
-    title: str = ""
+    # The evidence came from an unprivileged (fork) run: the PR is verified against
+    # the API and the status says the result is advisory.
+    untrusted: bool = False
+
+    @property
+    def state(self) -> State:
+        return self.verdict.state
+
+    def status_text(self) -> str:
+        """The gate's verdict in one plain line, marked advisory for unprivileged evidence."""
+        text = self.verdict.summary()
+        return f"{UNPRIVILEGED}: {text}" if self.untrusted else text
 
 
 @dataclass
@@ -46,6 +68,7 @@ class PublishOutcome:
     sha: str | None = None
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    requests: list[ApiRequest] = field(default_factory=list)  # the writes sent (or, dry: planned)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +77,7 @@ class PublishOutcome:
             "sha": self.sha,
             "actions": [a.to_json() for a in self.actions],
             "notes": list(self.notes),
+            "requests": [r.to_json() for r in self.requests],
         }
 
 

@@ -69,6 +69,9 @@ def md_text(value: object, limit: int = DEFAULT_LIMIT) -> str:
     escaped = "".join(out).strip()
     # At the start of a list item "- ", "+ " or "1. " would open a nested list.
     escaped = _BLOCK_START.sub(lambda m: m.group(1) + f"&#{ord(m.group(2))};", escaped, count=1)
+    # "---" or "- - -" alone is a thematic break: a leading "-" never starts syntax as an entity.
+    if escaped.startswith("-"):
+        escaped = "&#45;" + escaped[1:]
     return escaped or "&#8203;"
 
 

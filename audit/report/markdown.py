@@ -13,7 +13,7 @@ from typing import Any
 
 from audit import __version__
 from audit.report.budget import Section, SizeBudget, fit
-from audit.report.escape import html_text, md_code, md_text, mermaid_label
+from audit.report.escape import html_text, md_code, md_text
 from audit.report.inputs import ReportInputs
 from audit.report.links import mlflow_run_url, safe_http_base
 from audit.report.marker import Marker
@@ -27,6 +27,7 @@ from audit.report.numbers import (
     fmt_percent,
     fmt_seconds,
 )
+from audit.report.verdict import Verdict
 
 VERDICT_BADGES = {
     "improves": "✅ improves",
@@ -159,14 +160,54 @@ def decision_sentence(analysis: dict[str, Any]) -> str:
     return sentence + "."
 
 
-def headline(inputs: ReportInputs) -> str:
-    analysis = inputs.analysis
-    passed = bool(analysis["decision"]["passed"])
-    word = "✅ mlaudit: PASSED" if passed else "❌ mlaudit: FAILED"
-    edd = analysis["edd"]
-    return f"## {word} — {md_text(edd.get('id'), 80)} v{fmt(edd.get('version'))}: " + (
-        decision_sentence(analysis)
+HEADLINE_WORDS = {
+    "passed": "✅ mlaudit: PASSED",
+    "failed": "❌ mlaudit: FAILED",
+    "not-gated": "⚠️ mlaudit: NOT GATED",
+}
+RULE_MARKS = {True: "✅", False: "❌"}
+NOT_GATED_NOTE = (
+    "> [!WARNING]\n> Not gated: this report was rendered without a gate result, so it is not "
+    "a merge decision. Run `mlaudit gate -o gate.json`, then `mlaudit report render --gate "
+    "gate.json`."
+)
+
+
+def headline(inputs: ReportInputs, verdict: Verdict) -> str:
+    """The gate's outcome, the kind of failure, then what the statistics showed."""
+    edd = inputs.analysis["edd"]
+    # Gated: the EDD the gate verified names the study, not a field of the analysis.
+    edd_id, version = (
+        (verdict.gate.edd_id, verdict.gate.edd_version)
+        if verdict.gate
+        else (edd.get("id"), edd.get("version"))
     )
+    name = f"{md_text(edd_id, 80)} v{fmt(version)}"
+    start = f"## {HEADLINE_WORDS[verdict.state]} — {name}: "
+    statistics = decision_sentence(inputs.analysis)
+    if verdict.gate is None:
+        return start + "no gate result. Statistics alone: " + statistics
+    if verdict.gate.passed:
+        rules = len(verdict.gate.rules)
+        return start + f"the gate passed all {rules} rules. Statistics: " + statistics
+    return start + md_text(verdict.failure_kind(), 400) + ". Statistics: " + statistics
+
+
+def gate_table(verdict: Verdict) -> str:
+    gate = verdict.gate
+    assert gate is not None
+    rows = [
+        [RULE_MARKS[r.passed], md_code(r.rule, 64), md_text(r.kind, 40), md_text(r.evidence, 300)]
+        for r in gate.rules
+    ]
+    return "**Gate rules:**\n\n" + table(["", "Rule", "Kind", "Evidence"], rows)
+
+
+def gate_bullets(verdict: Verdict) -> str:
+    gate = verdict.gate
+    assert gate is not None
+    failed = [f"{r.rule} ({r.kind}): {r.evidence}" for r in gate.failed_rules]
+    return "**Failed gate rules:**\n\n" + bullet_list(failed, limit=5) if failed else ""
 
 
 def overview(inputs: ReportInputs) -> str:
@@ -186,13 +227,18 @@ def overview(inputs: ReportInputs) -> str:
     return line
 
 
-def header_levels(inputs: ReportInputs) -> list[str]:
+def header_levels(inputs: ReportInputs, verdict: Verdict) -> list[str]:
+    base = headline(inputs, verdict) + "\n\n" + overview(inputs)
+    if verdict.gate is not None:
+        short = gate_bullets(verdict)
+        return [base + "\n\n" + gate_table(verdict), base + ("\n\n" + short if short else "")]
+    # Not gated: the statistics' own reasons, labelled as such, under the warning.
+    base += "\n\n" + NOT_GATED_NOTE
     reasons = [str(r) for r in inputs.analysis["decision"].get("reasons", [])]
-    base = headline(inputs) + "\n\n" + overview(inputs)
     if not reasons:
         return [base]
-    full = base + "\n\n**Why:**\n\n" + bullet_list(reasons)
-    short = base + "\n\n**Why:**\n\n" + bullet_list(reasons, limit=3)
+    full = base + "\n\n**Statistics:**\n\n" + bullet_list(reasons)
+    short = base + "\n\n**Statistics:**\n\n" + bullet_list(reasons, limit=3)
     return [full, short] if len(reasons) > 3 else [full]
 
 
@@ -289,22 +335,119 @@ def secondary_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list
 
 
 def reasons_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
-    rows = [
-        [md_text(c.get("target"), 80), md_text(c.get("metric"), 80), md_text(r, 300)]
-        for c in analysis["comparisons"]
-        for r in c.get("reasons") or []
-    ]
+    """Per claim, every condition marked ✅ held or ❌ failed, and the power analysis's seeds."""
+    from audit.report.conditions import claim_conditions, seed_hint
+
+    rows = []
+    for c in analysis["comparisons"]:
+        target, metric = md_text(c.get("target"), 80), md_text(c.get("metric"), 80)
+        conditions = claim_conditions(c)
+        if conditions:
+            rows += [
+                [target, metric, f"{'✅' if k.held else '❌'} {md_text(k.text, 300)}"]
+                for k in conditions
+            ]
+        else:
+            rows += [[target, metric, md_text(r, 300)] for r in c.get("reasons") or []]
+        hint = seed_hint(c) if conditions else None
+        if hint:
+            rows.append([target, metric, f"ℹ️ {fmt(c.get('n'))} paired seeds run; {hint}"])
     if not rows:
         return [""]
-    body = details("Why each verdict", table(["Target", "Metric", "Reason"], rows), options)
+    body = details("Why each verdict", table(["Target", "Metric", "Condition"], rows), options)
     return [body, ""]
 
 
+# -- claim tests (statistics v2): the rule, both family readings, hints, shape warnings --
+
+CLAIM_TEST_HEADERS = [
+    "Claim",
+    "Tested (good direction)",
+    "One-sided bound",
+    "p",
+    "At alpha (decision)",
+    "Family",
+    "Seeds for 80% power",
+]
+
+
+def _claim_family_cell(c: dict[str, Any]) -> str:
+    family = c.get("family")
+    if not isinstance(family, dict):
+        return MISSING
+    mark = "✅" if family.get("supported") else "❌"
+    return f"{mark} {md_text(family.get('correction'), 20)} p {fmt_p(family.get('p_adjusted'))}"
+
+
+def _seed_hint_cell(c: dict[str, Any]) -> str:
+    hint = c.get("sample_size_hint")
+    if not isinstance(hint, dict):
+        return MISSING
+    needed = hint.get("seeds_needed")
+    effect = as_number(hint.get("planning_effect"))
+    if needed is None or effect is None:
+        return md_text(hint.get("note") or hint.get("basis") or MISSING, 120)
+    text = f"{fmt(needed)} at effect {fmt(effect)}"
+    power_now = as_number(hint.get("power_at_n"))
+    if power_now is not None:
+        text += f" (now {fmt(c.get('n'))} seeds: {power_now:.0%})"
+    return text
+
+
+def claim_test_row(c: dict[str, Any]) -> list[str]:
+    bound = c.get("claim_bound") or {}
+    level = as_number(bound.get("level"))
+    bound_text = fmt(bound.get("value"), signed=True)
+    if level is not None and bound_text != MISSING:
+        bound_text = f"{level:.0%} lower: {bound_text}"
+    p_value = c.get("p_value") or {}
+    verdict = str(c.get("verdict"))
+    return [
+        f"{md_text(c.get('target'), 80)} / {md_text(c.get('metric'), 80)}",
+        md_text(p_value.get("hypotheses") or p_value.get("null") or MISSING, 160),
+        bound_text,
+        fmt_p(p_value.get("value")),
+        VERDICT_BADGES.get(verdict, md_text(verdict, 40)),
+        _claim_family_cell(c),
+        _seed_hint_cell(c),
+    ]
+
+
+def shape_warnings(analysis: dict[str, Any]) -> list[str]:
+    """The skew / outlier / degenerate-sample warnings of the claimed comparisons."""
+    lines = []
+    for c in analysis["comparisons"]:
+        shape = c.get("diagnostics")
+        if not c.get("claim") or not isinstance(shape, dict) or not shape.get("warning"):
+            continue
+        where = f"{md_text(c.get('target'), 80)} / {md_text(c.get('metric'), 80)}"
+        lines.append(f"- ⚠️ {where}: {md_text(shape['warning'], 400)}")
+    return lines
+
+
+def claim_tests_levels(analysis: dict[str, Any]) -> list[str]:
+    rows = [claim_test_row(c) for c in analysis["comparisons"] if c.get("claim")]
+    if not rows or not isinstance(analysis.get("decision_rule"), dict):
+        return [""]
+    intro = (
+        "Each claim is a one-sided paired t-test in the metric's good direction at "
+        f"alpha {fmt(analysis.get('alpha'))}; the decision needs every claim "
+        "(intersection-union), so each is tested at alpha. The family column reads the "
+        f"claims with the {md_code(analysis.get('correction'))} correction; it is shown, "
+        "not used by the decision."
+    )
+    heading = "### Claim tests"
+    warnings = shape_warnings(analysis)
+    body = f"{intro}\n\n{table(CLAIM_TEST_HEADERS, rows)}"
+    if warnings:
+        body += "\n\n" + "\n".join(warnings)
+    short = f"{heading}\n\n" + (
+        "\n".join(warnings) if warnings else "_Claim-test details are in the full report._"
+    )
+    return [f"{heading}\n\n{body}", short]
+
+
 # -- chart --------------------------------------------------------------------------
-
-
-def _mermaid_number(value: float) -> str:
-    return f"{value:.6g}"
 
 
 def chart_placeholder(index: int) -> str:
@@ -313,7 +456,9 @@ def chart_placeholder(index: int) -> str:
 
 
 def chart_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str]:
-    """A Mermaid xychart per primary metric: bars are deltas, lines the CI bounds."""
+    """A text forest plot per primary metric: each delta with its CI, 0 always on the axis."""
+    from audit.report.textchart import Interval, forest_text, safe_label
+
     blocks = []
     grouped = comparisons_for(analysis, primary=True)
     if options.html_mode:
@@ -321,33 +466,17 @@ def chart_levels(analysis: dict[str, Any], options: MarkdownOptions) -> list[str
         return ["### Deltas with confidence intervals\n\n" + places] if grouped else [""]
     for metric, rows in grouped.items():
         points = []
-        for index, c in enumerate(rows[:CHART_MAX_BARS], start=1):
+        for c in rows[:CHART_MAX_BARS]:
             delta = estimate_value(c.get("delta"))
             ci = c.get("ci") or {}
             low, high = as_number(ci.get("low")), as_number(ci.get("high"))
             if delta is None or low is None or high is None:
                 continue
-            # An index keeps labels distinct after unsafe characters are replaced.
-            points.append((f"{index} {mermaid_label(c.get('target'), 24)}", delta, low, high))
+            points.append(Interval(safe_label(c.get("target")), delta, low, high))
         if not points:
             continue
-        lowest = min(0.0, *(p[2] for p in points))
-        highest = max(0.0, *(p[3] for p in points))
-        pad = (highest - lowest) * 0.05 or 1.0
-        labels = ", ".join(f'"{label}"' for label, *_ in points)
-        lines = [
-            "```mermaid",
-            "xychart-beta",
-            f'    title "delta of {mermaid_label(metric, 40)} - bar mean, lines CI low and high"',
-            f"    x-axis [{labels}]",
-            f'    y-axis "delta" {_mermaid_number(lowest - pad)} --> '
-            f"{_mermaid_number(highest + pad)}",
-            "    bar [" + ", ".join(_mermaid_number(p[1]) for p in points) + "]",
-            "    line [" + ", ".join(_mermaid_number(p[2]) for p in points) + "]",
-            "    line [" + ", ".join(_mermaid_number(p[3]) for p in points) + "]",
-            "```",
-        ]
-        blocks.append("\n".join(lines))
+        legend = f"{md_text(metric, 80)}: ● mean delta, ├─┤ confidence interval, │ zero"
+        blocks.append(f"{legend}\n\n```text\n{forest_text(points)}\n```")
     if not blocks:
         return [""]
     return ["### Deltas with confidence intervals\n\n" + "\n\n".join(blocks), ""]
@@ -484,7 +613,7 @@ def budget_levels(results: dict[str, Any]) -> list[str]:
     budget = results.get("budget") or {}
     minutes = as_number(budget.get("wall_seconds"))
     rows = [
-        ["Trials", fmt(budget.get("trials_run")), fmt(budget.get("max_trials"))],
+        [_trials_label(results), fmt(budget.get("trials_run")), fmt(budget.get("max_trials"))],
         [
             "Wall time (min)",
             fmt(minutes / 60 if minutes is not None else None, 3),
@@ -495,6 +624,36 @@ def budget_levels(results: dict[str, Any]) -> list[str]:
         rows.append(["Per-trial timeout (s)", "—", fmt(budget.get("trial_timeout_seconds"))])
     note = " ⚠️ The budget was exhausted." if budget.get("exhausted") else ""
     return ["### Budget: used vs signed" + note + "\n\n" + table(["", "Used", "Signed"], rows)]
+
+
+def _trials_label(results: dict[str, Any]) -> str:
+    """Say that the determinism re-run is one of the trials run, so the counts add up."""
+    repro = results.get("reproducibility")
+    if isinstance(repro, dict) and (as_number(repro.get("attempts")) or 0) > 0:
+        return "Trials (incl. 1 determinism re-run)"
+    return "Trials"
+
+
+def arms_levels(inputs: ReportInputs) -> list[str]:
+    """Mean ± SD of the primary metric per arm, from the succeeded trials."""
+    from audit.report.arms import arm_summaries
+
+    results = inputs.results or {}
+    primary = [m for m in inputs.analysis["metrics"] if m.get("primary")]
+    if not primary or not results.get("trials"):
+        return [""]
+    metric = str(primary[0].get("name"))
+    rows = [
+        [
+            md_code(s.arm, 80),
+            fmt(s.n),
+            f"{fmt(s.mean)} ± {fmt(s.sd)}" if s.mean is not None else MISSING,
+            fmt(s.not_succeeded),
+        ]
+        for s in arm_summaries(results["trials"], metric)
+    ]
+    heading = f"### {md_text(metric, 120)} per arm (mean ± SD over seeds)"
+    return [heading + "\n\n" + table(["Arm", "n", "Mean ± SD", "Not succeeded"], rows), ""]
 
 
 def checkpoint_levels(checkpoint: dict[str, Any] | None) -> list[str]:
@@ -618,12 +777,16 @@ def pointer(options: MarkdownOptions) -> str:
     )
 
 
-def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Section]:
+def build_sections(
+    inputs: ReportInputs, options: MarkdownOptions, verdict: Verdict
+) -> list[Section]:
     """The report's sections in reading order; priority = which shrinks first."""
     analysis, results = inputs.analysis, inputs.results
     sections = [
-        Section("decision", header_levels(inputs), priority=90),
+        Section("decision", header_levels(inputs, verdict), priority=90),
         Section("primary", primary_levels(analysis), priority=80),
+        Section("claim-tests", claim_tests_levels(analysis), priority=75),
+        Section("arms", arms_levels(inputs), priority=45),
         Section("chart", chart_levels(analysis, options), priority=30),
         Section("verdict-reasons", reasons_levels(analysis, options), priority=20),
         Section("secondary", secondary_levels(analysis, options), priority=25),
@@ -647,12 +810,18 @@ def build_sections(inputs: ReportInputs, options: MarkdownOptions) -> list[Secti
     return sections
 
 
-def render_markdown(inputs: ReportInputs, options: MarkdownOptions | None = None) -> str:
-    """The report as GitHub/GitLab-flavoured Markdown, within `options.budget`."""
+def render_markdown(
+    inputs: ReportInputs, options: MarkdownOptions | None = None, verdict: Verdict | None = None
+) -> str:
+    """The report as GitHub/GitLab-flavoured Markdown, within `options.budget`.
+
+    The headline shows `verdict` (the gate's result); without one it says "not gated".
+    """
     options = options or MarkdownOptions()
-    sections = build_sections(inputs, options)
+    verdict = verdict or Verdict(None)
+    sections = build_sections(inputs, options, verdict)
     fallback = (
-        headline(inputs)
+        headline(inputs, verdict)
         + "\n\n"
         + pointer(options).replace("Parts of this report were shortened", "This report was cut")
         + "\n\n"

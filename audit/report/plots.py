@@ -57,6 +57,7 @@ def forest_svg(metric: str, comparisons: Sequence[dict[str, Any]]) -> str | None
         errors = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
         axes.errorbar(deltas, ys, xerr=errors, fmt="o", color="#1f5fa8", capsize=3)
         axes.axvline(0.0, color="#888888", linewidth=0.8, linestyle="--")
+        _claim_marks(axes, comparisons[:_MAX_ROWS], ys)
         axes.set_yticks(ys, [p[0] for p in points])
         axes.set_xlabel(f"delta of {clean_text(metric, 60)} (candidate - comparator), CI")
         # Fixed margins instead of tight_layout: measuring text is the slowest step.
@@ -70,6 +71,48 @@ def forest_svg(metric: str, comparisons: Sequence[dict[str, Any]]) -> str | None
     svg = buffer.getvalue()
     # Drop the XML prolog and DOCTYPE: the SVG is embedded in an HTML page.
     return svg[svg.index("<svg") :] if "<svg" in svg else None
+
+
+MIN_EFFECT_COLOUR = "#1a7f37"
+MARGIN_COLOUR = "#cf222e"
+
+
+def claim_thresholds(c: dict[str, Any]) -> list[tuple[str, float]]:
+    """Where the claim's bar lies in delta units: `min_effect` (improves) or -margin.
+
+    In the metric's own direction: for a metric to minimise an improvement is a
+    negative delta, so the thresholds flip sign.
+    """
+    claim = c.get("claim")
+    if not isinstance(claim, dict):
+        return []
+    sign = -1.0 if c.get("goal") == "minimize" else 1.0
+    margin, min_effect = as_number(claim.get("margin")), as_number(claim.get("min_effect"))
+    if claim.get("claim") == "non-inferior" and margin is not None:
+        return [("margin", -sign * margin)]
+    if claim.get("claim") == "improves" and min_effect:
+        return [("min_effect", sign * min_effect)]
+    return []
+
+
+def _claim_marks(axes: Any, comparisons: Sequence[dict[str, Any]], ys: Sequence[int]) -> None:
+    """A short vertical mark on each row at its claim's threshold, with a legend."""
+    rows = [
+        c
+        for c in comparisons
+        if estimate_value(c.get("delta")) is not None
+        and as_number((c.get("ci") or {}).get("low")) is not None
+        and as_number((c.get("ci") or {}).get("high")) is not None
+    ]
+    labelled: set[str] = set()
+    for c, y in zip(rows, ys, strict=False):
+        for kind, x in claim_thresholds(c):
+            colour = MIN_EFFECT_COLOUR if kind == "min_effect" else MARGIN_COLOUR
+            label = None if kind in labelled else ("−margin" if kind == "margin" else kind)
+            labelled.add(kind)
+            axes.plot([x, x], [y - 0.35, y + 0.35], color=colour, linewidth=1.6, label=label)
+    if labelled:
+        axes.legend(loc="best", fontsize=8, frameon=False)
 
 
 def strip_comments(svg: str) -> str:

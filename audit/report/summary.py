@@ -14,6 +14,7 @@ from audit.report.inputs import ReportInputs
 from audit.report.links import mlflow_run_url, safe_http_base
 from audit.report.markdown import claim_judged
 from audit.report.numbers import as_number, estimate_value
+from audit.report.verdict import Verdict
 
 SCHEMA = "mlaudit/report/v1"
 
@@ -71,15 +72,32 @@ def _mlflow(results: dict[str, Any]) -> dict[str, Any] | None:
     return {"base": base, "runs": runs}
 
 
-def build_summary(inputs: ReportInputs) -> dict[str, Any]:
+def _decision(verdict: Verdict) -> dict[str, Any]:
+    """The gate's result: the one decision (state "not-gated" without a gate result)."""
+    gate = verdict.gate
+    return {
+        "state": verdict.state,
+        "passed": verdict.state == "passed",
+        "summary": verdict.summary(),
+        "failure_kinds": sorted({r.kind for r in gate.failed_rules}) if gate else [],
+        "rules": [
+            {"rule": r.rule, "kind": r.kind, "passed": r.passed, "evidence": r.evidence}
+            for r in (gate.rules if gate else ())
+        ],
+    }
+
+
+def build_summary(inputs: ReportInputs, verdict: Verdict | None = None) -> dict[str, Any]:
     analysis, results = inputs.analysis, inputs.results
     summary: dict[str, Any] = {
         "schema": SCHEMA,
         "generator": f"mlaudit {__version__}",
         "edd": {k: analysis["edd"].get(k) for k in ("id", "version", "digest")},
         "results_sha256": analysis["results_sha256"],
-        "decision": {
-            "passed": bool(analysis["decision"]["passed"]),
+        "decision": _decision(verdict or Verdict(None)),
+        # What the statistics alone said; the decision above is the gate's.
+        "statistics": {
+            "claims_supported": bool(analysis["decision"]["passed"]),
             "summary": analysis["decision"].get("summary"),
             "reasons": list(analysis["decision"].get("reasons", [])),
         },
@@ -102,5 +120,6 @@ def build_summary(inputs: ReportInputs) -> dict[str, Any]:
     return summary
 
 
-def render_json(inputs: ReportInputs) -> str:
-    return json.dumps(build_summary(inputs), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def render_json(inputs: ReportInputs, verdict: Verdict | None = None) -> str:
+    summary = build_summary(inputs, verdict)
+    return json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

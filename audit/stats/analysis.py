@@ -1,4 +1,4 @@
-"""analyze_results: results.json in, analysis.json out (paired statistics, Holm, the decision).
+"""analyze_results: results.json in, analysis.json out (paired statistics, claim tests, decision).
 
 Reads nothing but the document it is given and never touches files, argv or the clock, so
 the same results and seed always give byte-identical analysis.
@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from audit.errors import InputError, Location, ValidationFailed
-from audit.stats import power
+from audit.stats import power, ttest
 from audit.stats.ci import MeanInterval, mean_intervals
 from audit.stats.decision import (
     POSITIVE,
+    RULE_NAME,
+    RULE_VERSION,
     Claim,
     Evidence,
     Judgement,
@@ -27,6 +29,7 @@ from audit.stats.decision import (
     decide,
     judge,
 )
+from audit.stats.diagnostics import ShapeDiagnostic, diagnose
 from audit.stats.effect import cohen_dz, prob_superiority
 from audit.stats.factorial import FactorialCell, factorial_effects
 from audit.stats.multiplicity import adjust
@@ -39,17 +42,11 @@ from audit.stats.paired import (
     study_attrition,
     trial_table,
 )
-from audit.stats.permutation import (
-    EXACT_MAX_N,
-    PermutationResult,
-    sign_flip_test,
-    wilcoxon_crosscheck,
-)
+from audit.stats.permutation import EXACT_MAX_N, wilcoxon_crosscheck
 
 SCHEMA_ID = "mlaudit/analysis/v1"
 DEFAULT_SEED = 20211  # fixed so two runs on the same results agree; recorded in the output
 DEFAULT_RESAMPLES = 9999
-HINT_POWER = 0.8
 
 
 # -- input checks -------------------------------------------------------------------------
@@ -149,29 +146,32 @@ class Tested:
     metric: Mapping[str, Any]
     claim: Claim | None
     interval: MeanInterval
-    test: PermutationResult
-    null: str
+    shape: ShapeDiagnostic
+    p_value: float | None = None  # claim test (one-sided vs boundary) or descriptive t-test
+    statistic: float | None = None
+    lower_bound: float | None = None  # claims only: one-sided (1 - alpha), good direction
     p_adjusted: float | None = None
 
     @property
     def goal(self) -> str:
         return str(self.metric["goal"])
 
+    def good_diffs(self) -> np.ndarray:
+        diffs = self.pairing.diffs()
+        return diffs if self.goal == "maximize" else -diffs
 
-def _claim_test(
-    pairing: Pairing, claim: Claim | None, goal: str, resamples: int, rng: np.random.Generator
-) -> tuple[PermutationResult, str]:
-    """The test that matches the claim: H0 delta = 0, or H0 delta at the NI margin."""
-    diffs = pairing.diffs()
-    if claim is not None and claim.claim == "non-inferior":
-        good = diffs if goal == "maximize" else -diffs
-        margin = claim.margin or 0.0
-        # Shifting by the margin turns "worse by at least margin" into a symmetric null.
-        result = sign_flip_test(
-            good, alternative="greater", resamples=resamples, rng=rng, null_shift=-margin
-        )
-        return result, f"delta (good direction) <= -{margin:g}"
-    return sign_flip_test(diffs, resamples=resamples, rng=rng), "delta = 0"
+
+def _run_test(item: Tested, alpha: float) -> None:
+    """The claim test against the claim's boundary, or a descriptive two-sided t-test."""
+    if item.pairing.n < 2:
+        return
+    if item.claim is None:
+        item.p_value = float(ttest.two_sided_p(item.pairing.diffs())[0])
+        return
+    tests = ttest.boundary_tests(item.good_diffs(), item.claim.boundary, alpha)
+    item.statistic = float(tests.statistic[0])
+    item.p_value = float(tests.p_value[0])
+    item.lower_bound = float(tests.lower[0])
 
 
 def estimate_and_test(
@@ -179,37 +179,24 @@ def estimate_and_test(
     metric_by_name: Mapping[str, Mapping[str, Any]],
     claim_of: Mapping[tuple[str, str], Claim],
     rule: Rule,
-    *,
-    resamples: int,
-    seed: int,
 ) -> list[Tested]:
-    """CIs, the claim-matched permutation test, and the multiplicity-adjusted p of claims."""
-    intervals = mean_intervals([p.diffs() for p in pairings], rule.confidence, resamples, seed)
+    """CIs, the claim test of every claim, and the family's adjusted p (reported only)."""
+    intervals = mean_intervals([p.diffs() for p in pairings], rule.confidence)
     tested = []
-    for index, (pairing, interval) in enumerate(zip(pairings, intervals, strict=True)):
+    for pairing, interval in zip(pairings, intervals, strict=True):
         claim = claim_of.get((pairing.contrast.target, pairing.metric))
         metric = metric_by_name[pairing.metric]
-        # One Generator per comparison, seeded from (seed, 1, index): reproducible alone.
-        rng = np.random.default_rng([seed, 1, index])
-        test, null = _claim_test(pairing, claim, str(metric["goal"]), resamples, rng)
-        tested.append(Tested(pairing, metric, claim, interval, test, null))
+        good = pairing.diffs() if metric["goal"] == "maximize" else -pairing.diffs()
+        item = Tested(pairing, metric, claim, interval, diagnose(good, pairing.seeds))
+        _run_test(item, rule.alpha)
+        tested.append(item)
     family = [t for t in tested if t.claim is not None]
-    adjusted = adjust([t.test.p_value for t in family], rule.correction)
+    # A claim with fewer than 2 pairs has no test: p = 1 keeps it in the family, unsupported.
+    raw = [1.0 if t.p_value is None or math.isnan(t.p_value) else t.p_value for t in family]
+    adjusted = adjust(raw, rule.correction)
     for item, value in zip(family, adjusted, strict=True):
         item.p_adjusted = float(value)
     return tested
-
-
-def _floor(item: Tested, rule: Rule, family_size: int, resamples: int) -> power.SeedFloor:
-    two_sided = item.claim is None or item.claim.claim == "improves"
-    return power.seed_floor(
-        item.pairing.n,
-        rule.alpha,
-        family_size if item.claim else 1,
-        two_sided,
-        None if item.test.exact else resamples,
-        EXACT_MAX_N,
-    )
 
 
 def judge_one(item: Tested, rule: Rule, floor: power.SeedFloor) -> Judgement:
@@ -218,43 +205,50 @@ def judge_one(item: Tested, rule: Rule, floor: power.SeedFloor) -> Judgement:
         n=item.pairing.n,
         goal=item.goal,
         delta=float(diffs.mean()) if diffs.size else None,
-        ci_low=item.interval.low,
-        ci_high=item.interval.high,
-        level=rule.confidence,
-        p_adjusted=item.p_adjusted,
-        floor_reachable=floor.reachable and item.pairing.n >= 2,
-        seeds_needed=max(floor.seeds_needed, 2),
+        p_value=item.p_value,
+        lower_bound=item.lower_bound,
+        floor_reachable=floor.reachable,
+        seeds_needed=floor.seeds_needed,
         attrition=len(item.pairing.attrition),
+        degenerate=item.shape.degenerate,
     )
     return judge(item.claim, evidence, rule.alpha)
 
 
-def _hint(
-    item: Tested, rule: Rule, family_size: int, floor: power.SeedFloor
-) -> dict[str, Any] | None:
+def _planning_effect(claim: Claim, observed: float) -> tuple[str, float | None]:
+    """The effect to plan for: declared, else the conventional default for the claim."""
+    if claim.planning_effect is not None:
+        return "planning_effect (EDD)", claim.planning_effect
+    if claim.claim == "non-inferior":
+        return "no true difference (effect 0; no planning_effect in the EDD)", 0.0
+    if claim.min_effect > 0:
+        return "2 x min_effect (no planning_effect in the EDD)", 2 * claim.min_effect
+    if observed > 0:
+        return "observed effect (no planning_effect or min_effect in the EDD)", observed
+    return "none (no planning_effect in the EDD and no positive observed effect)", None
+
+
+def _hint(item: Tested, rule: Rule) -> dict[str, Any] | None:
     claim = item.claim
-    diffs = item.pairing.diffs()
-    if claim is None or diffs.size < 2:
+    good = item.good_diffs()
+    if claim is None or good.size < 2:
         return None
-    sd = float(diffs.std(ddof=1))
-    alpha = rule.alpha / family_size
-    if claim.claim == "improves":
-        observed = float(diffs.mean()) * (1 if item.goal == "maximize" else -1)
-        if claim.min_effect > 0:
-            basis, effect = "min_effect", claim.min_effect
-        else:
-            basis, effect = "observed delta", observed
-        hint = power.sample_size_hint(
-            sd, effect, alpha, power=HINT_POWER, two_sided=True, floor=floor.seeds_needed
-        )
-    else:
-        basis, effect = "margin (true delta 0)", claim.margin or 0.0
-        # Both the CI bound and the one-sided test must pass; plan for the stricter.
-        one_sided = min((1 - rule.confidence) / 2, alpha)
-        hint = power.sample_size_hint(
-            sd, effect, one_sided, power=HINT_POWER, two_sided=False, floor=floor.seeds_needed
-        )
-    return {"basis": basis, **_as_dict(hint)}
+    basis, effect = _planning_effect(claim, float(good.mean()))
+    if effect is None:
+        return {"basis": basis, "seeds_needed": None, "n": int(good.size)}
+    sd, source = float(good.std(ddof=1)), "observed SD of the paired differences"
+    if sd == 0 and claim.pilot_sd is not None:
+        sd, source = claim.pilot_sd, "pilot_sd (EDD): the observed differences have no spread"
+    hint = power.planning_hint(
+        basis=basis,
+        planning_effect=effect,
+        boundary=claim.boundary,
+        sd=sd,
+        sd_source=source,
+        alpha=rule.alpha,
+        n=int(good.size),
+    )
+    return _as_dict(hint)
 
 
 # -- JSON shaping -------------------------------------------------------------------------
@@ -292,16 +286,55 @@ def _interval_json(interval: MeanInterval) -> dict[str, Any]:
     return data
 
 
-def _test_json(test: PermutationResult, null: str, seed: int) -> dict[str, Any]:
+def _test_json(item: Tested, alpha: float) -> dict[str, Any]:
+    n = item.pairing.n
+    if item.claim is None:
+        return {
+            "value": item.p_value,
+            "method": "paired t-test (descriptive, no claim)",
+            "n": n,
+            "alternative": "two-sided",
+            "null": "delta = 0",
+            "exact": False,
+            "df": n - 1 if n >= 2 else None,
+        }
     return {
-        "value": test.p_value,
-        "method": test.method,
-        "n": test.n,
-        "alternative": test.alternative,
-        "null": null,
-        "exact": test.exact,
-        "resamples": test.resamples,
-        "seed": None if test.exact else seed,
+        "value": item.p_value,
+        "method": ttest.METHOD,
+        "n": n,
+        "alternative": "greater",
+        "null": f"effect (good direction) <= {item.claim.boundary:g}",
+        "hypotheses": item.claim.hypotheses(),
+        "statistic": item.statistic,
+        "df": n - 1 if n >= 2 else None,
+        "level": alpha,
+        "exact": False,
+    }
+
+
+def _bound_json(item: Tested, alpha: float) -> dict[str, Any] | None:
+    if item.claim is None:
+        return None
+    return {
+        "value": item.lower_bound,
+        "level": 1 - alpha,
+        "boundary": item.claim.boundary,
+        "above_boundary": item.lower_bound is not None and item.lower_bound > item.claim.boundary,
+        "method": ttest.BOUND_METHOD,
+        "n": item.pairing.n,
+    }
+
+
+def _family_json(item: Tested, rule: Rule) -> dict[str, Any] | None:
+    if item.claim is None:
+        return None
+    supported = item.p_adjusted is not None and item.p_adjusted < rule.alpha
+    return {
+        "correction": rule.correction,
+        "p_adjusted": item.p_adjusted,
+        "supported": bool(supported and not item.shape.degenerate),
+        "use": "reported for the claims read as a family; the decision tests each claim "
+        "at alpha (intersection-union)",
     }
 
 
@@ -323,7 +356,6 @@ def _comparison_json(
     floor: power.SeedFloor,
     hint: dict[str, Any] | None,
     judgement: Judgement,
-    seed: int,
 ) -> dict[str, Any]:
     pairing, contrast = item.pairing, item.pairing.contrast
     diffs = pairing.diffs()
@@ -355,11 +387,14 @@ def _comparison_json(
             "n": n,
         },
         "ci": _interval_json(item.interval),
-        "p_value": _test_json(item.test, item.null, seed),
+        "p_value": _test_json(item, rule.alpha),
+        "claim_bound": _bound_json(item, rule.alpha),
         "p_adjusted": {
             "value": item.p_adjusted,
-            "method": rule.correction if item.claim else "not in the gate family (no claim)",
+            "method": rule.correction if item.claim else "not in the claim family (no claim)",
         },
+        "family": _family_json(item, rule),
+        "diagnostics": item.shape.to_json(),
         "wilcoxon": _crosscheck_json(diffs),
         "effect_size": {
             "value": cohen_dz(diffs),
@@ -373,11 +408,33 @@ def _comparison_json(
         "verdict": judgement.verdict,
         "evidence_verdict": judgement.evidence_verdict,
         "reasons": judgement.reasons,
+        "conditions": judgement.conditions_json(),
         "attrition": [a.to_json() for a in pairing.attrition],
     }
 
 
 # -- the analysis -----------------------------------------------------------------------
+
+
+def _decision_rule_json(rule: Rule) -> dict[str, Any]:
+    """The rule's version and wording: analyses from different rules are never confused."""
+    return {
+        "version": RULE_VERSION,
+        "name": RULE_NAME,
+        "improves": "H0: effect <= min_effect vs H1: effect > min_effect (good direction), "
+        f"one-sided paired t-test at alpha {rule.alpha:g}; supported when p < alpha and "
+        f"the one-sided {1 - rule.alpha:.0%} lower confidence bound is above min_effect",
+        "non_inferior": "H0: effect <= -margin vs H1: effect > -margin (good direction), "
+        f"one-sided paired t-test at alpha {rule.alpha:g}; supported when p < alpha and "
+        f"the one-sided {1 - rule.alpha:.0%} lower confidence bound is above -margin",
+        "decision": "passes only if every claim is supported: an intersection-union test, "
+        "so each claim is tested at alpha and the decision's false-approval rate is at "
+        "most alpha (Berger 1982)",
+        "family": f"{rule.correction}-adjusted p-values of the claims are reported for "
+        "reading the claims as a family; they do not enter the decision",
+        "blocks": "attrition, fewer than 2 pairs, or identical paired differences block "
+        "a positive verdict",
+    }
 
 
 def _metrics(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -463,21 +520,17 @@ def analyze_results(
     table = trial_table(results, source)
 
     pairings = [pair(table, c, str(m["name"])) for c in plan_contrasts for m in metrics]
-    tested = estimate_and_test(
-        pairings, metric_by_name, claim_of, rule, resamples=resamples, seed=seed
-    )
+    tested = estimate_and_test(pairings, metric_by_name, claim_of, rule)
     family = [t for t in tested if t.claim is not None]
-    family_size = len(family) if rule.correction != "none" else 1
 
     comparisons: list[dict[str, Any]] = []
     judged: list[tuple[Claim, Judgement]] = []
     for item in tested:
-        floor = _floor(item, rule, family_size, resamples)
+        floor = power.seed_floor(item.pairing.n, rule.alpha)
         judgement = judge_one(item, rule, floor)
         if item.claim is not None:
             judged.append((item.claim, judgement))
-        hint = _hint(item, rule, family_size, floor)
-        comparisons.append(_comparison_json(item, rule, floor, hint, judgement, seed))
+        comparisons.append(_comparison_json(item, rule, floor, _hint(item, rule), judgement))
     judged.sort(key=lambda pair_: pair_[0].index)
 
     arm_names = [str(a["name"]) for a in results["plan"]["arms"]]
@@ -503,13 +556,18 @@ def analyze_results(
         "alpha": rule.alpha,
         "confidence": rule.confidence,
         "correction": rule.correction,
+        "decision_rule": _decision_rule_json(rule),
         "method": {
             "seed": seed,
             "resamples": resamples,
-            "ci": f"Student-t for n < 20 pairs, BCa bootstrap ({resamples} resamples) for n >= 20",
-            "test": f"sign-flip permutation: exact for n <= {EXACT_MAX_N}, else {resamples} "
-            "seeded Monte Carlo draws",
+            "ci": "two-sided Student-t interval at `confidence` for every n >= 2 "
+            "(chosen by measured coverage, docs/methods.md)",
+            "test": "claims: one-sided paired t-test of H0 effect (good direction) <= boundary "
+            "at alpha, with the one-sided (1 - alpha) lower bound; no claim: two-sided "
+            "paired t-test of delta = 0",
             "cross_check": "Wilcoxon signed-rank (scipy)",
+            "factorial": f"sign-flip permutation (exact for n <= {EXACT_MAX_N}, else "
+            f"{resamples} seeded draws), Benjamini-Hochberg",
             "family": {
                 "correction": rule.correction,
                 "size": len(family),

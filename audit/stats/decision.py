@@ -1,7 +1,12 @@
 """The EDD's decision rule applied to the evidence: a verdict per comparison, then the decision.
 
-Conservative by construction: attrition, an unreachable seed floor or too many failed
-trials can only turn a positive answer into a negative one, never the other way.
+Rule version 2 (RULE_VERSION): a claim is a one-sided hypothesis about the effect in the
+metric's good direction. `improves` by min_effect: H0 effect <= min_effect against
+H1 effect > min_effect; `non-inferior` within margin: H0 effect <= -margin. Each claim
+is tested at the EDD's alpha because the decision needs every claim (an
+intersection-union test, Berger 1982). Conservative by construction: attrition, a
+degenerate sample, too few pairs or too many failed trials can only turn a positive
+answer into a negative one, never the other way.
 """
 
 from __future__ import annotations
@@ -10,7 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.stats.diagnostics import DEGENERATE_CAUSE
+
 POSITIVE = ("improves", "non-inferior")
+RULE_VERSION = 2
+RULE_NAME = "mlaudit-claims/2"
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,19 @@ class Claim:
     claim: str  # "improves" | "non-inferior"
     min_effect: float
     margin: float | None
+    planning_effect: float | None = None
+    pilot_sd: float | None = None
+
+    @property
+    def boundary(self) -> float:
+        """The effect (good direction) the claim must be shown to exceed."""
+        if self.claim == "non-inferior":
+            return -(self.margin or 0.0)
+        return self.min_effect
+
+    def hypotheses(self) -> str:
+        bound = f"{self.boundary:g}"
+        return f"H0: effect (good direction) <= {bound} vs H1: effect > {bound}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -32,6 +54,9 @@ class Claim:
             "claim": self.claim,
             "min_effect": self.min_effect,
             "margin": self.margin,
+            "boundary": self.boundary,
+            "planning_effect": self.planning_effect,
+            "pilot_sd": self.pilot_sd,
         }
 
 
@@ -45,9 +70,15 @@ def claims_from_edd(document: Mapping[str, Any]) -> list[Claim]:
             claim=str(raw["claim"]),
             min_effect=float(raw.get("min_effect", 0.0)),
             margin=float(raw["margin"]) if raw.get("margin") is not None else None,
+            planning_effect=_optional(raw.get("planning_effect")),
+            pilot_sd=_optional(raw.get("pilot_sd")),
         )
         for index, raw in enumerate(document["decision"]["claims"])
     ]
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -56,24 +87,19 @@ class Evidence:
 
     n: int
     goal: str
-    delta: float | None
-    ci_low: float | None
-    ci_high: float | None
-    level: float
-    p_adjusted: float | None
+    delta: float | None  # metric units, candidate - comparator
+    p_value: float | None  # the claim test's one-sided p (H0 effect <= boundary)
+    lower_bound: float | None  # one-sided (1 - alpha) lower bound, good direction
     floor_reachable: bool
     seeds_needed: int
     attrition: int
+    degenerate: bool = False
 
-    def good(self) -> tuple[float | None, float | None, float | None]:
-        """(delta, CI low, CI high) with signs flipped for minimize, so larger is better."""
-        if self.goal == "maximize":
-            return self.delta, self.ci_low, self.ci_high
-        return _negate(self.delta), _negate(self.ci_high), _negate(self.ci_low)
-
-
-def _negate(value: float | None) -> float | None:
-    return None if value is None else -value
+    def good_delta(self) -> float | None:
+        """The mean difference with its sign flipped for minimize, so larger is better."""
+        if self.delta is None or self.goal == "maximize":
+            return self.delta
+        return -self.delta
 
 
 @dataclass
@@ -81,6 +107,12 @@ class Judgement:
     verdict: str
     reasons: list[str] = field(default_factory=list)
     evidence_verdict: str | None = None  # what the numbers alone would have said
+    # Every condition a positive verdict needs, with whether it held: the report
+    # marks them, so it never rebuilds the rule from the numbers itself.
+    conditions: list[tuple[bool, str]] = field(default_factory=list)
+
+    def conditions_json(self) -> list[dict[str, Any]]:
+        return [{"held": held, "text": text} for held, text in self.conditions]
 
 
 def _fmt(value: float | None) -> str:
@@ -93,25 +125,26 @@ def _check(ok: bool, label: str, value: float | None, sign: str, bound: str) -> 
 
 
 def _checks(claim: Claim, ev: Evidence, alpha: float) -> list[tuple[bool, str]]:
-    delta, low, _high = ev.good()
-    p_ok = ev.p_adjusted is not None and ev.p_adjusted < alpha
-    ci_label = f"{ev.level:.0%} CI lower bound (good direction)"
-    if claim.claim == "improves":
-        return [
-            _check(p_ok, "adjusted p", ev.p_adjusted, "<", f"alpha {alpha:g}"),
-            _check(low is not None and low > 0, ci_label, low, ">", "0"),
-            _check(
-                delta is not None and delta >= claim.min_effect,
-                "effect (good direction)",
-                delta,
-                ">=",
-                f"min_effect {claim.min_effect:g}",
-            ),
-        ]
-    margin = claim.margin or 0.0
+    bound = claim.boundary
+    what = "min_effect" if claim.claim == "improves" else "-margin"
+    p_ok = ev.p_value is not None and ev.p_value < alpha
+    low_ok = ev.lower_bound is not None and ev.lower_bound > bound
     return [
-        _check(low is not None and low > -margin, ci_label, low, ">", f"-margin {-margin:g}"),
-        _check(p_ok, "adjusted non-inferiority p", ev.p_adjusted, "<", f"alpha {alpha:g}"),
+        _check(
+            p_ok,
+            f"H0: effect <= {bound:g} vs H1: effect > {bound:g} (good direction): "
+            "one-sided paired t-test p",
+            ev.p_value,
+            "<",
+            f"alpha {alpha:g}",
+        ),
+        _check(
+            low_ok,
+            f"one-sided {1 - alpha:.0%} lower confidence bound",
+            ev.lower_bound,
+            ">",
+            f"{what} {bound:g}",
+        ),
     ]
 
 
@@ -121,13 +154,25 @@ def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
         return Judgement("no-claim", ["no claim in the EDD for this comparison (descriptive)"])
     checks = _checks(claim, ev, alpha)
     reasons = [text for _, text in checks]
+    conditions = [
+        *checks,
+        (not ev.degenerate, "the paired differences vary with the seed"),
+        (
+            ev.floor_reachable,
+            f"{ev.n} paired seed(s); the t-test needs at least {ev.seeds_needed}",
+        ),
+        (not ev.attrition, f"{ev.attrition} planned trial(s) without a usable value"),
+    ]
     evidence_verdict = claim.claim if all(ok for ok, _ in checks) else "not-shown"
     verdict = evidence_verdict
+    if ev.degenerate:
+        verdict = "not-shown"
+        reasons.append(f"blocked: {DEGENERATE_CAUSE}")
     if not ev.floor_reachable:
         verdict = "underpowered"
         reasons.append(
-            f"{ev.n} paired seeds cannot reach the corrected threshold; "
-            f"at least {ev.seeds_needed} are needed, so no positive verdict is possible"
+            f"{ev.n} paired seed(s): the t-test needs at least {ev.seeds_needed}, "
+            "so no positive verdict is possible"
         )
     if ev.attrition:
         verdict = "attrition"
@@ -135,7 +180,7 @@ def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
             f"{ev.attrition} planned trial(s) of this comparison have no usable value; "
             "attrition blocks a positive verdict"
         )
-    return Judgement(verdict, reasons, evidence_verdict)
+    return Judgement(verdict, reasons, evidence_verdict, conditions)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def factorial_effects(
                     "seeds": complete,
                 }
             )
-    intervals = mean_intervals(samples, confidence, resamples, seed)
+    intervals = mean_intervals(samples, confidence)
     p_values = []
     for index, (effect, sample, interval) in enumerate(
         zip(effects, samples, intervals, strict=True)

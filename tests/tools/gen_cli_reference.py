@@ -2,7 +2,8 @@
 
 - docs/cli.md: the `--help` of every mlaudit command, rendered from the click command
   tree itself, so the reference cannot say anything the CLI does not.
-- docs/sample-report.md: `mlaudit report render` on tests/fixtures/study/passing/.
+- docs/sample-report.md: `mlaudit report render` on tests/fixtures/study/passing/ (with its
+  gate.json: the report shows the gate's result).
 - README.md: the sample-report excerpt between its `sample-report` markers (the report
   down to the end of its first table).
 
@@ -142,7 +143,8 @@ def stale_diff(expected: str, actual: str, name: str = "docs/cli.md") -> str:
 def render_sample_report() -> str:
     """docs/sample-report.md: the fixture study rendered by the real CLI."""
     argv = ["report", "render", f"{SAMPLE_STUDY}/analysis.json"]
-    argv += ["--results", f"{SAMPLE_STUDY}/results.json", "--format", "md", "-o", "-"]
+    argv += ["--results", f"{SAMPLE_STUDY}/results.json", "--gate", f"{SAMPLE_STUDY}/gate.json"]
+    argv += ["--format", "md", "-o", "-"]
     # A subprocess, run from the repository root, so paths in the page stay relative.
     proc = subprocess.run(
         [sys.executable, "-m", "audit", *argv],

@@ -9,6 +9,8 @@ command -v git >/dev/null || need_apt+=(git)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 # setpriv (util-linux) sets the trials' parent-death signal without a preexec hook.
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# Headless Chromium lays out report.html at phone and desktop width (report tests).
+command -v chromium >/dev/null || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

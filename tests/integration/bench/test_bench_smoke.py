@@ -28,6 +28,11 @@ RUNS = {
     "protocol_xargs": ["--seeds", "2"],
     "report_render": ["--rounds", "1"],
     "stats_bootstrap": ["--arms", "2", "--seeds", "10", "--resamples", "200", "--repeats", "1"],
+    # Toy replicates cannot meet the targets; the fast-vs-real agreement is still checked.
+    "stats_operating_characteristics": [
+        *("--replicates", "200", "--real-per-cell", "1", "--ns", "8"),
+        *("--methods-replicates", "50", "--resamples", "99", "--no-targets"),
+    ],
 }
 
 

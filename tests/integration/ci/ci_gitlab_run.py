@@ -35,8 +35,8 @@ JOBS = {
     "mlaudit-verify": [["edd", "verify"], ["ablate", "plan"]],
     "mlaudit-ablate": [["ablate", "run"]],
     "mlaudit-collect": [["ablate", "collect"], ["server"], ["track", "log"], ["ablate", "analyze"]],
-    "mlaudit-report": [["report", "render"], ["report", "publish"]],
     "mlaudit-gate": [["gate"]],
+    "mlaudit-report": [["report", "render"], ["report", "publish"]],
     "mlaudit-export": [["bundle", "create"]],
 }
 # Predefined variables this run sets on purpose (gitlab-ci-local warns otherwise).

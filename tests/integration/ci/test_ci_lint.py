@@ -52,8 +52,9 @@ CHAIN = [
     "mlaudit ablate collect",
     "mlaudit track log",
     "mlaudit ablate analyze",
-    "mlaudit report render",
     "mlaudit gate",
+    "mlaudit report render",
+    "mlaudit report publish",
     "mlaudit bundle create",
 ]
 
@@ -315,7 +316,7 @@ def test_this_repo_calls_the_pipeline_on_the_example_and_runs_make_test() -> Non
 
 def test_the_gitlab_template_stages_and_jobs() -> None:
     t = _load(TEMPLATE)
-    assert t["stages"] == ["build", "verify", "ablate", "collect", "report", "gate", "export"]
+    assert t["stages"] == ["build", "verify", "ablate", "collect", "gate", "report", "export"]
     rules = t[".mlaudit-rules"]["rules"]
     assert any('$CI_PIPELINE_SOURCE == "merge_request_event"' in r["if"] for r in rules)
     shards = t["mlaudit-ablate"]["parallel"]["matrix"][0]["MLAUDIT_SHARD"]

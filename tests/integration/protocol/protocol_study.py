@@ -60,6 +60,9 @@ score = 0.5 + 0.1 * config["features"]["a"] + 0.01 * config["features"]["b"] + s
 if behaviour == "noisy":
     score += (time.time_ns() % 1000) * 1e-6
 metrics = {"score": score, "nested": {"loss": 1 - score}}
+if config.get("timing"):  # a wall-clock metric: never the same twice
+    metrics["train_seconds"] = 1 + (time.time_ns() % 10**6) * 1e-6
+    metrics["epoch_seconds"] = 2 + (time.perf_counter_ns() % 10**6) * 1e-6
 if behaviour == "emit_nan":
     metrics["score"] = float("nan")
 text = json.dumps(metrics) if behaviour != "garbage" else "{not json"

@@ -139,7 +139,7 @@ def test_failures_are_recorded_with_reasons(new_study, run_cli, tmp_path):
     document["protocol"]["baseline"]["behaviour"] = "ok"
     study = new_study(document)
     result = run_cli(*study.run_args(tmp_path / "out", "--no-cache"))
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr  # some planned trials did not succeed
     trials = _by_id(_results(tmp_path / "out"))
     assert trials["no-a/0"]["status"] == "failed"
     assert "NaN is not a finite number" in trials["no-a/0"]["reason"]
@@ -160,7 +160,7 @@ def test_hanging_trial_times_out_and_its_group_is_killed(new_study, run_cli, tmp
     document["budget"]["trial_timeout_seconds"] = 1.5
     study = new_study(document)
     result = run_cli(*study.run_args(tmp_path / "out", "--no-cache"))
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr
     results = _results(tmp_path / "out")
     hung = _by_id(results)["no-a/0"]
     assert hung["status"] == "timeout"
@@ -184,7 +184,7 @@ def test_wall_budget_records_remaining_trials_as_not_run(new_study, run_cli, tmp
     document["budget"]["max_wall_minutes"] = 0.01  # 0.6 s
     study = new_study(document)
     result = run_cli(*study.run_args(tmp_path / "out", "--workers", "1", "--no-cache"))
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 4, result.stderr
     results = _results(tmp_path / "out")
     statuses = Counter(t["status"] for t in results["trials"])
     assert statuses["not_run"] >= 1

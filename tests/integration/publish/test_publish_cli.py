@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
+from gates import gate
 from github_fake import FULL_NAME, Fault
 
 HEAD = "a" * 40
@@ -41,12 +43,39 @@ def ci(github, monkeypatch, tmp_path):
     return report
 
 
-def test_publish_posts_and_reports_actions(run_cli, ci, github):
-    result = run_cli("report", "publish", ci)
+def write_gate(path, *failing):
+    result = gate(*failing)
+    document = {
+        "schema": "mlaudit/gate/v1",
+        "passed": result.passed,
+        "rules": [asdict(r) for r in result.rules],
+        "reasons": list(result.reasons),
+        "edd": {"id": result.edd_id, "version": result.edd_version, "digest": result.edd_digest},
+        "results_sha256": result.results_sha256,
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_publish_posts_the_gate_result_as_data(run_cli, ci, github, tmp_path):
+    # The headline of this report says FAILED; the status says what gate.json says.
+    gate_file = write_gate(tmp_path / "gate.json")
+    result = run_cli("report", "publish", ci, "--gate", gate_file)
     assert result.exit_code == 0, result.stderr
     assert "comment: created" in result.stdout
-    assert github.statuses[0]["state"] == "failure"
+    assert github.statuses[0]["state"] == "success"
+    assert github.check_runs[0]["conclusion"] == "success"
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_passed_headline_without_a_gate_is_never_a_success(run_cli, ci, github):
+    ci.write_text(REPORT.replace("❌ mlaudit: FAILED", "✅ mlaudit: PASSED"))
+    result = run_cli("report", "publish", ci)
+    assert result.exit_code == 0, result.stderr
+    assert "NOT GATED" in result.stdout
+    assert github.statuses[0]["state"] == "error"
+    assert github.statuses[0]["description"].startswith("NOT GATED")
+    assert github.check_runs[0]["conclusion"] == "failure"
 
 
 def test_publish_json_output(run_cli, ci):
@@ -57,13 +86,34 @@ def test_publish_json_output(run_cli, ci):
     assert [a["target"] for a in data["actions"]][:2] == ["comment", "status"]
 
 
-def test_dry_run_needs_no_token_and_sends_nothing(run_cli, ci, github, monkeypatch):
+def test_dry_run_writes_the_exact_requests_that_are_then_sent(
+    run_cli, ci, github, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    gate_file = write_gate(tmp_path / "gate.json", "edd-verified")
     monkeypatch.delenv("GITHUB_TOKEN")
-    result = run_cli("report", "publish", ci, "--dry-run", "--json")
+    result = run_cli("report", "publish", ci, "--gate", gate_file, "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert github.log == []
-    data = json.loads(result.stdout)
-    assert data["actions"][0]["request"]["body"]["first_line"].startswith("## ❌ mlaudit: FAILED")
+    planned = json.loads(result.stdout)["requests"]
+    to_file = run_cli("report", "publish", ci, "--gate", gate_file, "--dry-run",
+                      "--requests", tmp_path / "requests.json")  # fmt: skip
+    assert to_file.exit_code == 0, to_file.stderr
+    assert json.loads((tmp_path / "requests.json").read_text())["requests"] == planned
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    sent = run_cli("report", "publish", ci, "--gate", gate_file)
+    assert sent.exit_code == 0, sent.stderr
+    received = [
+        {"method": "POST", "path": f"/repos/{FULL_NAME}/issues/7/comments",
+         "json": {"body": github.comments[7][0]["body"]}},
+        {"method": "POST", "path": f"/repos/{FULL_NAME}/statuses/{HEAD}",
+         "json": {k: v for k, v in github.statuses[0].items() if k != "sha"}},
+        {"method": "POST", "path": f"/repos/{FULL_NAME}/check-runs",
+         "json": github.check_runs[0]},
+    ]  # fmt: skip
+    assert planned == received
+    assert planned[1]["json"]["state"] == "failure"
+    assert "approvals (edd-verified)" in planned[1]["json"]["description"]
 
 
 def test_missing_token_names_the_variable(run_cli, ci, monkeypatch):
@@ -89,40 +139,32 @@ def test_not_an_mlaudit_report_is_refused(run_cli, ci, tmp_path):
     assert "not an mlaudit Markdown report" in result.stderr
 
 
-def test_two_stage_fork_flow(run_cli, ci, github, tmp_path, monkeypatch):
-    artifact = tmp_path / "artifact"
-    # Stage 1: the unprivileged pull_request job, no token.
+def test_artifact_modes_take_no_report_gate_or_key(run_cli, ci, tmp_path):
+    for extra in ([ci], ["--gate", ci], ["--key", "victim"]):
+        result = run_cli("report", "publish", "--from-artifact", tmp_path,
+                         "--trust-ref", "HEAD", *extra)  # fmt: skip
+        assert result.exit_code == 2
+    result = run_cli("report", "publish", "--from-artifact", tmp_path)
+    assert result.exit_code == 2
+    assert "--trust-ref" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--edd", "x.yaml"], "go with --to-artifact"),
+        (["--trust-ref", "main"], "go with --from-artifact"),
+        (["--requests", "r.json"], "goes with --dry-run"),
+    ],
+)
+def test_options_outside_their_mode_are_usage_errors(run_cli, ci, args, message):
+    result = run_cli("report", "publish", ci, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_to_artifact_needs_the_documents(run_cli, ci, tmp_path, monkeypatch):
     monkeypatch.delenv("GITHUB_TOKEN")
-    staged = run_cli("report", "publish", ci, "--to-artifact", artifact)
-    assert staged.exit_code == 0, staged.stderr
-    assert github.log == []
-    meta = json.loads((artifact / "publish.json").read_text())
-    assert meta == {
-        "schema": "mlaudit/publish-artifact/v1",
-        "pr_number": 7,
-        "head_sha": HEAD,
-        "key": "toy-study",
-    }
-    # Stage 2: the privileged workflow_run job (its own event has no pull_request).
-    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    (tmp_path / "event.json").write_text(json.dumps({"workflow_run": {"id": 1}}))
-    posted = run_cli("report", "publish", "--from-artifact", artifact)
-    assert posted.exit_code == 0, posted.stderr
-    assert github.comments[7]
-
-
-def test_forged_artifact_pr_number_is_refused_by_the_cli(
-    run_cli, ci, github, tmp_path, monkeypatch
-):
-    github.add_pull(8, "f" * 40)
-    artifact = tmp_path / "artifact"
-    artifact.mkdir()
-    (artifact / "report.md").write_text(REPORT)
-    (artifact / "publish.json").write_text(
-        json.dumps({"schema": "mlaudit/publish-artifact/v1", "pr_number": 8, "head_sha": HEAD})
-    )
-    result = run_cli("report", "publish", "--from-artifact", artifact)
-    assert result.exit_code == 1
-    assert "refusing to publish" in result.stderr
-    assert not github.comments
-    assert not github.statuses
+    result = run_cli("report", "publish", "--to-artifact", tmp_path / "a", "--edd", ci)
+    assert result.exit_code == 2
+    assert "--to-artifact needs --edd, --results and --analysis" in result.stderr

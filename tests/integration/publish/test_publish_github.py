@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import markdown
 import pytest
+from gates import NOT_GATED, verdict
 from github_fake import FULL_NAME, Fault, user
 
 from audit.errors import InputError, PublishError, ValidationFailed
 from audit.publish import PublishRequest, RetryPolicy, publish, settings_from_environment
-from audit.publish.artifact import Handover, read_artifact, write_artifact
+from audit.publish.artifact import Handover, StudyDocuments, read_artifact, write_artifact
 from audit.publish.github import github_client
 from audit.report.marker import Marker, find_marker
 
@@ -50,10 +50,8 @@ def run(github, clock, tmp_path, body=REPORT, max_total=120.0, request_extra=Non
     request = PublishRequest(
         body=body,
         key="toy-study",
-        passed=True,
         timestamp="2026-11-26T12:00:00Z",
-        title="mlaudit: PASSED",
-        **(request_extra or {}),
+        **({"verdict": verdict()} | (request_extra or {})),
     )
 
     def factory(s):
@@ -291,34 +289,61 @@ def test_body_over_the_limit_is_cut_at_a_block_boundary(repo, clock, tmp_path):
     assert "mlaudit: PASSED" in html
 
 
-def test_dry_run_sends_nothing(repo, clock, tmp_path):
-    outcome = run(repo, clock, tmp_path, request_extra={"dry_run": True})
+def test_dry_run_sends_nothing_and_lists_the_exact_writes(repo, clock, tmp_path):
+    planned = run(repo, clock, tmp_path, request_extra={"dry_run": True, "pr_number": 7})
     assert repo.log == []
-    assert {a.action for a in outcome.actions} == {"would-send"}
+    assert {a.action for a in planned.actions} == {"would-send"}
+    sent = run(repo, clock, tmp_path, request_extra={"pr_number": 7})
+    assert planned.requests == sent.requests
+    assert [(r.method, r.path) for r in sent.requests] == [
+        ("POST", f"/repos/{FULL_NAME}/issues/7/comments"),
+        ("POST", f"/repos/{FULL_NAME}/statuses/{HEAD}"),
+        ("POST", f"/repos/{FULL_NAME}/check-runs"),
+    ]
+    assert sent.requests[0].json == {"body": repo.comments[7][0]["body"]}
+    assert {**sent.requests[1].json, "sha": HEAD} == repo.statuses[0]
+
+
+@pytest.mark.parametrize(
+    ("failing", "state", "conclusion", "description"),
+    [
+        ((), "success", "success", "PASSED: the gate passed all 7 rules"),
+        (("claims",), "failure", "failure", "FAILED: claims not supported"),
+        (("provenance",), "failure", "failure",
+         "FAILED: audit evidence failed: provenance (provenance)"),
+        (None, "error", "failure", "NOT GATED: no gate result was given"),
+    ],
+)  # fmt: skip
+def test_status_and_check_show_the_gate_verdict(repo, clock, tmp_path, failing, state,
+                                                conclusion, description):  # fmt: skip
+    chosen = NOT_GATED if failing is None else verdict(*failing)
+    run(repo, clock, tmp_path, request_extra={"verdict": chosen})
+    (status,) = repo.statuses
+    assert status["state"] == state
+    assert status["description"].startswith(description)
+    (check,) = repo.check_runs
+    assert check["conclusion"] == conclusion
+    assert check["output"]["title"].startswith(description)
 
 
 # -- the fork-safe two-stage mode ----------------------------------------------------
 
 
-def test_artifact_round_trip_posts_to_the_verified_pr(repo, clock, tmp_path):
-    write_artifact(
-        tmp_path / "art",
-        Handover(REPORT + "\n@everyone ![x](https://evil.example/a.png)\n", 7, HEAD, "toy-study"),
-    )
-    handover = read_artifact(tmp_path / "art")
+def test_untrusted_request_posts_to_the_verified_pr_and_says_advisory(repo, clock, tmp_path):
     outcome = run(
         repo,
         clock,
         tmp_path,
-        body=handover.report,
         GITHUB_SHA="d" * 40,
         request_extra={"pr_number": 7, "sha": HEAD, "untrusted": True},
     )
     assert outcome.actions[0].action == "created"
     body = repo.comments[7][0]["body"]
-    html = markdown.markdown(body)
-    assert "<img" not in html
-    assert not re.search(r"(?<![\w\u2060])@everyone", body)
+    assert body.startswith(REPORT.split("<!--")[0])  # our own rendering: posted as is
+    (status,) = repo.statuses
+    assert status["state"] == "success"
+    assert status["description"].startswith("advisory, evidence from an unprivileged run: ")
+    assert repo.check_runs[0]["output"]["title"].startswith("advisory, evidence from an")
 
 
 def test_forged_pr_number_is_refused(repo, clock, tmp_path):
@@ -336,6 +361,15 @@ def test_pr_into_another_repository_is_refused(repo, clock, tmp_path):
     assert repo.comments == {}
 
 
+def _study(tmp_path: Path) -> StudyDocuments:
+    folder = tmp_path / "study"
+    (folder / "approvals").mkdir(parents=True)
+    for name in ("edd.yaml", "results.json", "analysis.json"):
+        (folder / name).write_text("{}")
+    (folder / "approvals" / "alice.sig").write_text("sig")
+    return StudyDocuments(folder / "edd.yaml", folder / "results.json", folder / "analysis.json")
+
+
 @pytest.mark.parametrize(
     ("meta", "pointer"),
     [
@@ -345,32 +379,53 @@ def test_pr_into_another_repository_is_refused(repo, clock, tmp_path):
         ({"pr_number": 2**40}, "/pr_number"),
         ({"head_sha": "A" * 40}, "/head_sha"),
         ({"head_sha": "a" * 39}, "/head_sha"),
-        ({"key": "x --><img src=x>"}, "/key"),
+        ({"key": "victim-study"}, ""),  # the status key is never the artifact's to choose
+        ({"schema": "mlaudit/publish-artifact/v1"}, "/schema"),
         ({"extra": 1}, ""),
     ],
 )
 def test_artifact_fields_are_validated(tmp_path, meta, pointer):
     directory = tmp_path / "art"
-    write_artifact(directory, Handover(REPORT, 7, HEAD))
+    write_artifact(directory, Handover(7, HEAD), _study(tmp_path))
     data = json.loads((directory / "publish.json").read_text())
     data.update(meta)
     (directory / "publish.json").write_text(json.dumps(data))
     with pytest.raises(ValidationFailed) as caught:
-        read_artifact(directory)
+        read_artifact(directory, tmp_path / "private")
     assert any(p == pointer for p, _ in caught.value.problems)
+
+
+def test_artifact_is_copied_and_only_known_names_are_read(tmp_path):
+    directory = tmp_path / "art"
+    write_artifact(directory, Handover(7, HEAD), _study(tmp_path))
+    (directory / "report.md").write_text("## ✅ mlaudit: PASSED")
+    (directory / "gate.json").write_text('{"passed": true}')
+    handover, study = read_artifact(directory, tmp_path / "private")
+    assert handover == Handover(7, HEAD)
+    assert study.edd == tmp_path / "private" / "edd.yaml"
+    assert study.checkpoint is None
+    copied = sorted(p.relative_to(tmp_path / "private").as_posix()
+                    for p in (tmp_path / "private").rglob("*") if p.is_file())  # fmt: skip
+    assert copied == ["analysis.json", "approvals/alice.sig", "edd.yaml", "results.json"]
 
 
 def test_artifact_symlink_and_size_are_refused(tmp_path):
     directory = tmp_path / "art"
-    write_artifact(directory, Handover(REPORT, 7, HEAD))
-    report = directory / "report.md"
-    report.write_bytes(b"x" * (4 * 1024 * 1024 + 1))
+    write_artifact(directory, Handover(7, HEAD), _study(tmp_path))
+    edd = directory / "edd.yaml"
+    edd.write_bytes(b"x" * (1024 * 1024 + 1))
     with pytest.raises(InputError, match="larger than"):
-        read_artifact(directory)
-    report.unlink()
-    report.symlink_to("/etc/passwd")
+        read_artifact(directory, tmp_path / "p1")
+    edd.unlink()
+    edd.symlink_to("/etc/passwd")
     with pytest.raises(InputError, match="regular file"):
-        read_artifact(directory)
+        read_artifact(directory, tmp_path / "p2")
+    edd.unlink()
+    edd.write_text("{}")
+    (directory / "approvals" / "alice.sig").unlink()
+    (directory / "approvals" / "alice.sig").symlink_to("/etc/passwd")
+    with pytest.raises(InputError, match="regular file"):
+        read_artifact(directory, tmp_path / "p3")
 
 
 def test_the_fake_rejects_requests_that_break_the_openapi_description(repo):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from gates import NOT_GATED, verdict
 from gitlab_fake import PROJECT, user
 
 from audit.errors import PublishError, UsageError
@@ -36,14 +37,13 @@ def env_for(gitlab, **extra):
     return {k: v for k, v in env.items() if v is not None}
 
 
-def run(gitlab, clock, body=REPORT, **extra):
+def run(gitlab, clock, body=REPORT, chosen=None, **extra):
     settings = settings_from_environment(env_for(gitlab, **extra), RetryPolicy(max_total=60))
     request = PublishRequest(
         body=body,
         key="toy-study",
-        passed=False,
+        verdict=chosen or verdict("claims"),
         timestamp="2026-11-26T12:00:00Z",
-        title="mlaudit: FAILED",
     )
     return publish(
         settings,
@@ -134,3 +134,19 @@ def test_oversized_report_is_cut_for_a_note(project, clock):
     note = project.notes[3][0]["body"]
     assert len(note) <= 1_000_000
     assert "cut to fit GitLab" in note
+
+
+@pytest.mark.parametrize(
+    ("chosen", "state", "description"),
+    [
+        (verdict(), "success", "PASSED: the gate passed all 7 rules"),
+        (verdict("claims"), "failed", "FAILED: claims not supported"),
+        (verdict("no-attrition"), "failed", "FAILED: audit evidence failed: attrition"),
+        (NOT_GATED, "failed", "NOT GATED"),
+    ],
+)
+def test_commit_status_shows_the_gate_verdict(project, clock, chosen, state, description):
+    run(project, clock, chosen=chosen, CI_MERGE_REQUEST_IID="3")
+    (status,) = project.statuses
+    assert status["state"] == state
+    assert status["description"].startswith(description)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 
-import markdown
 import pytest
 
 from audit.errors import UsageError
-from audit.publish.body import defang, fit_body, read_facts
+from audit.publish.body import fit_body
 from audit.publish.outcome import existing_is_newer
 from audit.publish.settings import Secret, settings_from_environment
 from audit.report.budget import BUDGETS, SizeBudget
-from audit.report.marker import Marker, find_marker
+from audit.report.marker import Marker
 
 GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo/demo", "GITHUB_SHA": "a" * 40,
           "GITHUB_TOKEN": "ghp_x"}  # fmt: skip
@@ -75,13 +73,6 @@ def test_secret_never_prints():
     assert secret.scrub("x tok y") == "x *** y"
 
 
-def test_read_facts():
-    facts = read_facts("## ❌ mlaudit: FAILED — s v1: why\n\n<!-- mlaudit:report key=s -->\n")
-    assert (facts.passed, facts.key) == (False, "s")
-    with pytest.raises(UsageError):
-        read_facts("## ✅ mlaudit: PASSED — no marker\n")
-
-
 def test_fit_body_cuts_outside_details_and_fences():
     blocks = ["## ✅ mlaudit: PASSED — s v1: ok"]
     blocks += [f"<details>\n<summary>{i}</summary>\n\n{'y' * 300}\n\n{'z' * 300}\n\n</details>"
@@ -98,23 +89,19 @@ def test_fit_body_cuts_outside_details_and_fences():
     assert fit_body("short", BUDGETS["github-comment"], "P") == "short"
 
 
-def test_defang_neutralises_a_hostile_report():
-    hostile = (
-        "## ✅ mlaudit: PASSED — x\n\n<script>alert(1)</script> <img src=x onerror=alert(1)>\n\n"
-        "[click](https://evil.example) ![p](https://evil.example/p.png) @admin #12 "
-        "https://evil.example www.evil.example\n\n[r]: https://evil.example\n\n"
-        "<details>\n<summary>ok</summary>\n\nfine\n\n</details>\n\n```\n<b>code</b>\n```\n"
-    )
-    safe = defang(hostile)
-    html = markdown.markdown(safe, extensions=["tables"])
-    assert "<script" not in html
-    assert "<img" not in html
-    assert "<a " not in html
-    assert not re.search(r"(?<![\w\u2060])@admin|#12|https://evil|www\.evil", safe.split("```")[0])
-    assert "<details>" in safe
-    assert "<summary>ok</summary>" in safe
-    assert "<b>code</b>" in safe  # inside a code fence: shown verbatim, not rendered
-    assert find_marker(defang("<!-- mlaudit:report key=a -->")) is not None
+def test_fit_body_never_cuts_inside_indented_or_long_fences():
+    # Fences a line scanner gets wrong: four backticks holding a three-backtick line,
+    # and an indented code block. The CommonMark parser knows where each ends.
+    blocks = ["## heading"]
+    blocks += ["````\n```\n\n" + "x\n\n" * 400 + "````"] * 3
+    blocks += ["    indented code\n\n    " + "y" * 200] * 6
+    text = "\n\n".join(blocks) + "\n\n" + Marker("s").render() + "\n"
+    budget = SizeBudget("t", 1500, "chars", "test")
+    cut = fit_body(text, budget, "POINTER")
+    assert len(cut) <= 1500
+    head = cut.split("\n\nPOINTER")[0]
+    assert head.count("````") % 2 == 0
+    assert head in text
 
 
 @pytest.mark.parametrize(

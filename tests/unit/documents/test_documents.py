@@ -120,6 +120,8 @@ def test_a_gate_result_whose_verdict_does_not_follow_is_refused(tmp_path):
             {"rule": "budget", "kind": "budget", "title": "t", "passed": False, "evidence": "e"}
         ],
         "reasons": ["budget: e"],
+        "edd": {"id": "s", "version": 1, "digest": "a" * 64},
+        "results_sha256": "b" * 64,
     }
     path = tmp_path / "gate.json"
     path.write_text(json.dumps(gate))

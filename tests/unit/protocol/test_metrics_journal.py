@@ -7,9 +7,9 @@ import json
 import pytest
 
 from audit.protocol.cache import TrialCache
+from audit.protocol.determinism import ReproducibilityRule, Tolerance, compare_metrics
 from audit.protocol.journal import Journal, read_journal
 from audit.protocol.metrics import read_metrics
-from audit.protocol.runner import compare_metrics
 from audit.protocol.trial import TrialOutcome, expand_command
 
 
@@ -97,15 +97,19 @@ def test_overrides_become_separate_argv_items():
 
 def test_compare_metrics_tolerances():
     rerun = TrialOutcome("succeeded", {"score": 1.0 + 1e-9, "loss": 2.0})
-    exact = compare_metrics({"score": 1.0, "loss": 2.0}, rerun, {"abs": 0.0, "rel": 0.0})
+
+    def rule(names, abs_=0.0, rel=0.0):
+        return ReproducibilityRule(compared=names, tolerance=Tolerance(abs_, rel))
+
+    exact = compare_metrics({"score": 1.0, "loss": 2.0}, rerun, rule(("score", "loss")))
     assert exact["passed"] is False
     assert "metric 'score' differs" in exact["reason"]
-    loose = compare_metrics({"score": 1.0, "loss": 2.0}, rerun, {"abs": 1e-6, "rel": 0.0})
+    loose = compare_metrics({"score": 1.0, "loss": 2.0}, rerun, rule(("score", "loss"), 1e-6))
     assert loose["passed"] is True
-    relative = compare_metrics({"score": 1.0}, rerun, {"abs": 0.0, "rel": 1e-8})
+    relative = compare_metrics({"score": 1.0}, rerun, rule(("score",), rel=1e-8))
     assert relative["passed"] is True
     crashed = TrialOutcome("failed", reason="x")
-    failed = compare_metrics({"score": 1.0}, crashed, {"abs": 1, "rel": 0})
+    failed = compare_metrics({"score": 1.0}, crashed, rule(("score",), 1))
     assert failed["passed"] is False
     assert failed["metrics"]["score"]["rerun"] is None
 

@@ -191,3 +191,44 @@ def build(
 
 
 CHECKPOINT = {"origin": "mlaudit ledger http://127.0.0.1:5000", "size": 42, "root": "ab" * 32}
+
+
+# The gate's rules as `mlaudit gate` writes them (audit/gate.py RULES and RULE_KINDS).
+GATE_RULES = (
+    ("edd-verified", "approvals"),
+    ("protocol-as-signed", "protocol"),
+    ("budget", "budget"),
+    ("no-attrition", "attrition"),
+    ("provenance", "provenance"),
+    ("reproducible", "reproducibility"),
+    ("claims", "claims"),
+)
+
+
+def gate_document(
+    analysis: dict[str, Any], failing: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """gate.json for `analysis`; `failing` maps rule ids to the evidence of their failure."""
+    failing = failing or {}
+    rules = [
+        {
+            "rule": rule,
+            "kind": kind,
+            "title": f"rule {rule}",
+            "passed": rule not in failing,
+            "evidence": failing.get(rule, f"{rule} holds"),
+        }
+        for rule, kind in GATE_RULES
+    ]
+    return {
+        "schema": "mlaudit/gate/v1",
+        "passed": not failing,
+        "rules": rules,
+        "reasons": [f"{r}: {e}" for r, e in failing.items()],
+        "edd": {
+            "id": analysis["edd"]["id"],
+            "version": analysis["edd"]["version"],
+            "digest": analysis["edd"]["digest"],
+        },
+        "results_sha256": analysis["results_sha256"],
+    }

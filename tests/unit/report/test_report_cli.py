@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from report_factory import CHECKPOINT, build
+from report_factory import CHECKPOINT, build, gate_document
 
 
 @pytest.fixture
@@ -17,6 +17,7 @@ def study(tmp_path):
         ("analysis", analysis),
         ("results", results),
         ("checkpoint", CHECKPOINT),
+        ("gate", gate_document(analysis)),
     ):
         paths[name] = tmp_path / f"{name}.json"
         paths[name].write_text(json.dumps(document))
@@ -34,6 +35,8 @@ def test_render_every_format(run_cli, study, tmp_path, fmt):
         study["results"],
         "--checkpoint",
         study["checkpoint"],
+        "--gate",
+        study["gate"],
         "--format",
         fmt,
         "-o",
@@ -72,7 +75,23 @@ def test_json_flag_reports_what_was_written(run_cli, study, tmp_path):
     result = run_cli("report", "render", study["analysis"], "-o", tmp_path / "r.md", "--json")
     data = json.loads(result.stdout)
     assert data["format"] == "md"
-    assert data["passed"] is True
+    assert data["decision"] == "not-gated"
+    gated = run_cli(
+        "report", "render", study["analysis"], "--gate", study["gate"], "-o", tmp_path / "g.md"
+    )
+    assert gated.exit_code == 0, gated.stderr
+    assert "decision: passed" in gated.stdout
+
+
+def test_a_gate_for_other_results_is_refused(run_cli, study, tmp_path):
+    gate = json.loads(study["gate"].read_text())
+    gate["results_sha256"] = "0" * 64
+    other = tmp_path / "other-gate.json"
+    other.write_text(json.dumps(gate))
+    result = run_cli("report", "render", study["analysis"], "--gate", other, "-o", "-")
+    assert result.exit_code == 1
+    assert "other-gate.json:/results_sha256" in result.stderr
+    assert result.stdout == ""
 
 
 def test_invalid_analysis_is_a_one_line_error(run_cli, tmp_path):

@@ -9,13 +9,22 @@ from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
-from report_factory import CHECKPOINT, build
+from report_factory import CHECKPOINT, build, gate_document
 
-from audit.report import BUDGETS, ReportInputs, render, render_junit, rules_from_analysis
+from audit.errors import ValidationFailed
+from audit.report import (
+    BUDGETS,
+    ReportInputs,
+    read_gate,
+    render,
+    render_junit,
+    rules_from_analysis,
+)
 from audit.report.budget import Section, SizeBudget, fit
 from audit.report.escape import md_code, md_text, mermaid_label, xml_text
 from audit.report.links import mlflow_run_url, safe_http_base
 from audit.report.marker import Marker, find_marker, replace_marker
+from audit.report.verdict import parse_gate
 
 STUDY = Path(__file__).resolve().parents[2] / "fixtures" / "study"
 
@@ -24,6 +33,11 @@ STUDY = Path(__file__).resolve().parents[2] / "fixtures" / "study"
 def inputs() -> ReportInputs:
     analysis, results = build()
     return ReportInputs(analysis, results, CHECKPOINT)
+
+
+def gate_of(inputs: ReportInputs, **failing: str):
+    failing = {k.replace("_", "-"): v for k, v in failing.items()}
+    return parse_gate(gate_document(inputs.analysis, failing), "gate.json")
 
 
 def well_formed(text: str) -> None:
@@ -37,17 +51,111 @@ def well_formed(text: str) -> None:
 # -- Markdown ---------------------------------------------------------------------
 
 
-def test_first_line_is_the_decision_with_a_reason(inputs):
-    first = render(inputs, "md").split("\n")[0]
-    assert first.startswith("## ✅ mlaudit: PASSED — toy-study v1: ")
+def test_first_line_is_the_gates_decision_with_a_reason(inputs):
+    first = render(inputs, "md", gate=gate_of(inputs)).split("\n")[0]
+    assert first.startswith("## ✅ mlaudit: PASSED — toy-study v1: the gate passed all 7 rules.")
     assert first.endswith("2 of 2 signed claims shown; 1 trials lost to attrition.")
 
 
-def test_failed_decision_uses_the_summary():
+def test_failed_claims_say_claims_not_supported():
     analysis, results = build(passed=False)
     analysis["decision"].update(passed=False, summary="failed: 0 of 2 claims supported")
-    first = render(ReportInputs(analysis, results), "md").split("\n")[0]
-    assert first == "## ❌ mlaudit: FAILED — toy-study v1: failed: 0 of 2 claims supported"
+    inputs = ReportInputs(analysis, results)
+    first = render(inputs, "md", gate=gate_of(inputs, claims="a: verdict not-shown"))
+    assert first.split("\n")[0] == (
+        "## ❌ mlaudit: FAILED — toy-study v1: claims not supported. "
+        "Statistics: failed: 0 of 2 claims supported"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "kind"),
+    [
+        ("edd-verified", "approvals"),
+        ("protocol-as-signed", "protocol"),
+        ("budget", "budget"),
+        ("no-attrition", "attrition"),
+        ("provenance", "provenance"),
+        ("reproducible", "reproducibility"),
+    ],
+)
+def test_claims_hold_but_evidence_fails_names_the_kind(inputs, rule, kind):
+    gate = parse_gate(gate_document(inputs.analysis, {rule: "broken <b>"}), "gate.json")
+    text = render(inputs, "md", gate=gate)
+    first = text.split("\n")[0]
+    assert first.startswith(f"## ❌ mlaudit: FAILED — toy-study v1: audit evidence failed: {kind}")
+    assert f"({rule})" in first
+    assert "2 of 2 signed claims shown" in first  # the statistics alone would have passed
+    assert f"| ❌ | `{rule}` | {kind} | broken &#60;b&#62; |" in text
+    page = render(inputs, "html", gate=gate).replace("<wbr>", "")  # names may wrap at "-"
+    assert "<title>mlaudit FAILED: toy-study v1</title>" in page
+    assert f"audit evidence failed: {kind} ({rule})" in page
+    assert "PASSED" not in page
+    summary = json.loads(render(inputs, "json", gate=gate))
+    assert summary["decision"]["state"] == "failed"
+    assert summary["decision"]["failure_kinds"] == [kind]
+    assert summary["statistics"]["claims_supported"] is True
+
+
+def test_without_a_gate_the_report_is_not_gated(inputs):
+    text = render(inputs, "md")
+    assert text.startswith("## ⚠️ mlaudit: NOT GATED — toy-study v1: no gate result.")
+    assert "PASSED" not in text
+    assert "> [!WARNING]\n> Not gated" in text
+    page = render(inputs, "html")
+    assert "NOT GATED" in page
+    assert "PASSED" not in page
+    decision = json.loads(render(inputs, "json"))["decision"]
+    assert decision == {
+        "state": "not-gated",
+        "passed": False,
+        "summary": "NOT GATED: no gate result was given; this is not a merge decision",
+        "failure_kinds": [],
+        "rules": [],
+    }
+
+
+def test_a_gate_for_another_study_is_refused(inputs):
+    other = gate_document(inputs.analysis)
+    other["results_sha256"] = "0" * 64
+    with pytest.raises(ValidationFailed) as caught:
+        render(inputs, "md", gate=parse_gate(other, "gate.json"))
+    assert [p for p, _ in caught.value.problems] == ["/results_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "pointer"),
+    [
+        (lambda d: d.update(passed=True, rules=[{**d["rules"][0], "passed": False}]), "/passed"),
+        (lambda d: d["rules"][0].update(kind="vibes"), "/rules/0/kind"),
+        (lambda d: d.pop("edd"), ""),  # schema: 'edd' is a required property
+        (lambda d: d.update(schema="other"), "/schema"),
+        (lambda d: d["rules"][1].update(passed="yes"), "/rules/1/passed"),
+    ],
+)
+def test_gate_reader_refuses_bad_shapes(inputs, tmp_path, edit, pointer):
+    document = gate_document(inputs.analysis)
+    edit(document)
+    path = tmp_path / "gate.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValidationFailed) as caught:
+        read_gate(path)
+    assert pointer in [p for p, _ in caught.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"passed": true, "passed": false}', ("/passed", "duplicate key 'passed'")),
+        ('{"passed": NaN}', ("/passed", "NaN is not a finite JSON number")),
+    ],
+)
+def test_gate_reader_refuses_duplicate_keys_and_nan(tmp_path, text, problem):
+    path = tmp_path / "gate.json"
+    path.write_text(text)
+    with pytest.raises(ValidationFailed) as caught:
+        read_gate(path)
+    assert problem in caught.value.problems
 
 
 def test_sections_and_facts_are_present(inputs):
@@ -64,7 +172,7 @@ def test_sections_and_facts_are_present(inputs):
     assert "`" + "d" * 64 + "`" in text  # environment lock
     assert "| Trials | 24 | 1000 |" in text
     assert "`" + "ab" * 32 + "`" in text  # checkpoint root
-    assert "```mermaid\nxychart-beta" in text
+    assert "● mean delta, ├─┤ confidence interval, │ zero\n\n```text\n" in text
     assert text.count("[run](http://127.0.0.1:5000/#/experiments/7/runs/") == 24
     assert find_marker(text) == Marker("toy-study")
     well_formed(text)
@@ -137,8 +245,9 @@ def test_tiny_budget_falls_back_to_the_decision_and_pointer(inputs):
     fitted = fit(sections, tiny, "pointer", "fallback")
     assert fitted.text == "fallback"
     from audit.report.markdown import MarkdownOptions, render_markdown
+    from audit.report.verdict import Verdict
 
-    text = render_markdown(inputs, MarkdownOptions(budget=tiny))
+    text = render_markdown(inputs, MarkdownOptions(budget=tiny), Verdict(gate_of(inputs)))
     assert len(text) <= 1200
     assert text.startswith("## ✅ mlaudit: PASSED")
     assert "This report was cut" in text
@@ -202,9 +311,11 @@ def test_html_is_standalone_offline_and_deterministic(inputs):
 
 
 def test_json_summary(inputs):
-    summary = json.loads(render(inputs, "json"))
+    summary = json.loads(render(inputs, "json", gate=gate_of(inputs)))
     assert summary["schema"] == "mlaudit/report/v1"
     assert summary["decision"]["passed"] is True
+    assert summary["decision"]["state"] == "passed"
+    assert summary["decision"]["rules"][0]["rule"] == "edd-verified"
     assert summary["trials"]["by_status"] == {"failed": 1, "succeeded": 23}
     assert summary["comparisons"][0]["ci"] == {"low": 0.006, "high": 0.014, "level": 0.95}
     assert summary["mlflow"]["base"] == "http://127.0.0.1:5000"
@@ -258,8 +369,10 @@ def test_study_fixtures_render(study, fmt):
     folder = STUDY if study == "study" else STUDY / study
     results = folder / "results.json"
     inputs = load_inputs(folder / "analysis.json", results if results.exists() else None)
-    text = render(inputs, fmt)
     passed = inputs.analysis["decision"]["passed"]
+    failing = {} if passed else {"claims": "claims not met"}
+    gate = parse_gate(gate_document(inputs.analysis, failing), "gate.json")
+    text = render(inputs, fmt, gate=gate)
     if fmt == "md":
         assert text.startswith("## ✅" if passed else "## ❌")
         well_formed(text)
@@ -300,3 +413,18 @@ def test_fit_gives_back_what_it_did_not_need_to_take():
     assert len(fitted.text) <= 1000
     assert fitted.shortened == ["a", "c"]
     assert "NOTICE" in fitted.text
+
+
+def test_the_headline_names_the_edd_the_gate_verified(inputs):
+    gate = gate_of(inputs)
+    inputs.analysis["edd"]["id"] = "someone-elses-study"
+    first = render(inputs, "md", gate=gate).split("\n")[0]
+    assert first.startswith("## ✅ mlaudit: PASSED — toy-study v1: ")
+
+
+def test_the_report_knows_every_kind_the_gate_gives():
+    from audit.gate import RULE_KINDS
+    from audit.report.verdict import CLAIMS_KIND, KINDS
+
+    assert set(KINDS) == set(RULE_KINDS.values())
+    assert CLAIMS_KIND in KINDS

@@ -11,10 +11,12 @@ import jsonschema
 import numpy as np
 import pytest
 import rfc8785
+from scipy import stats as sps
 
 from audit._resources import load_schema
 from audit.errors import InputError, ValidationFailed
 from audit.stats import analyze_results
+from audit.stats.power import t_power
 
 STUDY = Path(__file__).resolve().parents[2] / "fixtures" / "study"
 VARIANTS = [".", "underpowered", "passing", "add-one", "factorial"]
@@ -96,14 +98,28 @@ def test_attrition_is_listed_and_paired_seeds_dropped(main_analysis):
 def test_numbers_carry_their_method(main_analysis):
     graph = by_target(main_analysis)["graph_features"]
     assert graph["ci"]["method"] == "student-t"
-    assert graph["p_value"]["method"] == "exact sign-flip permutation"
-    assert graph["p_value"]["null"] == "delta = 0"
+    assert graph["p_value"]["method"] == "one-sided paired t-test against the claim boundary"
+    assert graph["p_value"]["null"] == "effect (good direction) <= 0.01"
+    assert graph["p_value"]["alternative"] == "greater"
+    assert graph["claim_bound"]["level"] == pytest.approx(0.95)
+    assert graph["claim_bound"]["boundary"] == 0.01
     assert graph["p_adjusted"]["method"] == "holm"
     calibration = by_target(main_analysis)["calibration"]
-    assert calibration["p_value"]["alternative"] == "greater"
-    assert calibration["p_value"]["null"] == "delta (good direction) <= -0.01"
+    assert calibration["p_value"]["null"] == "effect (good direction) <= -0.01"
     assert main_analysis["method"]["family"]["size"] == 6
     assert main_analysis["method"]["seed"] == 20211
+    unclaimed = next(c for c in main_analysis["comparisons"] if c["claim"] is None)
+    assert unclaimed["p_value"]["alternative"] == "two-sided"
+    assert unclaimed["claim_bound"] is None
+
+
+def test_the_rule_version_is_recorded(main_analysis):
+    rule = main_analysis["decision_rule"]
+    assert rule["version"] == 2
+    assert rule["name"] == "mlaudit-claims/2"
+    assert "H0: effect <= min_effect vs H1: effect > min_effect" in rule["improves"]
+    assert "H0: effect <= -margin vs H1: effect > -margin" in rule["non_inferior"]
+    assert "Berger 1982" in rule["decision"]
 
 
 def test_manual_recomputation_of_one_comparison(main_analysis):
@@ -120,23 +136,131 @@ def test_manual_recomputation_of_one_comparison(main_analysis):
     graph = by_target(main_analysis)["graph_features"]
     assert graph["delta"]["value"] == pytest.approx(d.mean(), abs=1e-12)
     assert graph["effect_size"]["value"] == pytest.approx(d.mean() / d.std(ddof=1), abs=1e-9)
-    # All ten differences positive: the exact two-sided p is 2/1024, Holm over 6 claims.
-    assert graph["p_value"]["value"] == pytest.approx(2 / 1024)
-    assert graph["p_adjusted"]["value"] <= 6 * 2 / 1024
+    # The claim test is scipy's one-sided one-sample t-test of d against min_effect.
+    expected = sps.ttest_1samp(d, 0.01, alternative="greater")
+    assert graph["p_value"]["value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert graph["p_value"]["statistic"] == pytest.approx(expected.statistic, rel=1e-12)
+    low = expected.confidence_interval(0.95).low  # one-sided: (low, inf)
+    assert graph["claim_bound"]["value"] == pytest.approx(low, rel=1e-9)
+    two_sided = sps.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert graph["ci"]["low"] == pytest.approx(two_sided.low, rel=1e-9)
+    assert graph["ci"]["high"] == pytest.approx(two_sided.high, rel=1e-9)
 
 
-def test_underpowered_study_cannot_pass():
+def test_minimize_metrics_are_tested_in_their_good_direction(main_analysis):
+    results = load()
+    values = {
+        (t["arm"], t["seed"]): t["metrics"] for t in results["trials"] if t["status"] == "succeeded"
+    }
+    d = np.array(
+        [
+            values[("baseline", s)]["expected_cost"]
+            - values[("no-calibration", s)]["expected_cost"]
+            for s in range(10)
+        ]
+    )
+    comparison = next(
+        c
+        for c in main_analysis["comparisons"]
+        if c["target"] == "calibration" and c["metric"] == "expected_cost"
+    )
+    # non-inferior within 25 cost units: H0 -delta <= -25.
+    expected = sps.ttest_1samp(-d, -25.0, alternative="greater")
+    assert comparison["p_value"]["value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert comparison["verdict"] == "non-inferior"
+
+
+def test_five_seeds_give_a_hint_for_the_planning_effect():
     analysis = analyze_results(load("underpowered"))
-    claimed = [c for c in analysis["comparisons"] if c["claim"]]
-    assert {c["verdict"] for c in claimed} == {"underpowered"}
-    floor = claimed[0]["seed_floor"]
-    assert floor["reachable"] is False
-    assert floor["seeds_needed"] == 8  # 2/2^n < 0.05/6 first at n = 8
-    for c in claimed:
-        # The hint never asks for fewer seeds than the test's own floor.
-        assert c["sample_size_hint"]["seeds_needed"] >= c["seed_floor"]["seeds_needed"]
+    merchant = by_target(analysis)["merchant_embeddings"]
+    hint = merchant["sample_size_hint"]
+    # No planning_effect in this EDD: improves plans for 2 x min_effect.
+    assert hint["basis"].startswith("2 x min_effect")
+    assert hint["planning_effect"] == pytest.approx(0.01)
+    assert hint["boundary"] == pytest.approx(0.005)
+    assert hint["n"] == 5
+    assert hint["seeds_needed"] > 5
+    assert hint["power_at_n"] < 0.8
+    assert merchant["seed_floor"]["reachable"] is True
     assert not analysis["decision"]["passed"]
     assert analysis["results_sha256_of"].startswith("RFC 8785")
+
+
+def test_a_declared_planning_effect_and_the_hint_power():
+    results = load()
+    claim = results["edd"]["document"]["decision"]["claims"][0]
+    claim["planning_effect"] = 0.015
+    analysis = analyze_results(reseal(results))
+    graph = by_target(analysis)["graph_features"]
+    hint = graph["sample_size_hint"]
+    assert hint["basis"] == "planning_effect (EDD)"
+    d_good = graph["sd_delta"]
+    needed = hint["seeds_needed"]
+    # The hinted n gives 80% power for the claim test at the planning effect; one fewer not.
+    assert t_power(needed, 0.015 - 0.01, d_good, 0.05) >= 0.8
+    if needed > 2:
+        assert t_power(needed - 1, 0.015 - 0.01, d_good, 0.05) < 0.8
+    assert graph["claim"]["planning_effect"] == 0.015
+
+
+def test_intersection_union_and_the_family_are_both_reported(main_analysis):
+    claimed = [c for c in main_analysis["comparisons"] if c["claim"]]
+    for c in claimed:
+        assert c["family"]["correction"] == "holm"
+        assert c["family"]["p_adjusted"] == c["p_adjusted"]["value"]
+        assert c["family"]["p_adjusted"] >= c["p_value"]["value"]
+
+
+def test_a_claim_can_hold_at_alpha_and_fail_as_a_family_member():
+    results = load("passing")
+    pr_auc = {(t["arm"], t["seed"]): t["metrics"]["pr_auc"] for t in results["trials"]}
+    d = np.array([pr_auc[("baseline", s)] - pr_auc[("production", s)] for s in range(10)])
+    # Move the production arm so the claim's t statistic is 2.0 (p ~ 0.038 at df 9):
+    # below alpha, above Bonferroni's alpha/3 for the three claims of this study.
+    results["edd"]["document"]["decision"]["correction"] = "bonferroni"
+    reseal(results)
+    shift = d.mean() - (0.005 + 2.0 * d.std(ddof=1) / np.sqrt(10))
+    for trial in results["trials"]:
+        if trial["arm"] == "production":
+            trial["metrics"]["pr_auc"] += shift
+    analysis = analyze_results(results)
+    production = by_target(analysis)["production"]
+    assert 0.05 / 3 < production["p_value"]["value"] < 0.05
+    assert production["verdict"] == "improves"
+    assert production["family"]["supported"] is False
+    assert production["family"]["correction"] == "bonferroni"
+    assert analysis["decision"]["passed"]
+
+
+def test_identical_differences_block_a_positive_verdict():
+    results = load("passing")
+    base = {t["seed"]: t["metrics"]["pr_auc"] for t in results["trials"] if t["arm"] == "baseline"}
+    for trial in results["trials"]:
+        if trial["arm"] == "no-graph_features":
+            trial["metrics"]["pr_auc"] = base[trial["seed"]] - 0.25
+    analysis = analyze_results(results)
+    graph = by_target(analysis)["graph_features"]
+    assert graph["evidence_verdict"] == "improves"
+    assert graph["verdict"] == "not-shown"
+    assert graph["diagnostics"]["degenerate"] is True
+    assert "seed never reaches training" in graph["diagnostics"]["warning"]
+    assert any("seed never reaches training" in r for r in graph["reasons"])
+    assert not analysis["decision"]["passed"]
+
+
+def test_a_seed_that_collapses_raises_the_skew_warning():
+    results = load("passing")
+    trial = next(t for t in results["trials"] if t["arm"] == "baseline" and t["seed"] == 3)
+    trial["metrics"]["pr_auc"] -= 0.2
+    analysis = analyze_results(results)
+    graph = by_target(analysis)["graph_features"]
+    shape = graph["diagnostics"]
+    assert shape["flagged"] is True
+    assert shape["skewness"] < -1.5
+    assert shape["outlier_seeds"] == [3]
+    assert "skewed to the left" in shape["warning"]
+    untouched = [c for c in analysis["comparisons"] if c["metric"] == "expected_cost"]
+    assert all(not c["diagnostics"]["flagged"] for c in untouched)
 
 
 def test_passing_study_passes():
@@ -202,16 +326,13 @@ def _grow_seeds(results: dict, n: int) -> dict:
     return reseal(results)
 
 
-def test_large_studies_use_bca_and_monte_carlo_with_recorded_seed():
+def test_large_studies_use_the_t_interval_too():
     analysis = analyze_results(_grow_seeds(load("passing"), 25), seed=11, resamples=999)
     graph = by_target(analysis)["graph_features"]
     assert graph["n"] == 25
-    assert graph["ci"]["method"] == "bca-bootstrap"
-    assert graph["ci"]["resamples"] == 999
-    assert graph["ci"]["seed"] == 11
-    assert graph["p_value"]["method"] == "Monte Carlo sign-flip permutation"
-    assert graph["p_value"]["seed"] == 11
-    assert graph["p_value"]["resamples"] == 999
+    # Chosen by measured coverage: BCa under-covers at n = 20-30 (docs/methods.md).
+    assert graph["ci"]["method"] == "student-t"
+    assert graph["p_value"]["df"] == 24
     assert graph["verdict"] == "improves"
 
 

@@ -8,33 +8,17 @@ from scipy import stats as sps
 
 from audit.stats.decision import Claim, Evidence, Judgement, decide, judge
 from audit.stats.effect import cohen_dz, prob_superiority
-from audit.stats.power import sample_size_hint, seed_floor
+from audit.stats.power import planning_hint, sample_size_hint, seed_floor, t_power
 
 
-def test_five_seeds_can_never_reach_alpha_005():
-    floor = seed_floor(5, 0.05, family_size=1)
-    assert floor.min_p == pytest.approx(2 / 32)
-    assert not floor.reachable
-    assert floor.seeds_needed == 6
-
-
-def test_seed_floor_accounts_for_the_correction():
-    # Holm's first step with 5 claims needs p < 0.01: 2/2^n < 0.01 first holds at n = 8.
-    floor = seed_floor(7, 0.05, family_size=5)
-    assert floor.threshold == pytest.approx(0.01)
-    assert not floor.reachable
-    assert floor.seeds_needed == 8
-    assert seed_floor(8, 0.05, family_size=5).reachable
-
-
-def test_one_sided_floor_is_half():
-    assert seed_floor(5, 0.05, 1, two_sided=False).min_p == pytest.approx(1 / 32)
-    assert seed_floor(5, 0.05, 1, two_sided=False).reachable
-
-
-def test_monte_carlo_floor_uses_the_number_of_draws():
-    assert not seed_floor(30, 0.05, 20, resamples=99).reachable
-    assert seed_floor(30, 0.05, 20, resamples=9999).reachable
+def test_the_floor_follows_the_t_test():
+    # The claim test is a t-test at alpha for every claim (intersection-union): it needs
+    # one degree of freedom, whatever the number of claims.
+    assert not seed_floor(1, 0.05).reachable
+    floor = seed_floor(2, 0.05)
+    assert floor.reachable
+    assert floor.seeds_needed == 2
+    assert floor.threshold == 0.05
 
 
 def _power(n, effect, sd, alpha):
@@ -75,13 +59,12 @@ def _evidence(**changes):
         "n": 10,
         "goal": "maximize",
         "delta": 0.03,
-        "ci_low": 0.02,
-        "ci_high": 0.04,
-        "level": 0.95,
-        "p_adjusted": 0.004,
+        "p_value": 0.004,
+        "lower_bound": 0.02,
         "floor_reachable": True,
-        "seeds_needed": 6,
+        "seeds_needed": 2,
         "attrition": 0,
+        "degenerate": False,
     }
     base.update(changes)
     return Evidence(**base)
@@ -95,32 +78,21 @@ NON_INFERIOR = Claim(1, "b", "score", "non-inferior", min_effect=0.0, margin=0.0
     ("claim", "changes", "verdict"),
     [
         (IMPROVES, {}, "improves"),
-        (IMPROVES, {"p_adjusted": 0.06}, "not-shown"),
-        (IMPROVES, {"ci_low": -0.001}, "not-shown"),
-        (IMPROVES, {"delta": 0.009}, "not-shown"),
+        (IMPROVES, {"p_value": 0.06}, "not-shown"),
+        # The bound must clear min_effect, not 0: a point estimate above it is not enough.
+        (IMPROVES, {"lower_bound": 0.009}, "not-shown"),
+        (IMPROVES, {"lower_bound": 0.01}, "not-shown"),
         (IMPROVES, {"floor_reachable": False}, "underpowered"),
         (IMPROVES, {"attrition": 1}, "attrition"),
         (IMPROVES, {"attrition": 1, "floor_reachable": False}, "attrition"),
-        # minimize: a negative delta is the good direction
-        (
-            IMPROVES,
-            {"goal": "minimize", "delta": -0.03, "ci_low": -0.04, "ci_high": -0.02},
-            "improves",
-        ),
-        (IMPROVES, {"goal": "minimize"}, "not-shown"),
-        (NON_INFERIOR, {"delta": -0.002, "ci_low": -0.008, "ci_high": 0.004}, "non-inferior"),
-        (NON_INFERIOR, {"delta": -0.002, "ci_low": -0.011, "ci_high": 0.004}, "not-shown"),
-        (NON_INFERIOR, {"p_adjusted": 0.2}, "not-shown"),
-        (
-            NON_INFERIOR,
-            {"goal": "minimize", "delta": 0.005, "ci_low": -0.001, "ci_high": 0.009},
-            "non-inferior",
-        ),
-        (
-            NON_INFERIOR,
-            {"goal": "minimize", "delta": 0.005, "ci_low": -0.001, "ci_high": 0.012},
-            "not-shown",
-        ),
+        (IMPROVES, {"degenerate": True}, "not-shown"),
+        # minimize: the evidence arrives in the good direction already; delta is metric units
+        (IMPROVES, {"goal": "minimize", "delta": -0.03}, "improves"),
+        (NON_INFERIOR, {"delta": -0.002, "lower_bound": -0.008}, "non-inferior"),
+        (NON_INFERIOR, {"delta": -0.002, "lower_bound": -0.011}, "not-shown"),
+        (NON_INFERIOR, {"delta": -0.002, "lower_bound": -0.01}, "not-shown"),
+        (NON_INFERIOR, {"p_value": 0.2}, "not-shown"),
+        (NON_INFERIOR, {"p_value": None, "lower_bound": None}, "not-shown"),
         (None, {}, "no-claim"),
     ],
 )
@@ -130,10 +102,62 @@ def test_verdicts(claim, changes, verdict):
     assert judgement.reasons
 
 
+def test_reasons_state_the_hypotheses_tested():
+    reasons = judge(IMPROVES, _evidence(), alpha=0.05).reasons
+    assert reasons == [
+        "H0: effect <= 0.01 vs H1: effect > 0.01 (good direction): one-sided paired t-test "
+        "p 0.004 < alpha 0.05",
+        "one-sided 95% lower confidence bound 0.02 > min_effect 0.01",
+    ]
+    ni = judge(NON_INFERIOR, _evidence(lower_bound=-0.011), alpha=0.05).reasons
+    assert ni[1] == "one-sided 95% lower confidence bound -0.011 <= -margin -0.01"
+
+
 def test_blocked_verdicts_keep_what_the_evidence_said():
     judgement = judge(IMPROVES, _evidence(attrition=2), alpha=0.05)
     assert judgement.evidence_verdict == "improves"
     assert any("attrition" in reason for reason in judgement.reasons)
+    degenerate = judge(IMPROVES, _evidence(degenerate=True), alpha=0.05)
+    assert degenerate.evidence_verdict == "improves"
+    assert any("seed never reaches training" in reason for reason in degenerate.reasons)
+
+
+def test_planning_hint_is_for_the_rule_actually_applied():
+    # min_effect 0.01, planning effect 0.02, SD 0.01: the claim test must clear 0.01 with
+    # a true effect of 0.02, i.e. d = 1 above the boundary, one-sided at 0.05.
+    hint = planning_hint(
+        basis="planning_effect (EDD)",
+        planning_effect=0.02,
+        boundary=0.01,
+        sd=0.01,
+        sd_source="pilot",
+        alpha=0.05,
+        n=5,
+    )
+    needed = hint.seeds_needed
+    assert needed is not None
+    assert _one_sided_power(needed, 1.0, 0.05) >= 0.8 > _one_sided_power(needed - 1, 1.0, 0.05)
+    assert needed == 8
+    assert hint.power_at_n == pytest.approx(_one_sided_power(5, 1.0, 0.05))
+    # Planning at the boundary itself has no power to give: no hint.
+    at_boundary = planning_hint(
+        basis="x", planning_effect=0.01, boundary=0.01, sd=0.01, sd_source="s", alpha=0.05, n=5
+    )
+    assert at_boundary.seeds_needed is None
+    assert at_boundary.note is not None
+
+
+def _one_sided_power(n, d, alpha):
+    crit = sps.t.ppf(1 - alpha, n - 1)
+    return sps.nct.sf(crit, n - 1, d * np.sqrt(n))
+
+
+def test_t_power_matches_a_simulated_t_test():
+    rng = np.random.default_rng(3)
+    samples = rng.normal(0.5, 1.0, (20000, 12))
+    simulated = np.mean(sps.ttest_1samp(samples, 0.0, axis=1, alternative="greater").pvalue < 0.05)
+    exact = t_power(12, 0.5, 1.0, 0.05)
+    assert abs(simulated - exact) < 4 * np.sqrt(exact * (1 - exact) / 20000)
 
 
 def test_decision_needs_every_claim_and_no_blockers():

@@ -10,6 +10,7 @@ from hypothesis.extra.numpy import arrays
 from audit.stats.ci import bca_interval, mean_intervals, t_interval
 from audit.stats.multiplicity import benjamini_hochberg, holm
 from audit.stats.permutation import sign_flip_test
+from audit.stats.ttest import boundary_tests
 
 # Metric-like values: bounded, with enough resolution that differences are not all ties.
 values = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
@@ -56,13 +57,35 @@ def test_adding_a_constant_to_both_arms_changes_nothing(rows, shift):
     rng = np.random.default_rng
     before = (
         sign_flip_test(a - b, rng=rng(0)).p_value,
-        mean_intervals([a - b], 0.95, 499, seed=3)[0],
+        mean_intervals([a - b], 0.95)[0],
+        _boundary(a - b),
     )
     after = (
         sign_flip_test((a + shift) - (b + shift), rng=rng(0)).p_value,
-        mean_intervals([(a + shift) - (b + shift)], 0.95, 499, seed=3)[0],
+        mean_intervals([(a + shift) - (b + shift)], 0.95)[0],
+        _boundary((a + shift) - (b + shift)),
     )
     assert before == after
+
+
+def _boundary(d: np.ndarray) -> tuple[float, float]:
+    tests = boundary_tests(d, 0.01, 0.05)
+    return float(tests.p_value[0]), float(tests.lower[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(paired_arrays(2, 30), st.floats(min_value=-5, max_value=5))
+def test_claim_test_and_its_bound_never_disagree(pair, boundary):
+    a, b = pair
+    d = a - b
+    tests = boundary_tests(d, boundary, 0.05)
+    p, low = float(tests.p_value[0]), float(tests.lower[0])
+    if np.ptp(d) == 0 or not np.isfinite(p):
+        return  # no spread: the verdict is blocked as degenerate, whatever p says
+    sem = float(d.std(ddof=1)) / np.sqrt(d.size)
+    if abs(low - boundary) <= 1e-9 * (abs(boundary) + sem + 1e-300):
+        return  # on the boundary up to rounding
+    assert (p < 0.05) == (low > boundary)
 
 
 @settings(max_examples=60, deadline=None)
@@ -82,7 +105,7 @@ def test_swapping_arms_flips_the_sign(pair):
 def test_confidence_interval_contains_the_point_estimate(pair):
     a, b = pair
     d = a - b
-    (interval,) = mean_intervals([d], 0.95, 999, seed=1)
+    (interval,) = mean_intervals([d], 0.95)
     mean = float(d.mean())
     tolerance = 1e-9 * (1 + np.max(np.abs(d)))
     assert interval.low is not None

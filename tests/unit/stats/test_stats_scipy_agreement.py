@@ -1,6 +1,9 @@
 """audit.stats agrees with scipy.stats where the methods coincide.
 
-Deterministic methods must match to 1e-9. The BCa bootstrap is given the same Generator
+The claim test (one-sided t against the boundary) and its bound are scipy's ttest_1samp.
+BCa is no longer used by the analysis but is kept, measured, in the operating-
+characteristics benchmark, so its agreement stays tested. Deterministic methods must
+match to 1e-9. The BCa bootstrap is given the same Generator
 seed scipy gets, so both draw identical resamples and must also match to 1e-9.
 """
 
@@ -11,6 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from audit.stats.ci import bca_interval, t_interval, wilson_interval
+from audit.stats.diagnostics import OUTLIER_Z, outlier_mask, skewness
 from audit.stats.multiplicity import benjamini_hochberg, holm
 from audit.stats.permutation import (
     exact_sign_flip_pvalues,
@@ -19,6 +23,7 @@ from audit.stats.permutation import (
     sign_patterns,
     wilcoxon_crosscheck,
 )
+from audit.stats.ttest import boundary_tests, two_sided_p
 
 
 def _paired(seed: int, n: int, shift: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -190,3 +195,37 @@ def test_blocked_resampling_for_large_studies_gives_the_same_kind_of_interval(mo
     width = whole.high - whole.low
     assert np.all(np.abs(blocked.low - whole.low) < 0.05 * width)
     assert np.all(np.abs(blocked.high - whole.high) < 0.05 * width)
+
+
+@pytest.mark.parametrize(("seed", "n", "boundary"), [(1, 2, 0.0), (2, 8, 0.01), (3, 30, -0.02)])
+def test_claim_test_matches_scipy_one_sided_ttest(seed, n, boundary):
+    a, b = _paired(seed, n)
+    d = a - b
+    expected = sps.ttest_1samp(d, boundary, alternative="greater")
+    got = boundary_tests(d[None, :], boundary, 0.05)
+    assert got.p_value[0] == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+    assert got.statistic[0] == pytest.approx(expected.statistic, rel=1e-12)
+    assert got.lower[0] == pytest.approx(expected.confidence_interval(0.95).low, rel=1e-12)
+    assert got.df == expected.df
+
+
+def test_descriptive_p_matches_scipy_ttest_rel():
+    a, b = _paired(9, 12)
+    assert two_sided_p((a - b)[None, :])[0] == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-12)
+
+
+def test_skewness_matches_scipy_unbiased_skew():
+    d = np.random.default_rng(4).lognormal(0, 1, (5, 17))
+    assert np.allclose(skewness(d), sps.skew(d, axis=1, bias=False), rtol=1e-12)
+
+
+def test_outlier_rule_is_the_modified_z_score_with_scipys_normal_mad():
+    rng = np.random.default_rng(6)
+    d = rng.standard_t(2, (40, 15))
+    z = (
+        np.abs(d - np.median(d, axis=1, keepdims=True))
+        / sps.median_abs_deviation(d, axis=1, scale="normal")[:, None]
+    )
+    # 0.6745 is the normal quantile scipy's scale="normal" divides by (to 4 digits).
+    assert np.array_equal(outlier_mask(d), np.abs(z * 0.6745 / sps.norm.ppf(0.75)) > OUTLIER_Z)
+    assert outlier_mask(d).any()
