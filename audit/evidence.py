@@ -163,6 +163,7 @@ def attach_ledger(
 
 
 def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
+    import hashlib
     import json
 
     from audit.documents import read_checkpoint
@@ -175,10 +176,13 @@ def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
     experiment_id = resolve_experiment(client, source.experiment or results.experiment_id)
     ledger = fetch_ledger(client, source.uri, experiment_id)
     verification = verify_ledger(ledger, checkpoint)
+    # Only records that still match their seal are evidence; a run changed below
+    # MLflow is a ledger finding, and its trial counts as unsealed, not as a value.
     records = {
         leaf.run_id: json.loads(ledger.records[leaf.run_id])
         for leaf in ledger.leaves
         if leaf.run_id in ledger.records
+        and hashlib.sha256(ledger.records[leaf.run_id]).hexdigest() == leaf.sha256
     }
     problems = tuple(f.message for f in verification.findings)
     return SealedRuns(source.uri, records, verification.ok, problems, ledger, checkpoint)
