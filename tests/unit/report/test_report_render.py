@@ -18,7 +18,6 @@ from audit.report import (
     read_gate,
     render,
     render_junit,
-    rules_from_analysis,
 )
 from audit.report.budget import Section, SizeBudget, fit
 from audit.report.escape import md_code, md_text, mermaid_label, xml_text
@@ -341,19 +340,14 @@ def test_render_junit_api():
     assert cases[1].find("failure").get("message") == "claim <a>"
 
 
-def test_rules_from_analysis_follow_the_claims():
-    analysis, results = build(passed=False)
-    analysis["decision"]["passed"] = False
-    rules = rules_from_analysis(analysis, results)
-    names = [r["rule"] for r in rules]
-    assert names[:2] == ["claim: a improves on score", "claim: b improves on score"]
-    assert [r["passed"] for r in rules[:2]] == [False, False]
-    assert names[-1] == "decision"
-    assert rules[-1]["passed"] is False
-    assert "reproducibility" in names
-    assert "budget: within the signed budget" in names
-    root = ET.fromstring(render(ReportInputs(analysis, results), "junit").encode())
-    assert root.find("testsuite").get("failures") == "3"
+def test_junit_shows_the_gate_rules_or_not_gated(inputs):
+    gate = parse_gate(gate_document(inputs.analysis, {"budget": "over budget <b>"}), "gate.json")
+    suite = ET.fromstring(render(inputs, "junit", gate=gate).encode()).find("testsuite")
+    assert [c.get("name") for c in suite.iter("testcase")] == [r.rule for r in gate.rules]
+    assert suite.get("failures") == "1"
+    ungated = ET.fromstring(render(inputs, "junit").encode()).find("testsuite")
+    assert [c.get("name") for c in ungated.iter("testcase")] == ["not-gated"]
+    assert ungated.get("failures") == "1"
 
 
 # -- the stats engineer's fixtures ------------------------------------------------------
@@ -391,12 +385,6 @@ def test_rules_use_the_analyzers_claim_judgements():
         {"target": "production", "metric": "score", "claim": "improves",
          "verdict": "not-shown", "supported": False},
     ]  # fmt: skip
-    rules = rules_from_analysis(analysis)
-    assert [(r["rule"], r["passed"]) for r in rules[:2]] == [
-        ("claim: a improves on score", True),
-        ("claim: production improves on score", False),
-    ]
-    assert rules[1]["evidence"]["comparator_arm"] == "production"
     first = render(ReportInputs(analysis), "md").split("\n")[0]
     assert "1 of 2 signed claims shown" in first
 
