@@ -1,4 +1,6 @@
-"""Locate the JSON Schemas that ship with mlaudit, read JSON files, check them against those.
+"""Locate the JSON Schemas that ship with mlaudit and check documents against them.
+
+Reading JSON files is audit.documents' job (one strict reader).
 
 In a wheel they sit inside the package (audit/schemas); in a source checkout or
 an editable install they are the top-level schemas/ folder users also read.
@@ -50,17 +52,3 @@ def check_schema(document: Any, name: str, file: str) -> None:
     problems = schema_problems(document, name)
     if problems:
         raise ValidationFailed(file, problems)
-
-
-def read_json_file(path: Path) -> tuple[bytes, Any]:
-    """A JSON file's exact bytes and parsed value, or a one-line InputError naming the file."""
-    from audit.errors import InputError, Location
-
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
-    try:
-        return raw, json.loads(raw)
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
-        raise InputError(f"not valid JSON: {error}", location=Location(str(path))) from None

@@ -1,28 +1,35 @@
-"""Gather what the gate and the audit bundle judge: files, verification, recomputation, ledger.
+"""The one evidence builder: what the gate and the audit bundle judge, from two sources.
 
-This is the one place that reads the study's files and asks the tracking
-server; the gate rules and the bundle builder then work on plain values.
+Live (`gather` + `attach_ledger`): the study's files, the trust files from git, the
+sealed runs from the tracking server. Offline (`offline_evidence`, used by `bundle
+verify`): the same documents and the sealed records proven by their inclusion proofs,
+all taken from a bundle's members. Both give one `StudyEvidence`; `gate_inputs` turns it
+into the gate's plain inputs, so the gate and `bundle verify` judge alike.
+
+Deliberate recomputation: `gate_inputs` recomputes the analysis (with the seed and
+resample count analysis.json records) from the sealed values when sealed runs are
+available, else from results.json; the gate then compares analysis.json with it, so a
+hand-edited analysis or edited results cannot pass. Each document is parsed once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audit._resources import read_json_file
+from audit.documents import Analysis, GateResult, Results, read_analysis, read_results
 from audit.edd import Edd, load_edd
-from audit.errors import InputError, Location, MlauditError, ProtocolError
+from audit.errors import MlauditError, ProtocolError
 from audit.gate import GateInputs, TrackingEvidence
 
 if TYPE_CHECKING:
     from audit.edd.verify import Verification
     from audit.tracking.checkpoint import Checkpoint
     from audit.tracking.ledger import Ledger
-    from audit.tracking.ledger import Verification as LedgerVerification
+    from audit.tracking.sealed import SealedComparison
 
 
 @dataclass(frozen=True)
@@ -39,38 +46,61 @@ class TrustSource:
     directory: Path | None = None
 
 
+@dataclass(frozen=True)
+class TrackingSource:
+    """Where the sealed runs are: a tracking server, and the checkpoint they must extend."""
+
+    uri: str
+    experiment: str | None = None
+    checkpoint: Path | None = None
+
+
+@dataclass(frozen=True)
+class SealedRuns:
+    """Sealed run records this study is judged against, and whether their ledger holds.
+
+    `records` holds only proven records: verified against the live ledger, or proven
+    by inclusion proofs against a bundle's checkpoint.
+    """
+
+    source: str  # the tracking URI, or "bundle"
+    records: Mapping[str, Mapping[str, Any]]
+    ledger_ok: bool
+    problems: tuple[str, ...] = ()
+    ledger: Ledger | None = None  # live only: what `bundle create` proves inclusion in
+    checkpoint: Checkpoint | None = None
+
+
 @dataclass
-class Evidence:
+class StudyEvidence:
     edd: Edd
     verification: Verification
-    results_bytes: bytes
-    results: dict[str, Any]
-    analysis_bytes: bytes
-    analysis: dict[str, Any]
-    recomputed_analysis: dict[str, Any] | None
-    recompute_error: str | None
+    results: Results
+    analysis: Analysis
     expected_plan: dict[str, Any] | None
     plan_error: str | None
-    ledger: Ledger | None = None
-    ledger_verification: LedgerVerification | None = None
-    checkpoint: Checkpoint | None = None
+    sealed: SealedRuns | None = None
+    _comparison: SealedComparison | None = field(default=None, repr=False)
+    _recomputed: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def results_sha256(self) -> str:
-        return hashlib.sha256(self.results_bytes).hexdigest()
+        return self.results.sha256
+
+    def sealed_comparison(self) -> SealedComparison | None:
+        if self.sealed is None:
+            return None
+        if self._comparison is None:
+            from audit.tracking.sealed import compare_with_sealed
+
+            self._comparison = compare_with_sealed(self.results, self.sealed.records)
+        return self._comparison
 
 
-def read_json(path: Path) -> tuple[bytes, dict[str, Any]]:
-    raw, data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise InputError("must be a JSON object", location=Location(str(path)))
-    return raw, data
-
-
-def run_time(results: dict[str, Any]) -> datetime | None:
+def run_time(results: Results) -> datetime | None:
     """When the protocol ran: approvals are judged as of then."""
-    value = results.get("created_at")
-    if not isinstance(value, str):
+    value = results.created_at
+    if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -79,116 +109,164 @@ def run_time(results: dict[str, Any]) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def gather(files: StudyFiles, trust: TrustSource, *, at: datetime | None = None) -> Evidence:
+def gather(files: StudyFiles, trust: TrustSource, *, at: datetime | None = None) -> StudyEvidence:
+    """The live source: files and the trust ref (add sealed runs with `attach_ledger`)."""
     from audit.edd import verify_edd
 
     edd = load_edd(files.edd)
-    results_bytes, results = read_json(files.results)
-    analysis_bytes, analysis = read_json(files.analysis)
+    results = read_results(files.results)
+    analysis = read_analysis(files.analysis)
     verification = verify_edd(
-        files.edd,
+        edd,
         trust_ref=trust.ref,
         repo=trust.repo,
         trust_dir=trust.directory,
         at=at or run_time(results),
     )
-    expected_plan, plan_error = _expected_plan(edd, str(files.edd))
-    evidence = Evidence(
-        edd=edd,
-        verification=verification,
-        results_bytes=results_bytes,
-        results=results,
-        analysis_bytes=analysis_bytes,
-        analysis=analysis,
-        recomputed_analysis=None,
-        recompute_error=None,
-        expected_plan=expected_plan,
-        plan_error=plan_error,
-    )
-    try:
-        evidence.recomputed_analysis = _recompute(evidence, str(files.results))
-    except MlauditError as error:
-        # results.json itself is broken: the gate must fail, saying why.
-        evidence.recompute_error = error.user_message()
-    return evidence
+    return assemble(edd, verification, results, analysis)
 
 
-def _expected_plan(edd: Edd, source: str) -> tuple[dict[str, Any] | None, str | None]:
+def assemble(
+    edd: Edd,
+    verification: Verification,
+    results: Results,
+    analysis: Analysis,
+    sealed: SealedRuns | None = None,
+) -> StudyEvidence:
+    """Evidence from parts either source has loaded; the signed plan is expanded here."""
+    expected_plan, plan_error = _expected_plan(edd)
+    return StudyEvidence(edd, verification, results, analysis, expected_plan, plan_error, sealed)
+
+
+def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
     from audit.protocol.plan import build_plan
 
     try:
-        return build_plan(edd.document, source=source).to_dict(), None
+        return build_plan(edd.document, source=str(edd.path)).to_dict(), None
     except ProtocolError as error:
         return None, error.user_message()
 
 
-def _recompute(evidence: Evidence, source: str) -> dict[str, Any]:
-    """The analysis as results.json gives it, with the seed and resamples analysis.json used."""
-    from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, analyze_results
-
-    method = evidence.analysis.get("method") or {}
-    return analyze_results(
-        evidence.results,
-        results_sha256=evidence.results_sha256,
-        seed=int(method.get("seed", DEFAULT_SEED)),
-        resamples=int(method.get("resamples", DEFAULT_RESAMPLES)),
-        source=source,
-    )
-
-
 def attach_ledger(
-    evidence: Evidence,
+    evidence: StudyEvidence,
     tracking_uri: str,
     *,
     experiment: str | None = None,
     checkpoint_file: Path | None = None,
 ) -> None:
-    """Fetch and verify the sealed runs of this study's experiment."""
-    from audit.tracking.checkpoint import parse_checkpoint
+    """The live sealed runs: fetch this study's experiment and verify its ledger."""
+    evidence.sealed = fetch_sealed_runs(
+        TrackingSource(tracking_uri, experiment, checkpoint_file), evidence.results
+    )
+    evidence._comparison = None
+    evidence._recomputed = None
+
+
+def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
+    import hashlib
+    import json
+
+    from audit.documents import read_checkpoint
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.ledger_verify import verify_ledger
 
-    checkpoint = None
-    if checkpoint_file is not None:
-        _, document = read_json(checkpoint_file)
-        checkpoint = parse_checkpoint(document, str(checkpoint_file))
-    client = connect(tracking_uri)
-    recorded = (evidence.results.get("tracking") or {}).get("experiment_id")
-    experiment_id = resolve_experiment(client, experiment or recorded)
-    evidence.ledger = fetch_ledger(client, tracking_uri, experiment_id)
-    evidence.ledger_verification = verify_ledger(evidence.ledger, checkpoint)
-    evidence.checkpoint = checkpoint
-
-
-def tracking_evidence(evidence: Evidence) -> TrackingEvidence | None:
-    from audit.tracking.runspec import sealed_trial_runs
-
-    ledger = evidence.ledger
-    if ledger is None or evidence.ledger_verification is None:
-        return None
+    checkpoint = read_checkpoint(source.checkpoint) if source.checkpoint else None
+    client = connect(source.uri)
+    experiment_id = resolve_experiment(client, source.experiment or results.experiment_id)
+    ledger = fetch_ledger(client, source.uri, experiment_id)
+    verification = verify_ledger(ledger, checkpoint)
+    # Only records that still match their seal are evidence; a run changed below
+    # MLflow is a ledger finding, and its trial counts as unsealed, not as a value.
     records = {
         leaf.run_id: json.loads(ledger.records[leaf.run_id])
         for leaf in ledger.leaves
         if leaf.run_id in ledger.records
+        and hashlib.sha256(ledger.records[leaf.run_id]).hexdigest() == leaf.sha256
     }
-    found = sealed_trial_runs(evidence.results, records)
-    unsealed = tuple(trial for trial, run in found.items() if run is None)
-    verification = evidence.ledger_verification
     problems = tuple(f.message for f in verification.findings)
-    return TrackingEvidence(ledger.tracking_uri, unsealed, verification.ok, problems)
+    return SealedRuns(source.uri, records, verification.ok, problems, ledger, checkpoint)
 
 
-def gate_inputs(evidence: Evidence) -> GateInputs:
+def recompute_analysis(evidence: StudyEvidence) -> dict[str, Any]:
+    """The analysis from the sealed values (or results.json), as analysis.json's method ran it.
+
+    Computed once per study evidence: the gate and `bundle verify` both judge this one.
+    """
+    if evidence._recomputed is None:
+        evidence._recomputed = _recompute(evidence)
+    return evidence._recomputed
+
+
+def _recompute(evidence: StudyEvidence) -> dict[str, Any]:
+    from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, analyze_results
+
+    document: Mapping[str, Any] = evidence.results.document
+    if evidence.sealed is not None:
+        from audit.tracking.sealed import sealed_document
+
+        document = sealed_document(evidence.results, evidence.sealed.records)
+    return analyze_results(
+        document,
+        results_sha256=evidence.results.sha256,
+        seed=evidence.analysis.method("seed", DEFAULT_SEED),
+        resamples=evidence.analysis.method("resamples", DEFAULT_RESAMPLES),
+        source=evidence.results.source,
+    )
+
+
+def tracking_evidence(evidence: StudyEvidence) -> TrackingEvidence | None:
+    comparison = evidence.sealed_comparison()
+    if evidence.sealed is None or comparison is None:
+        return None
+    return TrackingEvidence(
+        evidence.sealed.source,
+        comparison.unsealed,
+        evidence.sealed.ledger_ok,
+        evidence.sealed.problems,
+        differences=tuple(str(d) for d in comparison.differences),
+    )
+
+
+def gate_inputs(evidence: StudyEvidence) -> GateInputs:
+    recomputed: dict[str, Any] | None = None
+    recompute_error = None
+    try:
+        recomputed = recompute_analysis(evidence)
+    except MlauditError as error:
+        # results.json itself is broken: the gate must fail, saying why.
+        recompute_error = error.user_message()
     return GateInputs(
         edd=evidence.edd,
         verification_passed=evidence.verification.passed,
         verification_reasons=tuple(evidence.verification.reasons),
-        results=evidence.results,
-        results_sha256=evidence.results_sha256,
-        analysis=evidence.analysis,
-        recomputed_analysis=evidence.recomputed_analysis,
-        recompute_error=evidence.recompute_error,
+        results=evidence.results.document,
+        results_sha256=evidence.results.sha256,
+        analysis=evidence.analysis.document,
+        recomputed_analysis=recomputed,
+        recompute_error=recompute_error,
         expected_plan=evidence.expected_plan,
         plan_error=evidence.plan_error,
         tracking=tracking_evidence(evidence),
     )
+
+
+def judge_study(
+    files: StudyFiles,
+    trust: TrustSource,
+    *,
+    at: datetime | None = None,
+    tracking: TrackingSource | None = None,
+) -> GateResult:
+    """The gate's result for a study's documents: what `mlaudit gate` decides, as a value."""
+    from audit.gate import decide
+
+    evidence = gather(files, trust, at=at)
+    if tracking is not None:
+        attach_ledger(
+            evidence,
+            tracking.uri,
+            experiment=tracking.experiment,
+            checkpoint_file=tracking.checkpoint,
+        )
+    return decide(gate_inputs(evidence))

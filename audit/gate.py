@@ -1,4 +1,4 @@
-"""The merge gate: every rule judged on its evidence, then one Decision.
+"""The merge gate: every rule judged on its evidence, then one GateResult (gate.json).
 
 Rules are pure functions of plain inputs (the EDD, its verification, results,
 analysis, tracking evidence) and return data; the CLI renders them as text,
@@ -12,60 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audit.documents.gate_result import RULE_KINDS, EddRef, GateResult, RuleResult
 from audit.edd.model import Edd
-
-# What kind of evidence each rule judges. The report's headline says whether a
-# failed gate means "the claims are not supported" or "the audit evidence failed",
-# and names the kind; it reads this from gate.json, never from rule ids.
-RULE_KINDS: dict[str, str] = {
-    "edd-verified": "approvals",
-    "protocol-as-signed": "protocol",
-    "budget": "budget",
-    "no-attrition": "attrition",
-    "provenance": "provenance",
-    "reproducible": "reproducibility",
-    "claims": "claims",
-    "tracking-sealed": "ledger",
-}
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    rule: str
-    title: str
-    passed: bool
-    evidence: str
-
-    @property
-    def kind(self) -> str:
-        return RULE_KINDS[self.rule]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "kind": self.kind,
-            "title": self.title,
-            "passed": self.passed,
-            "evidence": self.evidence,
-        }
-
-
-@dataclass(frozen=True)
-class Decision:
-    passed: bool
-    rules: tuple[RuleResult, ...]
-
-    @property
-    def reasons(self) -> list[str]:
-        return [f"{r.rule}: {r.evidence}" for r in self.rules if not r.passed]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": "mlaudit/gate/v1",
-            "passed": self.passed,
-            "rules": [r.to_dict() for r in self.rules],
-            "reasons": self.reasons,
-        }
 
 
 @dataclass(frozen=True)
@@ -76,6 +24,9 @@ class TrackingEvidence:
     unsealed_trials: tuple[str, ...]
     verify_passed: bool
     problems: tuple[str, ...] = ()
+    # Where results.json disagrees with the sealed runs ("trial T: field: ..."),
+    # including sealed trial runs that results.json leaves out.
+    differences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,10 +47,14 @@ class GateInputs:
 Rule = Callable[[GateInputs], RuleResult]
 
 
+def _rule(rule: str, title: str, passed: bool, evidence: str) -> RuleResult:
+    return RuleResult(rule, title, passed, evidence, RULE_KINDS[rule])
+
+
 def _result(rule: str, title: str, problems: Sequence[str], ok_evidence: str) -> RuleResult:
     if problems:
-        return RuleResult(rule, title, False, "; ".join(problems))
-    return RuleResult(rule, title, True, ok_evidence)
+        return _rule(rule, title, False, "; ".join(problems))
+    return _rule(rule, title, True, ok_evidence)
 
 
 def rule_edd_verified(inputs: GateInputs) -> RuleResult:
@@ -240,7 +195,7 @@ def rule_provenance(inputs: GateInputs) -> RuleResult:
 def rule_reproducible(inputs: GateInputs) -> RuleResult:
     repro = inputs.results.get("reproducibility")
     if not repro:
-        return RuleResult(
+        return _rule(
             "reproducible",
             "The determinism re-run is within tolerance",
             False,
@@ -293,23 +248,38 @@ def rule_claims(inputs: GateInputs) -> RuleResult:
 
 
 def _analysis_drift(given: Mapping[str, Any], recomputed: Mapping[str, Any]) -> list[str]:
-    """A hand-edited analysis.json must not pass: compare it with a fresh computation."""
+    """A hand-edited analysis.json must not pass: compare it with a fresh computation.
+
+    Each difference names the place in analysis.json (a JSON pointer) that was edited.
+    """
     problems: list[str] = []
     if bool(given.get("decision", {}).get("passed")) != bool(
         recomputed.get("decision", {}).get("passed")
     ):
-        problems.append("analysis.json decision differs from one recomputed from results.json")
+        problems.append(
+            "analysis.json /decision/passed differs from the decision recomputed from the evidence"
+        )
     fresh = {(c["target"], c["metric"]): c for c in recomputed.get("comparisons", [])}
-    for comparison in given.get("comparisons", []):
+    seen = set()
+    for index, comparison in enumerate(given.get("comparisons", [])):
         key = (comparison.get("target"), comparison.get("metric"))
+        seen.add(key)
         other = fresh.get(key)
+        where = f"analysis.json /comparisons/{index}"
         if other is None:
-            problems.append(f"analysis.json has a comparison {key} that results.json does not give")
+            problems.append(f"{where} ({key[0]} on {key[1]}) is not in the recomputed analysis")
             continue
         if comparison.get("verdict") != other.get("verdict"):
-            problems.append(f"verdict for {key[0]} on {key[1]} differs from the recomputed one")
+            problems.append(
+                f"{where}/verdict for {key[0]} on {key[1]} is {comparison.get('verdict')!r}, "
+                f"recomputed {other.get('verdict')!r}"
+            )
         if not _close(comparison.get("delta", {}).get("value"), other["delta"].get("value")):
-            problems.append(f"delta for {key[0]} on {key[1]} differs from the recomputed one")
+            problems.append(
+                f"{where}/delta/value for {key[0]} on {key[1]} differs from the recomputed one"
+            )
+    for key in sorted(set(fresh) - seen, key=str):
+        problems.append(f"analysis.json lacks the comparison {key[0]} on {key[1]} (removed?)")
     return problems
 
 
@@ -330,11 +300,18 @@ def rule_tracking(inputs: GateInputs) -> RuleResult:
         problems.append(f"{len(evidence.unsealed_trials)} trial(s) not sealed: {shown}")
     if not evidence.verify_passed:
         problems.append("track verify failed: " + "; ".join(evidence.problems[:5]))
+    if evidence.differences:
+        more = len(evidence.differences) - 10
+        problems.append(
+            "results.json differs from the sealed runs: "
+            + "; ".join(evidence.differences[:10])
+            + (f"; and {more} more" if more > 0 else "")
+        )
     return _result(
         "tracking-sealed",
-        "Every trial is sealed and the ledger verifies against the checkpoint",
+        "Every trial is sealed, equals its sealed run, and the ledger verifies",
         problems,
-        f"all trials sealed on {evidence.uri}; ledger verified",
+        f"all trials sealed on {evidence.uri} and equal to their sealed runs; ledger verified",
     )
 
 
@@ -349,8 +326,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def decide(inputs: GateInputs) -> Decision:
+def decide(inputs: GateInputs) -> GateResult:
     rules = [rule(inputs) for rule in RULES]
     if inputs.tracking is not None:
         rules.append(rule_tracking(inputs))
-    return Decision(passed=all(r.passed for r in rules), rules=tuple(rules))
+    edd = EddRef(inputs.edd.id, inputs.edd.version, inputs.edd.digest)
+    return GateResult(
+        passed=all(r.passed for r in rules),
+        rules=tuple(rules),
+        edd=edd,
+        results_sha256=inputs.results_sha256,
+    )

@@ -28,7 +28,7 @@ from audit.bundle.collect import BundleRequest, collect_inputs
 from audit.bundle.create import BundleInputs, SealedRecord, write_bundle
 from audit.bundle.verify import verify_bundle
 from audit.tracking.merkle import MerkleTree
-from audit.tracking.runspec import TRIAL_KEY_TAG, trial_key
+from audit.tracking.runspec import trial_run
 
 
 def _study(root: Path, seeds: int) -> tuple[Path, Path, Path]:
@@ -40,17 +40,25 @@ def _study(root: Path, seeds: int) -> tuple[Path, Path, Path]:
 def _with_records(inputs: BundleInputs, results: dict) -> BundleInputs:
     """One sealed record per trial, with real Merkle inclusion proofs (no server needed)."""
     header = {k: v for k, v in results.items() if k != "trials"}
-    records = [
-        {
-            "format": "mlaudit.run-record/1",
-            "run_id": t.get("mlflow_run_id") or f"{i:032x}",
-            "params": {"arm": t["arm"]},
-            # What the gate and verify find a trial's sealed run by.
-            "tags": {TRIAL_KEY_TAG: trial_key(header, t["arm"], t["seed"])},
-            "metrics": {k: [[0, 0, v]] for k, v in t["metrics"].items()},
-        }
-        for i, t in enumerate(results["trials"])
-    ]
+    records = []
+    for i, t in enumerate(results["trials"]):
+        # What `track log` would seal for the trial: verify compares every field with it.
+        spec = trial_run(header, t)
+        if spec is None:
+            continue
+        metrics: dict[str, list[list[float]]] = {}
+        for point in spec.metrics:
+            metrics.setdefault(point.key, []).append([point.step, point.timestamp, point.value])
+        records.append(
+            {
+                "format": "mlaudit.run-record/1",
+                "run_id": t.get("mlflow_run_id") or f"{i:032x}",
+                "status": spec.status,
+                "params": spec.params,
+                "tags": spec.tags,
+                "metrics": metrics,
+            }
+        )
     import rfc8785
 
     digests = [hashlib.sha256(rfc8785.dumps(r)).digest() for r in records]

@@ -166,7 +166,8 @@ def bench_merkle() -> tuple[float, float]:
 
 def main() -> None:
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, verify_ledger
+    from audit.tracking.ledger import fetch_ledger
+    from audit.tracking.ledger_verify import verify_ledger
     from audit.tracking.server import ManagedServer
 
     with tempfile.TemporaryDirectory(prefix="mlaudit-bench-") as tmp:

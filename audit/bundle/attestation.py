@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,12 +60,14 @@ def envelope(stmt: Mapping[str, Any], sign_key: Path | None) -> dict[str, Any]:
 
 def open_envelope(raw: bytes) -> tuple[dict[str, Any], list[str]]:
     """Decode an envelope; return the statement and the fingerprints whose signatures verify."""
+    from audit.documents import parse_json
+
     try:
-        env = json.loads(raw)
+        env = parse_json(raw, "attestation/statement.dsse.json")
         payload = base64.b64decode(env["payload"], validate=True)
         if env["payloadType"] != PAYLOAD_TYPE:
             raise BundleError(f"attestation payloadType is {env['payloadType']!r}")
-        stmt = json.loads(payload)
+        stmt = parse_json(payload, "attestation payload")
     except (ValueError, KeyError, TypeError) as error:
         raise BundleError(f"attestation envelope is malformed: {error}") from None
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:

@@ -1,14 +1,22 @@
-"""Gather the evidence for a bundle from files, the trust ref and the tracking server."""
+"""The evidence for a bundle, from the one evidence builder (audit.evidence, live source).
+
+The study's documents are parsed once, the EDD verified once on the bytes that go into
+the bundle, the ledger fetched and verified once; the sealed records and their
+inclusion proofs come from that same ledger.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.bundle.create import BundleInputs, SealedRecord
 from audit.errors import BundleError, InputError, Location
+
+if TYPE_CHECKING:
+    from audit.documents import GateResult
+    from audit.evidence import StudyEvidence
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class BundleRequest:
     dvc_lock: Path | None = None
     lock_file: Path | None = None
     sign_key: Path | None = None
+    sealed_file: Path | None = None
 
 
 def _read(path: Path) -> bytes:
@@ -38,29 +47,50 @@ def _read(path: Path) -> bytes:
 
 
 def collect_inputs(request: BundleRequest) -> BundleInputs:
-    from audit.edd import verify_edd
+    """The bundle's members from the one evidence builder: each document parsed once,
+    the EDD verified once on the bytes that go into the bundle, the ledger fetched once.
+    """
+    from audit.documents import dumps, read_gate_result
     from audit.edd.verify import approval_files
-    from audit.evidence import read_json, run_time
+    from audit.evidence import StudyFiles, TrustSource, attach_ledger, gather
 
-    results_bytes, results = read_json(request.results_file)
-    gate_bytes, _ = read_json(request.gate_file)
-    analysis_bytes, _ = read_json(request.analysis_file)
-    verification = verify_edd(
-        request.edd,
-        trust_ref=request.trust_ref,
-        repo=request.repo,
-        trust_dir=request.trust_dir,
-        at=run_time(results),
+    evidence = gather(
+        StudyFiles(request.edd, request.results_file, request.analysis_file),
+        TrustSource(request.trust_ref, request.repo, request.trust_dir),
     )
+    if evidence.results.created_at is None:
+        raise InputError(
+            "results.json has no created_at: the time approvals are judged at offline is unknown",
+            location=Location(evidence.results.source, "/created_at"),
+        )
+    gate = read_gate_result(request.gate_file)
+    sealed_part = None
+    if request.sealed_file is not None:
+        # The sealed runs the gate judged (gate --sealed-out): no second fetch of the ledger.
+        sealed_part = read_sealed_evidence(request.sealed_file, evidence)
+    elif request.tracking_uri:
+        attach_ledger(
+            evidence,
+            request.tracking_uri,
+            experiment=request.experiment,
+            checkpoint_file=request.checkpoint_file,
+        )
+    _check_gate(evidence, gate)
+    verification = evidence.verification
     reports = {
         name: _read(path)
         for name, path in (("report.md", request.report_md), ("report.html", request.report_html))
         if path is not None
     }
-    records, checkpoint = _records(request, results)
+    if sealed_part is None:
+        records, checkpoint_json = sealed_records(evidence)
+    else:
+        records, checkpoint_json = sealed_part
+    checkpoint = dumps(checkpoint_json) if checkpoint_json is not None else None
+    results = evidence.results.document
     return BundleInputs(
         edd_name=request.edd.name,
-        edd=_read(request.edd),
+        edd=evidence.edd.raw,
         approvals={p.name: _read(p) for p in approval_files(request.edd)},
         trust_files=dict(verification.trust_files),
         trust_source={
@@ -68,15 +98,47 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
             "commit": verification.trust_commit,
             "protected": verification.protected,
         },
-        results=results_bytes,
-        analysis=analysis_bytes,
-        gate=gate_bytes,
+        results=evidence.results.raw,
+        analysis=evidence.analysis.raw,
+        gate=gate.raw,
         reports=reports,
         records=records,
         checkpoint=checkpoint,
         environment=_environment(request, results),
         dvc_lock=_dvc_lock(request),
     )
+
+
+def _check_gate(evidence: StudyEvidence, gate: GateResult) -> None:
+    """A bundle never carries a gate.json that does not follow from the evidence it carries.
+
+    The gate is judged again here, deliberately, from the same evidence `bundle verify`
+    will judge it from; the tracking rule only when gate.json was judged with one.
+    """
+    from audit.evidence import gate_inputs
+    from audit.gate import decide
+
+    if gate.results_sha256 not in (None, evidence.results.sha256):
+        raise BundleError(
+            "gate.json was judged on another results.json",
+            location=Location(gate.source, "/results_sha256"),
+        )
+    judged_tracking = any(r.rule == "tracking-sealed" for r in gate.rules)
+    sealed = evidence.sealed
+    if not judged_tracking:
+        evidence.sealed = None
+    try:
+        fresh = {r.rule: r.passed for r in decide(gate_inputs(evidence)).rules}
+    finally:
+        evidence.sealed = sealed
+    given = {r.rule: r.passed for r in gate.rules}
+    if fresh != given:
+        changed = sorted(k for k in set(fresh) | set(given) if fresh.get(k) != given.get(k))
+        raise BundleError(
+            "gate.json does not follow from the evidence (rules " + ", ".join(changed) + " differ);"
+            " run `mlaudit gate` again",
+            location=Location(gate.source, "/rules"),
+        )
 
 
 def _environment(request: BundleRequest, results: dict[str, Any]) -> dict[str, bytes]:
@@ -103,45 +165,27 @@ def _dvc_lock(request: BundleRequest) -> bytes | None:
     return _read(candidate) if candidate.is_file() else None
 
 
-def _records(
-    request: BundleRequest, results: dict[str, Any]
-) -> tuple[list[SealedRecord], bytes | None]:
+def sealed_records(
+    evidence: StudyEvidence,
+) -> tuple[list[SealedRecord], dict[str, Any] | None]:
     """Every trial's sealed record with its inclusion proof in the (given or new) checkpoint."""
-    if not request.tracking_uri:
+    sealed = evidence.sealed
+    if sealed is None or sealed.ledger is None:
         return [], None
-    from audit.evidence import read_json
-    from audit.tracking.checkpoint import parse_checkpoint
-    from audit.tracking.client import connect
-    from audit.tracking.ledger import (
-        fetch_ledger,
-        inclusion_proof,
-        resolve_experiment,
-        take_checkpoint,
-        verify_ledger,
-    )
-
-    client = connect(request.tracking_uri)
-    recorded = (results.get("tracking") or {}).get("experiment_id")
-    ledger = fetch_ledger(
-        client, request.tracking_uri, resolve_experiment(client, request.experiment or recorded)
-    )
-    checkpoint = None
-    if request.checkpoint_file is not None:
-        _, document = read_json(request.checkpoint_file)
-        checkpoint = parse_checkpoint(document, str(request.checkpoint_file))
-    verification = verify_ledger(ledger, checkpoint)
-    if not verification.ok:
-        problems = "; ".join(f.message for f in verification.findings[:5])
-        raise BundleError(f"the tracking ledger does not verify: {problems}")
-    if checkpoint is None:
-        checkpoint = take_checkpoint(ledger)
+    from audit.tracking.proofs import inclusion_proof, take_checkpoint
     from audit.tracking.runspec import sealed_execution_run, sealed_trial_runs
 
+    if not sealed.ledger_ok:
+        problems = "; ".join(sealed.problems[:5])
+        raise BundleError(f"the tracking ledger does not verify: {problems}")
+    ledger = sealed.ledger
+    checkpoint = sealed.checkpoint or take_checkpoint(ledger)
     in_checkpoint = {
-        leaf.run_id: json.loads(ledger.records[leaf.run_id])
+        leaf.run_id: sealed.records[leaf.run_id]
         for leaf in ledger.leaves[: checkpoint.size]
-        if leaf.run_id in ledger.records
+        if leaf.run_id in sealed.records
     }
+    results = evidence.results.document
     found = sealed_trial_runs(results, in_checkpoint)
     missing = sorted(trial for trial, run in found.items() if run is None)
     if missing:
@@ -160,7 +204,7 @@ def _records(
                 run_id=run_id,
                 seq=proof.seq,
                 sha256=proof.sha256,
-                record=json.loads(ledger.records[run_id]),
+                record=sealed.records[run_id],
                 leaf_index=proof.index,
                 inclusion_proof=proof.path,
             )
@@ -168,4 +212,62 @@ def _records(
     checkpoint_json = checkpoint.to_json()
     checkpoint_json.pop("records", None)
     checkpoint_json.pop("taken_at", None)  # keep the bundle deterministic for the same inputs
-    return records, (json.dumps(checkpoint_json, indent=2, sort_keys=True) + "\n").encode()
+    return records, checkpoint_json
+
+
+SEALED_SCHEMA_ID = "mlaudit/sealed/v1"
+
+
+def sealed_evidence_document(evidence: StudyEvidence) -> dict[str, Any]:
+    """sealed.json: the sealed records the gate judged, with their proofs and checkpoint."""
+    records, checkpoint = sealed_records(evidence)
+    if checkpoint is None:
+        raise InputError("no sealed runs to write: give --tracking-uri")
+    return {
+        "schema": SEALED_SCHEMA_ID,
+        "results_sha256": evidence.results.sha256,
+        "checkpoint": checkpoint,
+        "records": [r.to_json() for r in records],
+    }
+
+
+def read_sealed_evidence(
+    path: Path, evidence: StudyEvidence
+) -> tuple[list[SealedRecord], dict[str, Any]]:
+    """Read sealed.json, prove every record offline, and attach the proven runs to `evidence`.
+
+    The offline source of the evidence builder: nothing is fetched, and a record that
+    does not prove itself against the checkpoint stops the bundle.
+    """
+    from audit.documents import parse_object, read_bytes
+    from audit.evidence import SealedRuns
+    from audit.tracking.checkpoint import parse_checkpoint
+    from audit.tracking.sealed import prove_record
+
+    file = str(path)
+    document = parse_object(read_bytes(path), file, "sealed")
+    if document["results_sha256"] != evidence.results.sha256:
+        raise BundleError(
+            "was written for another results.json", location=Location(file, "/results_sha256")
+        )
+    checkpoint = parse_checkpoint(document["checkpoint"], file)
+    root = bytes.fromhex(checkpoint.root)
+    records: list[SealedRecord] = []
+    for index, entry in enumerate(document["records"]):
+        problem = prove_record(entry, checkpoint.size, root)
+        if problem is not None:
+            raise BundleError(problem, location=Location(file, f"/records/{index}"))
+        records.append(
+            SealedRecord(
+                experiment_id=entry["experiment_id"],
+                run_id=entry["run_id"],
+                seq=entry["seq"],
+                sha256=entry["sha256"],
+                record=entry["record"],
+                leaf_index=entry["leaf_index"],
+                inclusion_proof=entry["inclusion_proof"],
+            )
+        )
+    proven = {r.run_id: dict(r.record) for r in records}
+    evidence.sealed = SealedRuns(file, proven, ledger_ok=True, checkpoint=checkpoint)
+    return records, dict(document["checkpoint"])

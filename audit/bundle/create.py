@@ -8,7 +8,6 @@ records with inclusion proofs, environment, dvc.lock) and passes it in.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +62,9 @@ class BundleInputs:
 
 
 def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    from audit.documents import dumps
+
+    return dumps(data)
 
 
 def _content_members(inputs: BundleInputs) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -104,8 +105,10 @@ def _content_members(inputs: BundleInputs) -> tuple[dict[str, bytes], dict[str, 
 def build_members(inputs: BundleInputs, sign_key: Path | None = None) -> dict[str, bytes]:
     """Every member of the bundle, keyed by its path; deterministic for the same inputs."""
     members, roles = _content_members(inputs)
-    results = json.loads(inputs.results)
-    gate = json.loads(inputs.gate)
+    from audit.documents import parse_object
+
+    results = parse_object(inputs.results, layout.RESULTS, "results")
+    gate = parse_object(inputs.gate, layout.GATE, "gate")
     edd_meta = {k: results["edd"][k] for k in ("id", "version", "digest")}
     members[layout.INDEX] = render_index(edd_meta, gate, sorted([*members, layout.INDEX]))
     roles["index"] = layout.INDEX
@@ -135,7 +138,12 @@ def verified_at(results: Mapping[str, Any]) -> str:
     """The moment approvals are judged at offline: when the protocol ran."""
     value = results.get("created_at")
     if not isinstance(value, str) or not value:
-        raise ValueError("results.json has no created_at; cannot fix the verification time")
+        from audit.errors import InputError, Location
+
+        raise InputError(
+            "no created_at: the time approvals are judged at offline is unknown",
+            location=Location("results.json", "/created_at"),
+        )
     return value
 
 

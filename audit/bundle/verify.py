@@ -1,13 +1,15 @@
 """Offline verification of an audit bundle: no network, no server.
 
 Each check appends findings (file, field, message) instead of stopping at the
-first problem, so an auditor sees every discrepancy at once.
+first problem, so an auditor sees every discrepancy at once. The study's evidence
+is built by the one evidence builder (audit.evidence) from the bundle's members:
+documents through the strict readers, sealed records proven by inclusion proofs,
+then compared with results.json trial by trial and judged by the same gate.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,27 +21,15 @@ from audit.bundle import layout
 from audit.bundle.archive import Limits, read_archive
 from audit.bundle.attestation import open_envelope
 from audit.errors import BundleError, MlauditError
+from audit.findings import Finding, json_list
 
 if TYPE_CHECKING:
     from audit.edd import Edd
     from audit.edd.verify import Verification
+    from audit.evidence import StudyEvidence
 
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.file}:{self.field}: {self.message}"
-            if self.field
-            else f"{self.file}: {self.message}"
-        )
-
-    def to_dict(self) -> dict[str, str]:
-        return {"file": self.file, "field": self.field, "message": self.message}
+# Which schema each document role of the manifest's layout must satisfy.
+_ROLE_SCHEMAS = {"results": "results", "analysis": "analysis", "gate": "gate"}
 
 
 @dataclass
@@ -55,6 +45,14 @@ class BundleReport:
     def passed(self) -> bool:
         return not self.findings
 
+    def check_findings(self) -> list[Finding]:
+        """One finding per check, for the shared renderers."""
+        return [Finding(name, ok, "ok" if ok else self._failures(name)) for name, ok in self.checks]
+
+    def _failures(self, check: str) -> str:
+        count = sum(1 for f in self.findings if f.id == check)
+        return f"{count} finding(s)"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "bundle": self.path,
@@ -62,7 +60,7 @@ class BundleReport:
             "edd": self.edd,
             "decision": self.decision,
             "checks": [{"check": name, "passed": ok} for name, ok in self.checks],
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": json_list(self.findings),
             "notes": self.notes,
         }
 
@@ -74,27 +72,42 @@ class _Context:
         self.manifest: dict[str, Any] = {}
         self.edd: Edd | None = None
         self.verification: Verification | None = None
-        self.recomputed: dict[str, Any] | None = None
-        self.unsealed: list[str] = []
+        self.proven: dict[str, dict[str, Any]] = {}
         self.records_ok = True
+        self.record_problems: list[str] = []
+        self.evidence: StudyEvidence | None = None
+        self._documents: dict[str, dict[str, Any] | None] = {}
+        self.check = ""
 
     def fail(self, file: str, field_: str, message: str) -> None:
-        self.report.findings.append(Finding(file, field_, message))
+        pointer = f"{file}:{field_}" if field_ else file
+        self.report.findings.append(Finding(self.check, False, message, pointer))
+
+    def path(self, role: str) -> str | None:
+        path = self.manifest.get("layout", {}).get(role)
+        return path if isinstance(path, str) and path in self.members else None
 
     def json(self, role: str) -> dict[str, Any] | None:
-        path = self.manifest.get("layout", {}).get(role)
-        if not isinstance(path, str) or path not in self.members:
+        """A document member through the one strict reader; parsed once, problems reported once."""
+        if role in self._documents:
+            return self._documents[role]
+        from audit.documents import parse_object
+        from audit.errors import ValidationFailed
+
+        document = None
+        path = self.path(role)
+        if path is None:
             self.fail(layout.MANIFEST, f"/layout/{role}", "missing from the bundle")
-            return None
-        try:
-            data = json.loads(self.members[path])
-        except ValueError as error:
-            self.fail(path, "", f"not valid JSON: {error}")
-            return None
-        if not isinstance(data, dict):
-            self.fail(path, "", "is not a JSON object")
-            return None
-        return data
+        else:
+            try:
+                document = parse_object(self.members[path], path, _ROLE_SCHEMAS.get(role))
+            except ValidationFailed as error:
+                for pointer, message in error.problems:
+                    self.fail(path, pointer, message)
+            except MlauditError as error:
+                self.fail(path, "", error.message)
+        self._documents[role] = document
+        return document
 
 
 def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
@@ -102,6 +115,7 @@ def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
     members = read_archive(path, Limits())
     ctx = _Context(members, report)
     for name, check in CHECKS:
+        ctx.check = name
         before = len(report.findings)
         try:
             check(ctx, at)
@@ -115,14 +129,12 @@ def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
 
 def _check_manifest(ctx: _Context, at: datetime | None) -> None:
     from audit._resources import schema_problems
+    from audit.documents import parse_json
 
     raw = ctx.members.get(layout.MANIFEST)
     if raw is None:
         raise BundleError("the bundle has no manifest.json")
-    try:
-        manifest = json.loads(raw)
-    except ValueError as error:
-        raise BundleError(f"manifest.json is not valid JSON: {error}") from None
+    manifest = parse_json(raw, layout.MANIFEST)
     for pointer, message in schema_problems(manifest, "bundle-manifest"):
         ctx.fail(layout.MANIFEST, pointer, message)
     if ctx.report.findings:
@@ -198,7 +210,7 @@ def _check_edd(ctx: _Context, at: datetime | None) -> None:
         results = ctx.json("results")
         if results is not None and results.get("edd", {}).get("digest") != edd.digest:
             ctx.fail(layout.RESULTS, "/edd/digest", "results were produced from another EDD")
-        verification = verify_edd(edd_file, trust_dir=trust, at=_verification_time(ctx, at))
+        verification = verify_edd(edd, trust_dir=trust, at=_verification_time(ctx, at))
         ctx.verification = verification
         if not verification.passed:
             for reason in verification.reasons or ["approvals do not reach the quorum"]:
@@ -206,12 +218,7 @@ def _check_edd(ctx: _Context, at: datetime | None) -> None:
 
 
 def _check_records(ctx: _Context, at: datetime | None) -> None:
-    import rfc8785
-
-    from audit.tracking.merkle import verify_inclusion
-    from audit.tracking.record import record_sha256
-    from audit.tracking.runspec import sealed_trial_runs
-
+    """Prove each sealed record, then compare results.json with the proven ones."""
     names = sorted(n for n in ctx.members if n.startswith(layout.RECORDS_DIR + "/"))
     results = ctx.json("results") or {}
     if not names:
@@ -224,58 +231,97 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
         return
     checkpoint = ctx.json("checkpoint")
     if checkpoint is None:
+        ctx.records_ok = False
         return
-    root = bytes.fromhex(str(checkpoint.get("root")))
-    size = int(checkpoint["size"])
-    proven: dict[str, dict[str, Any]] = {}
+    from audit.documents import parse_checkpoint_document
+
+    try:
+        cp = parse_checkpoint_document(ctx.members[str(ctx.path("checkpoint"))], layout.CHECKPOINT)
+    except MlauditError as error:
+        ctx.fail(layout.CHECKPOINT, "", error.message)
+        ctx.records_ok = False
+        return
     for name in names:
-        entry = json.loads(ctx.members[name])
-        # JCS is idempotent, so re-serialising the parsed record gives the sealed bytes.
-        digest = record_sha256(rfc8785.dumps(entry["record"]))
-        if digest != entry["sha256"]:
-            ctx.fail(name, "/record", "recomputed record digest differs from its seal")
-            ctx.records_ok = False
-            continue
-        proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
-        if not verify_inclusion(bytes.fromhex(digest), entry["leaf_index"], size, proof, root):
-            ctx.fail(name, "/inclusion_proof", "does not prove inclusion in the checkpoint")
-            ctx.records_ok = False
-            continue
-        proven[str(entry["run_id"])] = entry["record"]
-    for trial, run_id in sorted(sealed_trial_runs(results, proven).items()):
-        if run_id is None:
-            ctx.fail(layout.RESULTS, "/trials", f"trial {trial} has no proven sealed record")
-            ctx.unsealed.append(trial)
+        _prove_record(ctx, name, cp.size, bytes.fromhex(cp.root))
+
+
+def _prove_record(ctx: _Context, name: str, size: int, root: bytes) -> None:
+    from audit.documents import parse_json
+    from audit.tracking.sealed import prove_record
+
+    problem: str | None
+    try:
+        entry = parse_json(ctx.members[name], name)
+    except MlauditError as error:
+        entry, problem = None, f"not a sealed record entry: {error.message}"
+    else:
+        problem = (
+            prove_record(entry, size, root)
+            if isinstance(entry, dict)
+            else "not a sealed record entry"
+        )
+    if problem is None and isinstance(entry, dict):
+        ctx.proven[str(entry["run_id"])] = entry["record"]
+        return
+    field_ = {
+        "recomputed record digest differs from its seal": "/record",
+        "does not prove inclusion in the checkpoint": "/inclusion_proof",
+    }.get(str(problem), "")
+    ctx.fail(name, field_, str(problem))
+    ctx.records_ok = False
+    ctx.record_problems.append(f"{name}: {problem}")
+
+
+def _check_evidence(ctx: _Context, at: datetime | None) -> None:
+    """The offline source of the one evidence builder: documents and proven sealed runs."""
+    from audit.documents import parse_analysis, parse_results
+    from audit.evidence import SealedRuns, assemble
+
+    results_path, analysis_path = ctx.path("results"), ctx.path("analysis")
+    if ctx.json("results") is None or ctx.json("analysis") is None:
+        return
+    if ctx.edd is None or ctx.verification is None or not results_path or not analysis_path:
+        ctx.fail(layout.GATE, "", "cannot be judged: the EDD did not load")
+        return
+    results = parse_results(ctx.members[results_path], results_path)
+    analysis = parse_analysis(ctx.members[analysis_path], analysis_path)
+    sealed = None
+    if any(n.startswith(layout.RECORDS_DIR + "/") for n in ctx.members):
+        sealed = SealedRuns("bundle", ctx.proven, ctx.records_ok, tuple(ctx.record_problems))
+    ctx.evidence = assemble(ctx.edd, ctx.verification, results, analysis, sealed)
+    comparison = ctx.evidence.sealed_comparison()
+    for difference in comparison.differences if comparison else ():
+        ctx.fail(
+            layout.RESULTS,
+            difference.pointer,
+            f"trial {difference.trial}: {difference.field}: {difference.message}",
+        )
+    for trial in comparison.unsealed if comparison else ():
+        ctx.fail(layout.RESULTS, "/trials", f"trial {trial} has no proven sealed record")
 
 
 def _check_analysis(ctx: _Context, at: datetime | None) -> None:
-    from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, analyze_results
+    """analysis.json must equal the analysis recomputed from the (sealed) evidence, leaf by leaf."""
+    from audit.evidence import recompute_analysis
 
-    results_path = ctx.manifest["layout"].get("results", layout.RESULTS)
-    results = ctx.json("results")
-    analysis = ctx.json("analysis")
-    if results is None or analysis is None:
+    evidence = ctx.evidence
+    if evidence is None:
         return
-    digest = hashlib.sha256(ctx.members[results_path]).hexdigest()
-    if analysis.get("results_sha256") != digest:
+    if evidence.analysis.results_sha256 != evidence.results.sha256:
         ctx.fail(layout.ANALYSIS, "/results_sha256", "analysis was computed from other results")
-    method = analysis.get("method") or {}
-    fresh = analyze_results(
-        results,
-        results_sha256=digest,
-        seed=int(method.get("seed", DEFAULT_SEED)),
-        resamples=int(method.get("resamples", DEFAULT_RESAMPLES)),
-    )
-    ctx.recomputed = fresh
+    fresh = dict(recompute_analysis(evidence))
+    given = dict(evidence.analysis.document)
     # Software versions say where the analysis ran, not what it found: an auditor's
     # newer numpy must not read as tampering. Differences are noted instead.
-    given_software = (analysis.get("method") or {}).pop("software", None)
-    fresh_software = (fresh.get("method") or {}).pop("software", None)
+    given["method"] = dict(given.get("method") or {})
+    fresh["method"] = dict(fresh.get("method") or {})
+    given_software = given["method"].pop("software", None)
+    fresh_software = fresh["method"].pop("software", None)
     if given_software != fresh_software:
         ctx.report.notes.append(
             f"analysis was computed with {given_software}, re-computed with {fresh_software}"
         )
-    _compare(ctx, layout.ANALYSIS, analysis, fresh)
+    _compare(ctx, layout.ANALYSIS, given, fresh)
 
 
 def _compare(ctx: _Context, file: str, given: Any, fresh: Any, pointer: str = "") -> None:
@@ -295,38 +341,27 @@ def _compare(ctx: _Context, file: str, given: Any, fresh: Any, pointer: str = ""
 
 def _check_gate(ctx: _Context, at: datetime | None) -> None:
     """Judge the gate again from the bundled evidence; every rule must come out the same."""
-    from audit.gate import GateInputs, TrackingEvidence, decide
+    from audit.evidence import gate_inputs
+    from audit.gate import decide
 
     gate = ctx.json("gate")
-    results = ctx.json("results")
-    analysis = ctx.json("analysis")
-    if gate is None or results is None or analysis is None:
+    if gate is None:
         return
     if bool(gate.get("passed")) != bool(ctx.manifest["decision"]["passed"]):
         ctx.fail(layout.MANIFEST, "/decision/passed", "differs from the gate result")
-    if ctx.edd is None or ctx.verification is None:
-        ctx.fail(layout.GATE, "", "cannot be recomputed: the EDD did not load")
+    evidence = ctx.evidence
+    if evidence is None:
+        ctx.fail(layout.GATE, "", "cannot be recomputed: the evidence did not load")
         return
-    expected_plan, plan_error = _expected_plan(ctx.edd)
-    tracking = None
+    sealed = evidence.sealed
     # The sealed records are checked on their own above; the gate's tracking rule is
     # re-judged only when the gate was run against a tracking server.
-    if any(r.get("rule") == "tracking-sealed" for r in gate.get("rules", [])):
-        tracking = TrackingEvidence("bundle", tuple(ctx.unsealed), ctx.records_ok)
-    results_path = ctx.manifest["layout"].get("results", layout.RESULTS)
-    inputs = GateInputs(
-        edd=ctx.edd,
-        verification_passed=ctx.verification.passed,
-        verification_reasons=tuple(ctx.verification.reasons),
-        results=results,
-        results_sha256=hashlib.sha256(ctx.members[results_path]).hexdigest(),
-        analysis=analysis,
-        recomputed_analysis=ctx.recomputed,
-        expected_plan=expected_plan,
-        plan_error=plan_error,
-        tracking=tracking,
-    )
-    fresh = {r.rule: r.passed for r in decide(inputs).rules}
+    if not any(r.get("rule") == "tracking-sealed" for r in gate.get("rules", [])):
+        evidence.sealed = None
+    try:
+        fresh = {r.rule: r.passed for r in decide(gate_inputs(evidence)).rules}
+    finally:
+        evidence.sealed = sealed
     given = {str(r.get("rule")): bool(r.get("passed")) for r in gate.get("rules", [])}
     for rule in sorted(set(fresh) | set(given)):
         if fresh.get(rule) != given.get(rule):
@@ -358,6 +393,7 @@ CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("attestation", _check_attestation),
     ("edd-and-approvals", _check_edd),
     ("tracking-records", _check_records),
+    ("results-sealed", _check_evidence),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),
 )

@@ -6,73 +6,24 @@ CLI root stays light. A negative decision still exits 0: the gate decides what f
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from audit.cli._common import echo, emit_json, json_option, printable
-from audit.errors import InputError, Location, UsageError
+from audit.errors import UsageError
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
+def write_analysis(path: Path, analysis: dict[str, Any]) -> None:
+    """analysis.json through the one writer ('-': standard output, same bytes)."""
+    from audit.documents import dumps, write_document
 
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise ValueError(f"duplicate key {key!r}")
-        data[key] = value
-    return data
-
-
-def read_results(path: Path) -> tuple[dict[str, Any], str]:
-    """The parsed results document and the sha256 of the exact bytes read."""
-    try:
-        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
-    try:
-        document = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_reject_constant,
-        )
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", location=Location(str(path))) from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})",
-            location=Location(str(path)),
-        ) from None
-    except ValueError as error:
-        raise InputError(f"not valid JSON: {error}", location=Location(str(path))) from None
-    if not isinstance(document, dict):
-        raise InputError("expected a JSON object", location=Location(str(path), "/"))
-    return document, hashlib.sha256(raw).hexdigest()
-
-
-def write_json_atomically(path: Path, data: object) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if str(path) == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(dumps(analysis).decode("utf-8"))
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a killed job never leaves half an analysis behind.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as error:
-        raise UsageError(f"{path}: cannot write: {error.strerror}") from None
+    write_document(path, analysis, schema="analysis")
 
 
 def _fmt(value: object) -> str:
@@ -117,10 +68,14 @@ def render_text(analysis: dict[str, Any], output: Path) -> None:
     help="Where to write analysis.json ('-' for stdout).",
 )
 @click.option(
+    "--resampling-seed",
     "--seed",
+    "seed",
     type=click.IntRange(min=0, max=2**63 - 1),
     default=None,
-    help="Seed of the bootstrap and Monte Carlo draws (recorded in the output; default 20211).",
+    # Not the trials' seeds (those are signed in the EDD): only the resampling's.
+    help="Seed of the bootstrap and Monte Carlo draws, not of any trial (recorded in the "
+    "output; default 20211). --seed is the older name.",
 )
 @click.option(
     "--resamples",
@@ -137,19 +92,21 @@ def analyze(
     Exits 0 whatever the decision (the gate turns it into a status); 1 when RESULTS is
     not a valid results document.
     """
+    from audit.documents import read_results
     from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, analyze_results
 
     if as_json and str(output) == "-":
         raise UsageError("--json and -o - both want stdout; pick one")
-    document, digest = read_results(results)
+    document = read_results(results)
+    digest = document.sha256
     analysis = analyze_results(
-        document,
+        document.document,
         results_sha256=digest,
         seed=DEFAULT_SEED if seed is None else seed,
         resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
         source=str(results),
     )
-    write_json_atomically(output, analysis)
+    write_analysis(output, analysis)
     if as_json:
         emit_json(
             {

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from audit.cli._common import echo, emit_json, json_option
-from audit.errors import PolicyError, UsageError
+from audit.errors import PolicyError, UsageError, ValidationFailed
 
 
 @click.command()
@@ -82,6 +82,7 @@ def run(
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
     from audit.edd import load_edd, planned_trial_count, verify_edd
+    from audit.edd.semantics import semantic_problems
     from audit.edd.trust import locate_project
     from audit.protocol.plan import build_plan
     from audit.protocol.results import approval_rows
@@ -101,10 +102,14 @@ def run(
         from audit.edd.trust import UNPROTECTED_WARNING
 
         echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
-    verification = verify_edd(edd_path, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
+    # One load: the bytes whose approvals verify are the bytes that run.
+    edd = load_edd(edd_path)
+    verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
     if not verification.passed:
         raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
-    edd = load_edd(edd_path, at=datetime.now(timezone.utc))
+    expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
+    if expired:
+        raise ValidationFailed(str(edd_path), expired)
     plan = build_plan(edd.document, source=str(edd_path))
     cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
     provenance = collect_provenance(

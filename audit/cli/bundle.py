@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from audit.cli._common import echo, emit_json, json_option, printable, project_option
 from audit.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from audit.bundle.verify import BundleReport
 
 _IN = click.Path(dir_okay=False, path_type=Path, exists=True)
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -21,6 +25,7 @@ DIR_DEFAULTS = {
     "report_md": "report.md",
     "report_html": "report.html",
     "checkpoint_file": "checkpoint.json",
+    "sealed_file": "sealed.json",
 }
 
 
@@ -46,6 +51,12 @@ def bundle() -> None:
 @click.option("--tracking-uri", metavar="URI", help="Include sealed records and inclusion proofs.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
 @click.option("--checkpoint", "checkpoint_file", type=_IN, help="Published checkpoint to prove to.")
+@click.option(
+    "--sealed",
+    "sealed_file",
+    type=_IN,
+    help="sealed.json from `gate --sealed-out`: the sealed runs the gate judged (no server).",
+)
 @click.option("--dvc-lock", type=_IN, help="dvc.lock (default: next to the EDD, if present).")
 @click.option("--lock-file", type=_IN, help="Environment lock file (default: from provenance).")
 @click.option("--sign-key", type=_IN, help="SSH private key to sign the attestation with.")
@@ -107,17 +118,26 @@ def _fill_from_dir(study_dir: Path | None, options: dict[str, object]) -> dict[s
 def verify(file: Path, at_text: str | None, as_json: bool) -> int:
     """Check a bundle offline: digests, approvals, seals and proofs, analysis and gate."""
     from audit.bundle.verify import verify_bundle
+    from audit.cli._findings import echo_findings
     from audit.cli.edd import parse_time
 
     report = verify_bundle(file, at=parse_time(at_text))
     if as_json:
         emit_json(report.to_dict())
     else:
-        for name, ok in report.checks:
-            echo(f"{'PASS' if ok else 'FAIL'}  {name}")
-        for finding in report.findings:
-            echo(f"  {printable(str(finding))}", err=True)
+        echo_findings(report.check_findings())
+        echo_findings(report.findings, err=True)
         for note in report.notes:
             echo(f"note: {printable(note)}")
-        echo("bundle: VERIFIED" if report.passed else "bundle: FAILED")
+        echo(("bundle: VERIFIED" if report.passed else "bundle: FAILED") + _study_decision(report))
     return int(ExitCode.OK if report.passed else ExitCode.CHECK_FAILED)
+
+
+def _study_decision(report: BundleReport) -> str:
+    """The study's gate decision as the bundle records it (whether or not it verified)."""
+    if "passed" not in report.decision:
+        return ""
+    gate = "PASSED" if report.decision["passed"] else "FAILED"
+    edd = report.edd
+    study = f"{printable(str(edd.get('id')))} v{edd.get('version')}" if edd else "the study"
+    return f"; gate for {study}: {gate}"

@@ -224,6 +224,7 @@ def verify(
     as_json: bool,
 ) -> int:
     """Verify the approvals of FILE against the trust root; exit 1 unless approved."""
+    from audit.edd import load_edd
     from audit.edd.trust import UNPROTECTED_WARNING
     from audit.edd.verify import verify_edd
 
@@ -231,7 +232,7 @@ def verify(
         # Said before anything else, so it cannot scroll out of view of a passing result.
         echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
     result = verify_edd(
-        file, trust_ref=trust_ref, repo=repo, trust_dir=trust_dir, at=parse_time(at_text)
+        load_edd(file), trust_ref=trust_ref, repo=repo, trust_dir=trust_dir, at=parse_time(at_text)
     )
     if as_json:
         emit_json(result.to_dict())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, printable, project_option
+from audit.cli._common import echo, emit_json, json_option, project_option
 from audit.errors import ExitCode, UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -30,6 +30,12 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--tracking-uri", metavar="URI", help="Also check every trial is sealed and verify.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
 @click.option("--checkpoint", "checkpoint_file", type=_FILE, help="Earlier checkpoint to extend.")
+@click.option(
+    "--sealed-out",
+    "sealed_out",
+    type=_OUT,
+    help="With --tracking-uri: write the sealed runs judged, with proofs (for bundle create).",
+)
 @click.option("--junit", "junit_file", type=_OUT, help="Also write JUnit XML, a testcase per rule.")
 @click.option("-o", "--output", type=_OUT, help="Write the gate result (gate.json) here.")
 @json_option
@@ -44,6 +50,7 @@ def gate(
     tracking_uri: str | None,
     experiment: str | None,
     checkpoint_file: Path | None,
+    sealed_out: Path | None,
     junit_file: Path | None,
     output: Path | None,
     as_json: bool,
@@ -57,15 +64,17 @@ def gate(
     re-run within tolerance; every claim met; with --tracking-uri, every trial
     sealed and the ledger verifying against --checkpoint.
     """
-    import json
-
+    from audit.cli._findings import echo_findings
     from audit.cli.edd import parse_time
+    from audit.documents import write_document
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gate_inputs, gather
     from audit.gate import decide
     from audit.report.junit import render_junit
 
     if (trust_ref is None) == (trust_dir is None):
         raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    if sealed_out is not None and not tracking_uri:
+        raise UsageError("--sealed-out needs --tracking-uri (the sealed runs to write)")
     if trust_dir is not None:
         echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
     evidence = gather(
@@ -77,33 +86,21 @@ def gate(
         attach_ledger(
             evidence, tracking_uri, experiment=experiment, checkpoint_file=checkpoint_file
         )
-    decision = decide(gate_inputs(evidence))
-    document = decision.to_dict() | {
-        "edd": {
-            "id": evidence.edd.id,
-            "version": evidence.edd.version,
-            "digest": evidence.edd.digest,
-        },
-        "results_sha256": evidence.results_sha256,
-    }
+    result = decide(gate_inputs(evidence))
+    document = result.to_dict()
     if output is not None:
-        output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_document(output, document, schema="gate")
+    if sealed_out is not None:
+        from audit.bundle.collect import sealed_evidence_document
+
+        write_document(sealed_out, sealed_evidence_document(evidence), schema="sealed")
     if junit_file is not None:
         junit_file.write_text(
-            render_junit([r.to_dict() for r in decision.rules], f"mlaudit gate {evidence.edd.id}"),
-            encoding="utf-8",
+            render_junit(result.findings(), f"mlaudit gate {evidence.edd.id}"), encoding="utf-8"
         )
     if as_json:
         emit_json(document)
     else:
-        _render_text(document)
-    return int(ExitCode.OK if decision.passed else ExitCode.CHECK_FAILED)
-
-
-def _render_text(document: dict[str, object]) -> None:
-    rules = document["rules"]
-    assert isinstance(rules, list)
-    for rule in rules:
-        mark = "PASS" if rule["passed"] else "FAIL"
-        echo(f"{mark}  {rule['rule']:<20} {printable(str(rule['evidence']))}")
-    echo("gate: PASSED" if document["passed"] else "gate: FAILED")
+        echo_findings(result.findings())
+        echo("gate: PASSED" if result.passed else "gate: FAILED")
+    return int(ExitCode.OK if result.passed else ExitCode.CHECK_FAILED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -41,7 +40,8 @@ def checkpoint(
     """Print a checkpoint (origin, size, Merkle root) of the sealed runs, optionally signed."""
     from audit.tracking.checkpoint import sign_checkpoint
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.ledger_verify import verify_ledger
 
     client = connect(tracking_uri)
     ledger = fetch_ledger(client, tracking_uri, resolve_experiment(client, experiment))
@@ -49,15 +49,16 @@ def checkpoint(
     verification = verify_ledger(ledger)
     if not verification.ok:
         return _render_verification(verification, as_json)
-    from audit.tracking.ledger import take_checkpoint
+    from audit.tracking.proofs import take_checkpoint
 
     taken = take_checkpoint(ledger, with_records=with_records)
     if sign_key is not None:
         taken = sign_checkpoint(taken, sign_key)
     document = taken.to_json()
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from audit.documents import write_document
+
+        write_document(output, document, schema="checkpoint")
     if as_json:
         emit_json(document)
     else:
@@ -96,7 +97,8 @@ def verify(
     """Refetch every sealed run, recompute records and root, compare with a checkpoint."""
     from audit.tracking.checkpoint import load_checkpoint
     from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.ledger_verify import verify_ledger
 
     older = load_checkpoint(checkpoint_file) if checkpoint_file else None
     client = connect(tracking_uri)
@@ -112,15 +114,14 @@ def verify(
 
 
 def _render_verification(result: object, as_json: bool) -> int:
-    from audit.tracking.ledger import Verification
+    from audit.cli._findings import echo_findings
+    from audit.tracking.ledger_verify import LedgerVerification
 
-    assert isinstance(result, Verification)
+    assert isinstance(result, LedgerVerification)
     if as_json:
         emit_json(result.to_json())
     else:
-        for finding in result.findings:
-            where = f" [{finding.field}]" if finding.field else ""
-            echo(f"TAMPER {finding.kind}{where}: {printable(finding.message)}", err=True)
+        echo_findings([t.finding() for t in result.findings], err=True)
         for note in result.notes:
             echo(f"note: {printable(note)}", err=True)
         state = "OK" if result.ok else f"FAILED ({len(result.findings)} finding(s))"

@@ -38,12 +38,9 @@ spool_option = click.option(
 
 def read_document(path: Path, schema: str) -> dict[str, Any]:
     """A JSON file checked against schemas/<schema>.schema.json, with pointed errors."""
-    from audit._resources import check_schema, read_json_file
+    from audit.documents import parse_object, read_bytes
 
-    _, document = read_json_file(path)
-    check_schema(document, schema, str(path))
-    assert isinstance(document, dict)
-    return document
+    return parse_object(read_bytes(path), str(path), schema)
 
 
 def _artifact_pairs(values: tuple[str, ...]) -> dict[str, Path]:
@@ -146,7 +143,7 @@ def log(
 @json_option
 def flush(tracking_uri: str, spool_dir: Path, as_json: bool) -> int:
     """Replay spooled records to the server; each trial lands exactly once."""
-    from audit.tracking.spool import flush as flush_spool
+    from audit.tracking.replay import flush as flush_spool
 
     summary = flush_spool(tracking_uri, spool_dir)
     if as_json:

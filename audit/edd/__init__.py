@@ -3,7 +3,7 @@
 Public API (everything else in audit.edd.* is internal):
     load_edd(path, *, at=None) -> Edd
     planned_trial_count(document) -> int
-    verify_edd(edd_path, *, trust_ref=None, repo=None, trust_dir=None, at=None) -> Verification
+    verify_edd(edd, *, trust_ref=None, repo=None, trust_dir=None, at=None) -> Verification
     verify_signature / sign_with_ssh_keygen / SshPublicKey  (audit.edd.sshsig)
 """
 

@@ -15,7 +15,7 @@ import rfc8785
 
 from audit._resources import load_schema
 from audit.edd.model import Edd
-from audit.edd.safe_yaml import Parsed, parse_yaml_file
+from audit.edd.safe_yaml import Parsed, parse_yaml_bytes, read_limited
 from audit.edd.schema_check import SchemaChecker
 from audit.edd.semantics import semantic_problems
 from audit.errors import ValidationFailed
@@ -52,7 +52,8 @@ def load_edd(path: str | Path, *, at: datetime | None = None) -> Edd:
     With `at`, an EDD whose not_after is at or before that time is refused too.
     """
     file = Path(path)
-    parsed = parse_yaml_file(file)
+    raw = read_limited(file)
+    parsed = parse_yaml_bytes(raw, str(file))
     document = parsed.value
     problems = schema_problems(document, "edd")
     if not problems:
@@ -60,7 +61,11 @@ def load_edd(path: str | Path, *, at: datetime | None = None) -> Edd:
     if problems:
         raise ValidationFailed(str(file), _with_lines(problems, parsed))
     return Edd(
-        path=file, document=document, canonical=canonical_bytes(document), lines=parsed.lines
+        path=file,
+        document=document,
+        canonical=canonical_bytes(document),
+        lines=parsed.lines,
+        raw=raw,
     )
 
 

@@ -15,6 +15,8 @@ class Edd:
     canonical: bytes
     # JSON pointer -> 1-based line in the YAML file, for error messages.
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # The file's exact bytes as loaded: what an audit bundle carries, never a second read.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def digest(self) -> str:

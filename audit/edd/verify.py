@@ -1,9 +1,11 @@
 """Decide whether an EDD is approved: signatures, allowed_signers, policy, from a trust root.
 
 `verify_edd` is the one entry point the CLI, the protocol engine and the gate
-call. Each approval is judged on its own (results as data); the decision then
-counts distinct approvers (one per principal and one per key), leaves owners out
-unless the policy allows them, and checks required roles, seeds and not_after.
+call. It takes the loaded EDD, never a path: the canonical bytes the approvals are
+checked against are the very bytes the caller then runs or judges. Each approval
+is judged on its own (results as data); the decision then counts distinct
+approvers (one per principal and one per key), leaves owners out unless the
+policy allows them, and checks required roles, seeds and not_after.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from audit.edd.allowed_signers import (
     parse_allowed_signers,
     parse_revoked_keys,
 )
-from audit.edd.load import load_edd
 from audit.edd.model import Edd
 from audit.edd.policy import Policy, parse_policy
 from audit.edd.semantics import parse_rfc3339
@@ -37,6 +38,7 @@ from audit.edd.trust import (
     trust_from_git,
 )
 from audit.errors import InputError, Location, SignatureError, UsageError
+from audit.findings import Finding, json_list
 
 NAMESPACE = "mlaudit-edd"
 APPROVALS_DIR = "approvals"
@@ -88,8 +90,18 @@ class Verification:
     warnings: list[str] = field(default_factory=list)
     trust_project: str = ""  # the project folder whose .mlaudit/ was read ("" = top level)
 
+    def findings(self) -> list[Finding]:
+        """One finding per approval file, then the policy decision (shared renderers)."""
+        rows = [
+            Finding(f"approval {a.principal}", a.counted, f"{a.verdict}: {a.reason}", a.file)
+            for a in self.approvals
+        ]
+        decision = Finding("approved", self.passed, "; ".join(self.reasons), self.edd_id)
+        return [*rows, decision]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["findings"] = json_list(self.findings())
         data["approvals"] = [asdict(a) for a in self.approvals]
         data["trust_files"] = {
             name: {"sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}
@@ -99,23 +111,22 @@ class Verification:
 
 
 def verify_edd(
-    edd_path: str | Path,
+    edd: Edd,
     *,
     trust_ref: str | None = None,
     repo: Path | None = None,
     trust_dir: Path | None = None,
     at: datetime | None = None,
 ) -> Verification:
-    """Verify the approvals of the EDD at `edd_path` against a trust root.
+    """Verify the approvals (approvals/*.sig beside `edd.path`) of a loaded EDD.
 
     Exactly one of `trust_ref` (read from git for the project at or above
     `repo`, default: the EDD's folder; see `locate_project`) or `trust_dir`
-    (unprotected) must be given. Raises ValidationFailed
-    for an invalid EDD or policy, TrustError when the trust root is unusable.
+    (unprotected) must be given. Raises ValidationFailed for an invalid
+    policy, TrustError when the trust root is unusable.
     """
     moment = _aware(at)
-    edd = load_edd(edd_path)
-    trust = _trust_root(Path(edd_path), trust_ref, repo, trust_dir)
+    trust = _trust_root(edd.path, trust_ref, repo, trust_dir)
     signers = parse_allowed_signers(trust.files[ALLOWED_SIGNERS], trust.label(ALLOWED_SIGNERS))
     policy = parse_policy(trust.files[POLICY], trust.label(POLICY))
     revoked = (

@@ -7,15 +7,12 @@ plan, provenance and approvals before writing one merged document.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from audit.errors import CheckFailed, InputError, Location
+from audit.errors import CheckFailed, InputError
 
 SCHEMA_ID = "mlaudit/results/v1"
 RESULTS_NAME = "results.json"
@@ -57,33 +54,17 @@ def validate_results(document: Mapping[str, Any], file: str) -> None:
 
 
 def write_json(document: Mapping[str, Any], path: Path) -> None:
-    """Write atomically (temp file + rename), so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write results.json through the one atomic writer, checked against its schema first."""
+    from audit.documents import write_document
+
+    write_document(path, document, schema="results")
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    file = path / RESULTS_NAME if path.is_dir() else path
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(file))) from None
-    except ValueError as error:
-        raise InputError(f"not JSON: {error}", location=Location(str(file))) from None
-    if not isinstance(document, dict):
-        raise InputError("results must be a JSON object", location=Location(str(file)))
-    validate_results(document, str(file))
-    return document
+    """A results document (or an out folder holding one) through the one strict reader."""
+    from audit.documents import read_results as read_document
+
+    return read_document(path).document
 
 
 # -- collect ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Reports from analysis.json (+ results, checkpoint, gate.json): Markdown, HTML, JSON, JUnit.
 
 Public API: `load_inputs`, `read_gate`, `render`, `render_markdown`, `render_html`,
-`render_json`, `render_junit`, `rules_from_analysis`, `BUDGETS`. The renderers
+`render_json`, `render_junit`, `BUDGETS`. The renderers
 take plain values and return text; they never read the environment or print.
 The decision a report shows is the gate's (`GateResult`); without one a report
 is "not gated" and never looks like a pass.
@@ -13,7 +13,7 @@ from typing import Literal
 
 from audit.report.budget import BUDGETS, SizeBudget
 from audit.report.inputs import ReportInputs, load_inputs
-from audit.report.junit import render_junit, rules_from_analysis
+from audit.report.junit import render_junit
 from audit.report.markdown import MarkdownOptions, render_markdown
 from audit.report.summary import build_summary, render_json
 from audit.report.verdict import GateResult, Verdict, check_gate_matches, read_gate
@@ -26,6 +26,15 @@ def render_html(inputs: ReportInputs, verdict: Verdict | None = None) -> str:
     from audit.report.html import render_html as _render_html
 
     return _render_html(inputs, verdict)
+
+
+def _junit_rules(verdict: Verdict) -> list[dict[str, object]]:
+    """JUnit shows the gate's rules, the one decision; without a gate, one failing case."""
+    if verdict.gate is None:
+        return [{"rule": "not-gated", "passed": False, "evidence": verdict.summary()}]
+    return [
+        {"rule": r.rule, "passed": r.passed, "evidence": r.evidence} for r in verdict.gate.rules
+    ]
 
 
 def render(
@@ -56,7 +65,7 @@ def render(
         return render_json(inputs, verdict)
     if fmt == "junit":
         name = suite_name or f"mlaudit {inputs.analysis['edd'].get('id')}"
-        return render_junit(rules_from_analysis(inputs.analysis, inputs.results), name)
+        return render_junit(_junit_rules(verdict), name)
     raise ValueError(f"unknown report format {fmt!r}")
 
 
@@ -77,5 +86,4 @@ __all__ = [
     "render_json",
     "render_junit",
     "render_markdown",
-    "rules_from_analysis",
 ]

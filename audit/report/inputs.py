@@ -7,16 +7,12 @@ where they are written).
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from audit._resources import check_schema
 from audit.errors import InputError, Location, ValidationFailed
-
-_HEX = re.compile(r"[0-9a-fA-F]{16,128}")
 
 
 @dataclass(frozen=True)
@@ -30,19 +26,10 @@ class ReportInputs:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", location=Location(str(path))) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read: {error}", location=Location(str(path))) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"not JSON: {error.msg} at line {error.lineno} column {error.colno}",
-            location=Location(str(path)),
-        ) from None
+    """Any JSON file, through the one strict reader (audit.documents)."""
+    from audit.documents import parse_json, read_bytes
+
+    return parse_json(read_bytes(path), str(path))
 
 
 def validate(document: Any, schema_name: str, file: str) -> None:
@@ -51,39 +38,32 @@ def validate(document: Any, schema_name: str, file: str) -> None:
 
 
 def load_analysis(path: Path) -> dict[str, Any]:
-    document = read_json(path)
-    validate(document, "analysis", str(path))
-    assert isinstance(document, dict)
-    return document
+    from audit.documents import read_analysis
+
+    return read_analysis(path).document
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    document = read_json(path)
-    validate(document, "results", str(path))
-    assert isinstance(document, dict)
-    return document
+    from audit.documents import read_results
+
+    return read_results(path).document
 
 
 def check_checkpoint(document: Any, file: str) -> dict[str, Any]:
-    """A ledger checkpoint (`mlaudit track checkpoint`): origin, size, root."""
+    """A ledger checkpoint (`mlaudit track checkpoint`), checked against its schema."""
+    from audit.tracking.checkpoint import parse_checkpoint
+
     if not isinstance(document, dict):
         raise ValidationFailed(file, [("", "a checkpoint must be a JSON object")])
-    problems: list[tuple[str, str]] = []
-    if not isinstance(document.get("origin"), str):
-        problems.append(("/origin", "must be a string"))
-    size = document.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        problems.append(("/size", "must be a non-negative integer"))
-    root = document.get("root")
-    if not isinstance(root, str) or not _HEX.fullmatch(root):
-        problems.append(("/root", "must be a hex digest"))
-    if problems:
-        raise ValidationFailed(file, problems)
+    parse_checkpoint(document, file)
+    check_schema(document, "checkpoint", file)
     return document
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    return check_checkpoint(read_json(path), str(path))
+    from audit.documents import parse_object, read_bytes
+
+    return check_checkpoint(parse_object(read_bytes(path), str(path)), str(path))
 
 
 def check_consistent(inputs: ReportInputs) -> None:

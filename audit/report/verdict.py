@@ -5,14 +5,13 @@
 of failure), or "not gated" when no gate result was given. Nothing here looks
 at the statistics or at rendered Markdown to decide anything.
 
-The reader is local to the report until the typed study documents land
-(issue 13, other half); it already refuses duplicate keys, NaN/Infinity and
-unknown shapes, each with the file and a JSON pointer.
+gate.json is parsed by mlaudit's one strict reader (audit.documents: duplicate
+keys, NaN/Infinity, non-UTF-8, schemas/gate.schema.json), then checked field by
+field here for what the report relies on, each problem with the file and a pointer.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,38 +115,17 @@ class Verdict:
 # -- reading gate.json -----------------------------------------------------------------
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
-
-
-def _strict_loads(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
-
-
 def read_gate(path: Path) -> GateResult:
     """gate.json from `mlaudit gate -o`, strictly: any other shape is refused."""
+    from audit.documents import parse_object
+
     where = Location(str(path))
     if path.is_symlink() or not path.is_file():
         raise InputError("missing, or not a regular file", location=where)
     raw = path.read_bytes()
     if len(raw) > MAX_GATE_BYTES:
         raise InputError(f"larger than {MAX_GATE_BYTES:,} bytes; refused", location=where)
-    try:
-        document = _strict_loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", location=where) from None
-    except ValueError as error:
-        raise InputError(f"not strict JSON: {error}", location=where) from None
-    return parse_gate(document, str(path))
+    return parse_gate(parse_object(raw, str(path), "gate"), str(path))
 
 
 def _is_int(value: object) -> bool:

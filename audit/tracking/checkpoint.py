@@ -137,10 +137,10 @@ def _leaf_problems(leaves: Any) -> list[tuple[str, str]]:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    from audit._resources import read_json_file
+    """checkpoint.json through the one strict reader (audit.documents.read_checkpoint)."""
+    from audit.documents import read_checkpoint
 
-    _, document = read_json_file(path)
-    return parse_checkpoint(document, str(path))
+    return read_checkpoint(path)
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key_path: Path) -> Checkpoint:

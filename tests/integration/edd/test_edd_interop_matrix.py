@@ -110,7 +110,7 @@ def both_verdicts(
 ) -> tuple[bool, bool, str]:
     edd = folder / "edd.yaml"
     trust = folder.parent / "trust"
-    result = verify_edd(edd, trust_dir=trust, at=AT)
+    result = verify_edd(load_edd(edd), trust_dir=trust, at=AT)
     (approval,) = result.approvals
     ours = approval.counted
     assert ours == result.passed

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from edd_ssh_tools import Study, signers_line, ssh_sign
 
-from audit.edd import verify_edd
+from audit.edd import load_edd, verify_edd
 from audit.errors import TrustError, UsageError, ValidationFailed
 
 POLICY = """\
@@ -46,7 +46,7 @@ def verdicts(result) -> dict[str, str]:
 
 
 def test_approved_study_passes(approved, run_cli):
-    result = verify_edd(approved.edd, trust_ref="main")
+    result = verify_edd(load_edd(approved.edd), trust_ref="main")
     assert result.passed, result.reasons
     assert verdicts(result) == {"alice@x": "valid", "carol@x": "valid"}
     assert result.protected
@@ -71,6 +71,11 @@ def test_json_output(approved, run_cli):
     assert data["trust_ref"] == "main"
     assert [a["principal"] for a in data["approvals"]] == ["alice@x", "carol@x"]
     assert set(data["trust_files"][".mlaudit/policy.yaml"]) == {"sha256", "size"}
+    # The shared findings model: one per approval file, then the decision.
+    findings = data["findings"]
+    assert [f["id"] for f in findings] == ["approval alice@x", "approval carol@x", "approved"]
+    assert findings[0]["pointer"] == "approvals/alice@x.sig"
+    assert all(f["passed"] for f in findings)
 
 
 def test_quorum_not_met_exits_1(approved, run_cli):
@@ -89,10 +94,10 @@ def test_attack_signer_only_in_pr_branch(approved, people):
         trust(people, "alice", "bob", "carol", "mallory"), POLICY, message="add me"
     )
     approved.approve("mallory@x", people["mallory"])
-    pr = verify_edd(approved.edd, trust_ref="pr")
+    pr = verify_edd(load_edd(approved.edd), trust_ref="pr")
     assert verdicts(pr)["mallory@x"] == "valid"  # sanity: the PR's own trust would accept it
 
-    result = verify_edd(approved.edd, trust_ref="main")
+    result = verify_edd(load_edd(approved.edd), trust_ref="main")
     assert not result.passed
     assert verdicts(result)["mallory@x"] == "untrusted"
     assert "required role 'risk' has no counted approval" in result.reasons
@@ -101,14 +106,14 @@ def test_attack_signer_only_in_pr_branch(approved, people):
 def test_work_tree_trust_files_are_ignored(approved, people):
     (approved.repo / ".mlaudit" / "policy.yaml").write_text("quorum: 1\n")
     (approved.approvals / "carol@x.sig").unlink()
-    result = verify_edd(approved.edd, trust_ref="main")
+    result = verify_edd(load_edd(approved.edd), trust_ref="main")
     assert not result.passed
     assert b"quorum: 2" in result.trust_files[".mlaudit/policy.yaml"]
 
 
 def test_attack_signature_over_older_version(approved):
     approved.edit("\nversion: 1\n", "\nversion: 2\n")
-    result = verify_edd(approved.edd, trust_ref="main")
+    result = verify_edd(load_edd(approved.edd), trust_ref="main")
     assert not result.passed
     assert verdicts(result) == {"alice@x": "invalid", "carol@x": "invalid"}
     assert "does not match the content" in result.approvals[0].reason
@@ -116,7 +121,7 @@ def test_attack_signature_over_older_version(approved):
 
 def test_attack_signature_in_git_namespace(approved, people):
     approved.approve("carol@x", people["carol"], namespace="git")
-    result = verify_edd(approved.edd, trust_ref="main")
+    result = verify_edd(load_edd(approved.edd), trust_ref="main")
     assert not result.passed
     assert verdicts(result)["carol@x"] == "invalid"
     assert "namespace 'git'" in result.approvals[1].reason
@@ -128,10 +133,12 @@ def test_attack_expired_key(study, people):
     )
     study.approve("alice@x", people["alice"])
     study.approve("carol@x", people["carol"])
-    now = verify_edd(study.edd, trust_ref="main")
+    now = verify_edd(load_edd(study.edd), trust_ref="main")
     assert not now.passed
     assert verdicts(now)["carol@x"] == "expired"
-    then = verify_edd(study.edd, trust_ref="main", at=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    then = verify_edd(
+        load_edd(study.edd), trust_ref="main", at=datetime(2024, 6, 1, tzinfo=timezone.utc)
+    )
     assert then.passed, then.reasons
 
 
@@ -143,7 +150,7 @@ def test_attack_same_approver_twice(study, people):
     shutil.copy(study.approvals / "alice@x.sig", study.approvals / "alice.backup@x.sig")
     study.approve("carol@x", people["carol"])
     (study.approvals / "carol@x.sig").unlink()
-    result = verify_edd(study.edd, trust_ref="main")
+    result = verify_edd(load_edd(study.edd), trust_ref="main")
     assert not result.passed
     assert verdicts(result) == {"alice.backup@x": "valid", "alice@x": "duplicate"}
     assert result.approvers == 1
@@ -153,7 +160,7 @@ def test_attack_owner_approving_alone(study, people):
     study.edit("owner@example.com", "owner@x")
     study.commit_trust(trust(people, "owner"), "quorum: 1\n")
     study.approve("owner@x", people["owner"])
-    result = verify_edd(study.edd, trust_ref="main")
+    result = verify_edd(load_edd(study.edd), trust_ref="main")
     assert not result.passed
     assert verdicts(result) == {"owner@x": "owner"}
 
@@ -163,20 +170,20 @@ def test_owner_key_under_another_name_is_still_the_owner(study, people):
     lines = signers_line("owner@x,reviewer@x", people["owner"])
     study.commit_trust(lines, "quorum: 1\n")
     study.approve("reviewer@x", people["owner"])
-    assert verdicts(verify_edd(study.edd, trust_ref="main")) == {"reviewer@x": "owner"}
+    assert verdicts(verify_edd(load_edd(study.edd), trust_ref="main")) == {"reviewer@x": "owner"}
 
 
 def test_owners_may_approve_when_policy_says_so(study, people):
     study.edit("owner@example.com", "owner@x")
     study.commit_trust(trust(people, "owner"), "quorum: 1\nowners_may_approve: true\n")
     study.approve("owner@x", people["owner"])
-    assert verify_edd(study.edd, trust_ref="main").passed
+    assert verify_edd(load_edd(study.edd), trust_ref="main").passed
 
 
 def test_revoked_key(study, people):
     study.commit_trust(trust(people, "alice"), "quorum: 1\n", revoked=people["alice"].public_line())
     study.approve("alice@x", people["alice"])
-    result = verify_edd(study.edd, trust_ref="main")
+    result = verify_edd(load_edd(study.edd), trust_ref="main")
     assert verdicts(result) == {"alice@x": "revoked"}
     assert ".mlaudit/revoked_keys" in result.trust_files
 
@@ -184,13 +191,13 @@ def test_revoked_key(study, people):
 def test_min_seeds(study, people):
     study.commit_trust(trust(people, "alice"), "quorum: 1\nmin_seeds: 10\n")
     study.approve("alice@x", people["alice"])
-    result = verify_edd(study.edd, trust_ref="main")
+    result = verify_edd(load_edd(study.edd), trust_ref="main")
     assert result.reasons == ["the EDD plans 8 seed(s); policy min_seeds is 10"]
 
 
 def test_not_after_is_checked_at_the_given_time(approved):
     late = datetime(2100, 1, 1, tzinfo=timezone.utc)
-    result = verify_edd(approved.edd, trust_ref="main", at=late)
+    result = verify_edd(load_edd(approved.edd), trust_ref="main", at=late)
     assert result.reasons == ["the EDD expired at 2099-12-31T00:00:00Z"]
 
 
@@ -198,7 +205,7 @@ def test_unreadable_signature_and_bad_names_are_reported_not_fatal(approved):
     (approved.approvals / "bob@x.sig").write_bytes(b"not a signature")
     (approved.approvals / "b\u0430d@x.sig").write_bytes(b"x")  # Cyrillic a
     (approved.approvals / "notes.txt").write_text("ignored")
-    result = verify_edd(approved.edd, trust_ref="main")
+    result = verify_edd(load_edd(approved.edd), trust_ref="main")
     assert result.passed
     got = verdicts(result)
     assert got["bob@x"] == "invalid"
@@ -209,31 +216,31 @@ def test_unreadable_signature_and_bad_names_are_reported_not_fatal(approved):
 def test_trust_from_an_older_commit_by_sha(approved, people):
     first = approved.git("rev-parse", "HEAD").strip()
     approved.commit_trust(trust(people, "bob"), POLICY, message="drop alice and carol")
-    assert not verify_edd(approved.edd, trust_ref="main").passed
-    assert verify_edd(approved.edd, trust_ref=first).passed
+    assert not verify_edd(load_edd(approved.edd), trust_ref="main").passed
+    assert verify_edd(load_edd(approved.edd), trust_ref=first).passed
 
 
 @pytest.mark.parametrize("ref", ["--output=/tmp/x", "main..pr", "main@{1}", "a b", "", "x:y"])
 def test_hostile_ref_names_are_usage_errors(approved, run_cli, ref):
     with pytest.raises(UsageError):
-        verify_edd(approved.edd, trust_ref=ref)
+        verify_edd(load_edd(approved.edd), trust_ref=ref)
     assert run_cli("edd", "verify", approved.edd, "--trust-ref", ref).exit_code == 2
 
 
 def test_unknown_ref_and_missing_files(approved, study, run_cli):
     with pytest.raises(TrustError, match="does not name a commit"):
-        verify_edd(approved.edd, trust_ref="no-such-branch")
+        verify_edd(load_edd(approved.edd), trust_ref="no-such-branch")
     approved.git("checkout", "-q", "--orphan", "empty")
     approved.git("rm", "-q", "-r", "--cached", ".mlaudit")
     approved.git("commit", "-q", "--allow-empty", "-m", "empty")
     with pytest.raises(TrustError, match=r"has no \.mlaudit/allowed_signers"):
-        verify_edd(approved.edd, trust_ref="empty")
+        verify_edd(load_edd(approved.edd), trust_ref="empty")
 
 
 def test_bad_policy_is_reported_with_its_source(study, people, run_cli):
     study.commit_trust(trust(people, "alice"), "quorum: 0\nrequired_roles: [risk]\n")
     with pytest.raises(ValidationFailed) as caught:
-        verify_edd(study.edd, trust_ref="main")
+        verify_edd(load_edd(study.edd), trust_ref="main")
     assert caught.value.file == "main:.mlaudit/policy.yaml"
     cli = run_cli("edd", "verify", study.edd, "--trust-ref", "main")
     assert cli.exit_code == 1
@@ -258,7 +265,7 @@ def test_trust_dir_warns_loudly(approved, run_cli):
     assert "WARNING" in cli.stderr
     assert "NOT from a protected git ref" in cli.stderr
     assert "NOT PROTECTED" in cli.stdout
-    result = verify_edd(approved.edd, trust_dir=approved.repo)
+    result = verify_edd(load_edd(approved.edd), trust_dir=approved.repo)
     assert result.protected is False
     assert result.trust_commit is None
 
@@ -341,7 +348,7 @@ def test_issue_pipeline_command_literally(study, people, tmp_path):
     assert run.returncode == 0, run.stderr
     assert 'Good "mlaudit-edd" signature for alice@x' in run.stdout + run.stderr
     # mlaudit counts the same approval ...
-    result = verify_edd(study.edd, trust_dir=folder)
+    result = verify_edd(load_edd(study.edd), trust_dir=folder)
     assert [a.counted for a in result.approvals] == [True]
     # ... and after a one-character change neither accepts it.
     study.edit("max_trials: 100", "max_trials: 101")
@@ -354,7 +361,9 @@ def test_issue_pipeline_command_literally(study, people, tmp_path):
         check=False,
     )
     assert run.returncode != 0
-    assert [a.counted for a in verify_edd(study.edd, trust_dir=folder).approvals] == [False]
+    assert [a.counted for a in verify_edd(load_edd(study.edd), trust_dir=folder).approvals] == [
+        False
+    ]
 
 
 def test_approval_signed_with_ssh_keygen_directly_counts(study, people):
@@ -362,4 +371,4 @@ def test_approval_signed_with_ssh_keygen_directly_counts(study, people):
     study.commit_trust(trust(people, "alice"), "quorum: 1\n")
     study.approvals.mkdir()
     (study.approvals / "alice@x.sig").write_bytes(ssh_sign(people["alice"], study.canonical()))
-    assert verify_edd(study.edd, trust_ref="main").passed
+    assert verify_edd(load_edd(study.edd), trust_ref="main").passed

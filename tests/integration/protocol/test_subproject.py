@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from protocol_study import APPROVER, git, make_study
 
-from audit.edd import verify_edd
+from audit.edd import load_edd, verify_edd
 from audit.edd.approve import sign_edd
 
 PROJECT = "projects/toy"
@@ -48,7 +48,7 @@ def mono(study_template: Path, tmp_path: Path) -> Path:
 
 def test_verify_reads_the_projects_own_trust_files(mono: Path, run_cli):
     edd = mono / PROJECT / "edd.yaml"
-    result = verify_edd(edd, trust_ref="main")
+    result = verify_edd(load_edd(edd), trust_ref="main")
     assert result.passed, result.reasons
     assert result.trust_project == PROJECT
     assert [a.principal for a in result.approvals if a.counted] == [APPROVER]
@@ -77,7 +77,7 @@ def test_the_project_is_found_in_the_trust_ref_not_the_work_tree(mono: Path, tmp
     git(mono, "add", "-A")
     git(mono, "commit", "-q", "-m", "my own trust root")
 
-    result = verify_edd(nested / "edd.yaml", trust_ref="main")
+    result = verify_edd(load_edd(nested / "edd.yaml"), trust_ref="main")
     assert not result.passed
     assert result.trust_project == PROJECT  # main's, not the work tree's nested one
     assert [a.verdict for a in result.approvals] != ["valid"]

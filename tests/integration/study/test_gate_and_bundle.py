@@ -122,6 +122,10 @@ def test_signed_bundle_verifies_offline(signed_bundle, study):
     assert report["passed"], report["findings"]
     assert all(check["passed"] for check in report["checks"])
     assert any("signed by SHA256:" in note for note in report["notes"])
+    text = mlaudit("bundle", "verify", signed_bundle, cwd=study.repo)
+    assert (
+        text.strip().splitlines()[-1] == f"bundle: VERIFIED; gate for {_edd_id(study)} v1: PASSED"
+    )
 
 
 def _rewrite(source: Path, target: Path, change, *, reseal: bool) -> Path:
@@ -222,7 +226,7 @@ def test_verify_names_every_tampered_member(signed_bundle, study, tmp_path, kind
     out = mlaudit("bundle", "verify", forged, "--json", cwd=study.repo, check=False)
     report = json.loads(out)
     assert not report["passed"]
-    findings = [f"{f['file']}:{f['field']}: {f['message']}" for f in report["findings"]]
+    findings = [f"{f['pointer']}: {f['reason']}" for f in report["findings"]]
     if reseal:
         assert any(expected in finding for finding in findings), findings
     else:
@@ -296,3 +300,211 @@ def test_logged_after_the_run_gate_and_bundle_find_every_sealed_trial(tmp_path, 
     assert len(records) == len(results["trials"]) + 1  # every trial and the parent run
     report = json.loads(mlaudit("bundle", "verify", bundle, "--json", cwd=repo))
     assert report["passed"], report["findings"]
+
+
+# -- sealed runs are the evidence ------------------------------------------------------
+
+
+def _lower_scores(document: dict) -> list[str]:
+    """Lower every score of one arm by 0.1, as a forger would after logging; the edited ids."""
+    arm = next(a["name"] for a in document["plan"]["arms"] if a["name"] != "baseline")
+    edited = []
+    for trial in document["trials"]:
+        if trial["arm"] == arm and "score" in trial.get("metrics", {}):
+            trial["metrics"]["score"] -= 0.1
+            edited.append(trial["trial_id"])
+    return edited
+
+
+def _omit_trial(document: dict) -> list[str]:
+    dropped = document["trials"].pop(1)
+    return [dropped["trial_id"]]
+
+
+def _forge_study(study: ToyStudy, target: Path, edit) -> list[str]:
+    """results.json edited after logging and the analysis redone to match it."""
+    results = json.loads((study.out / "results.json").read_text())
+    touched = edit(results)
+    (target / "results.json").write_text(json.dumps(results, indent=2))
+    mlaudit(
+        "ablate",
+        "analyze",
+        target / "results.json",
+        "-o",
+        target / "analysis.json",
+        cwd=study.repo,
+    )
+    return touched
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"), [(_lower_scores, "metrics.score"), (_omit_trial, "trial")]
+)
+def test_gate_fails_when_results_differ_from_the_sealed_runs(
+    study, mlflow_server, tmp_path, edit, field
+):
+    touched = _forge_study(study, tmp_path, edit)
+    out = mlaudit(
+        "gate",
+        *gate_args(study, tmp_path),
+        "--tracking-uri",
+        mlflow_server.uri,
+        "--experiment",
+        _edd_id(study),
+        "--checkpoint",
+        study.out / "checkpoint.json",
+        "--json",
+        cwd=study.repo,
+        check=False,
+    )
+    document = json.loads(out)
+    assert not document["passed"]
+    failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
+    for trial in touched:
+        assert f"trial {trial}: {field}" in failed["tracking-sealed"]
+    if field == "metrics.score":
+        # The analysis the gate recomputes comes from the sealed values, not the edited ones.
+        assert "recomputed" in failed["claims"]
+
+
+def _forge_bundle_results(edit):
+    def change(members: dict[str, bytes]) -> None:
+        import hashlib
+
+        from audit.stats import analyze_results
+
+        results = json.loads(members[layout.RESULTS])
+        edit(results)
+        raw = json.dumps(results).encode()
+        members[layout.RESULTS] = raw
+        analysis = analyze_results(results, results_sha256=hashlib.sha256(raw).hexdigest())
+        members[layout.ANALYSIS] = json.dumps(analysis).encode()
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"), [(_lower_scores, "metrics.score"), (_omit_trial, "trial")]
+)
+def test_bundle_verify_fails_when_results_differ_from_the_sealed_records(
+    signed_bundle, study, tmp_path, edit, field
+):
+    results = json.loads((study.out / "results.json").read_text())
+    touched = edit(results)
+    forged = _rewrite(
+        signed_bundle, tmp_path / "forged.tar.gz", _forge_bundle_results(edit), reseal=True
+    )
+    report = json.loads(mlaudit("bundle", "verify", forged, "--json", cwd=study.repo, check=False))
+    assert not report["passed"]
+    messages = [f["reason"] for f in report["findings"] if f["pointer"].startswith(layout.RESULTS)]
+    for trial in touched:
+        assert any(m.startswith(f"trial {trial}: {field}: ") for m in messages), messages
+
+
+def test_written_documents_follow_their_schemas(study):
+    from audit._resources import schema_problems
+
+    for name in ("results", "analysis", "gate", "checkpoint"):
+        document = json.loads((study.out / f"{name}.json").read_text())
+        assert schema_problems(document, name) == [], name
+
+
+def test_bundle_create_without_created_at_is_an_input_error(study, tmp_path):
+    results = json.loads((study.out / "results.json").read_text())
+    del results["created_at"]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audit",
+            "bundle",
+            "create",
+            "-o",
+            str(tmp_path / "b.tar.gz"),
+            "--edd",
+            str(study.edd),
+            "--dir",
+            str(study.out),
+            "--results",
+            str(tmp_path / "results.json"),
+            "--trust-ref",
+            "main",
+        ],
+        cwd=study.repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "/created_at" in proc.stderr
+    assert "internal error" not in proc.stderr
+
+
+def test_gate_names_a_flipped_verdict_and_a_removed_comparison(study, tmp_path):
+    analysis = json.loads((study.out / "analysis.json").read_text())
+    claimed = [i for i, c in enumerate(analysis["comparisons"]) if c.get("claim")]
+    flipped = analysis["comparisons"][claimed[0]]
+    flipped["verdict"] = "not-shown" if flipped["verdict"] != "not-shown" else "improves"
+    removed = analysis["comparisons"].pop(claimed[-1])
+    (tmp_path / "analysis.json").write_text(json.dumps(analysis))
+    (tmp_path / "results.json").write_bytes((study.out / "results.json").read_bytes())
+    out = mlaudit("gate", *gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+    claims = {r["rule"]: r["evidence"] for r in json.loads(out)["rules"]}["claims"]
+    assert f"/comparisons/{claimed[0]}/verdict for {flipped['target']}" in claims
+    assert f"lacks the comparison {removed['target']} on {removed['metric']}" in claims
+
+
+def test_bundle_from_the_gates_sealed_evidence_equals_the_live_one(study, mlflow_server, tmp_path):
+    """bundle create reuses what the gate judged (gate --sealed-out): same bundle, no server."""
+    sealed = tmp_path / "sealed.json"
+    mlaudit(
+        "gate",
+        *gate_args(study),
+        "--tracking-uri",
+        mlflow_server.uri,
+        "--experiment",
+        _edd_id(study),
+        "--checkpoint",
+        study.out / "checkpoint.json",
+        "--sealed-out",
+        sealed,
+        cwd=study.repo,
+    )
+    offline = tmp_path / "offline.tar.gz"
+    common = ["--edd", study.edd, "--dir", study.out, "--trust-ref", "main"]
+    mlaudit("bundle", "create", "-o", offline, *common, "--sealed", sealed, cwd=study.repo)
+    live = _bundle(study, tmp_path / "live.tar.gz", mlflow_server.uri)
+    assert offline.read_bytes() == live.read_bytes()
+    report = json.loads(mlaudit("bundle", "verify", offline, "--json", cwd=study.repo))
+    assert report["passed"], report["findings"]
+
+    document = json.loads(sealed.read_text())
+    record = document["records"][0]["record"]
+    key = sorted(record["metrics"])[0]
+    record["metrics"][key][0][2] += 0.1
+    sealed.write_text(json.dumps(document))
+    proc = subprocess.run(
+        [sys.executable, "-m", "audit", "bundle", "create", "-o", str(tmp_path / "x.tar.gz")]
+        + [str(a) for a in common]
+        + ["--sealed", str(sealed)],
+        cwd=study.repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"{sealed}:/records/0: recomputed record digest differs from its seal" in proc.stderr
+
+
+def test_judge_study_is_what_mlaudit_gate_decides(study, mlflow_server, monkeypatch):
+    """The facade the fork-safe publisher calls gives gate.json's decision, rule for rule."""
+    from audit.evidence import StudyFiles, TrackingSource, TrustSource, judge_study
+
+    monkeypatch.chdir(study.repo)
+    result = judge_study(
+        StudyFiles(study.edd, study.out / "results.json", study.out / "analysis.json"),
+        TrustSource("main", study.repo),
+        tracking=TrackingSource(mlflow_server.uri, _edd_id(study), study.out / "checkpoint.json"),
+    )
+    assert result.to_dict() == json.loads((study.out / "gate.json").read_text())

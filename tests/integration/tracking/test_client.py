@@ -12,7 +12,8 @@ from tracking_study import make_results
 
 from audit.tracking import record as run_record
 from audit.tracking.client import ProtocolLogger, connect, log_results, search_all
-from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+from audit.tracking.ledger import fetch_ledger, resolve_experiment
+from audit.tracking.ledger_verify import verify_ledger
 from audit.tracking.runspec import TRIAL_KEY_TAG, to_millis, trial_key
 
 

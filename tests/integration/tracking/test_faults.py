@@ -20,11 +20,13 @@ import pytest
 from tracking_study import FlakyProxy, make_results
 
 from audit.tracking.client import ProtocolLogger, connect, log_results, search_all
-from audit.tracking.ledger import fetch_ledger, resolve_experiment, verify_ledger
+from audit.tracking.ledger import fetch_ledger, resolve_experiment
+from audit.tracking.ledger_verify import verify_ledger
+from audit.tracking.replay import flush
 from audit.tracking.retry import RetryPolicy
 from audit.tracking.runspec import PARENT_RUN_TAG, ROLE_TAG, TRIAL_KEY_TAG
 from audit.tracking.server import ManagedServer, free_port
-from audit.tracking.spool import Spool, flush, read_spool_file
+from audit.tracking.spool import Spool, read_spool_file
 
 FAST_GIVE_UP = RetryPolicy(attempts=2, initial_delay=0.05, deadline=1.0)
 

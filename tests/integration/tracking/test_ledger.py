@@ -15,13 +15,9 @@ from tracking_study import make_results, superuser
 from audit.errors import SignatureError, ValidationFailed
 from audit.tracking.checkpoint import check_signature, load_checkpoint, parse_checkpoint
 from audit.tracking.client import connect, log_results
-from audit.tracking.ledger import (
-    fetch_ledger,
-    inclusion_proofs,
-    resolve_experiment,
-    take_checkpoint,
-    verify_ledger,
-)
+from audit.tracking.ledger import fetch_ledger, resolve_experiment
+from audit.tracking.ledger_verify import verify_ledger
+from audit.tracking.proofs import inclusion_proofs, take_checkpoint
 
 
 @pytest.fixture
@@ -254,7 +250,10 @@ def test_cli_verify_names_tampering(mlflow_server, logged, run_cli):
         "track", "verify", "--tracking-uri", mlflow_server.uri, "--experiment", ledger.experiment_id
     )
     assert text.exit_code == 1
-    assert f"TAMPER unsealed-run [tags.mlaudit.seal.sha256]: run {victim}" in text.stderr
+    line = next(x for x in text.stderr.splitlines() if "unsealed-run" in x)
+    assert line.startswith("FAIL  unsealed-run")
+    assert f"run {victim}" in line
+    assert line.endswith(": tags.mlaudit.seal.sha256]")
     as_json = run_cli(
         "track", "verify", "--tracking-uri", mlflow_server.uri,
         "--experiment", ledger.experiment_id, "--json",

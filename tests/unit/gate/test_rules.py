@@ -182,3 +182,47 @@ def test_tracking_rule_runs_only_with_a_tracking_uri(results):
     evidence = _failed(decide(_inputs(results, tracking=broken)))["tracking-sealed"]
     assert "baseline/0" in evidence
     assert "seq 3 missing" in evidence
+
+
+def test_a_removed_comparison_and_a_flipped_verdict_are_named(results):
+    inputs = _inputs(results)
+    recomputed = copy.deepcopy(inputs.analysis)
+    edited = copy.deepcopy(inputs.analysis)
+    removed = edited["comparisons"].pop()
+    edited["comparisons"][0]["verdict"] = "not-shown"
+    evidence = _failed(decide(_inputs(results, analysis=edited, recomputed_analysis=recomputed)))[
+        "claims"
+    ]
+    first = edited["comparisons"][0]
+    assert f"analysis.json /comparisons/0/verdict for {first['target']}" in evidence
+    assert f"lacks the comparison {removed['target']} on {removed['metric']}" in evidence
+
+
+def test_differences_from_the_sealed_runs_fail_the_tracking_rule(results):
+    edited = TrackingEvidence(
+        "http://127.0.0.1:5000",
+        (),
+        True,
+        differences=("trial no-a/3: metrics.score: results.json has 0.6, the sealed run has 0.7",),
+    )
+    evidence = _failed(decide(_inputs(results, tracking=edited)))["tracking-sealed"]
+    assert "trial no-a/3: metrics.score" in evidence
+
+
+def test_the_gate_result_follows_its_schema_and_reads_back(results, tmp_path):
+    from audit.documents import read_gate_result, write_document
+
+    broken = TrackingEvidence("http://127.0.0.1:5000", ("baseline/0",), False, ("seq 3",))
+    result = decide(_inputs(results, tracking=broken))
+    path = tmp_path / "gate.json"
+    write_document(path, result.to_dict(), schema="gate")  # refuses a schema violation
+    again = read_gate_result(path)
+    assert again.to_dict() == result.to_dict()
+    assert set(result.to_dict()) == {
+        "schema",
+        "passed",
+        "rules",
+        "reasons",
+        "edd",
+        "results_sha256",
+    }

@@ -106,7 +106,7 @@ def test_invalid_analysis_is_a_one_line_error(run_cli, tmp_path):
 def test_not_json_and_missing_files(run_cli, tmp_path, study):
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    assert "not JSON" in run_cli("report", "render", broken, "-o", "-").stderr
+    assert "not valid JSON" in run_cli("report", "render", broken, "-o", "-").stderr
     missing = run_cli("report", "render", tmp_path / "nope.json", "-o", "-")
     assert missing.exit_code == 1
     assert "file not found" in missing.stderr

@@ -183,7 +183,7 @@ def test_junit_and_json_parse(case):
     inputs = hostile_inputs(case["value"])
     root = ET.fromstring(render(inputs, "junit").encode())
     assert root.tag == "testsuites"
-    assert len(root.findall(".//testcase")) >= 3
+    assert [c.get("name") for c in root.findall(".//testcase")] == ["not-gated"]
     summary = json.loads(render(inputs, "json"))
     assert case["value"] in summary["statistics"]["reasons"]  # JSON keeps data as data
 

