@@ -107,12 +107,12 @@ def read_bytes(path: Path) -> bytes:
     """A file's exact bytes ('-' is standard input), or an InputError naming it."""
     import sys
 
+    from audit.errors import unreadable_input
+
     try:
         return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("cannot read: file not found", location=Location(str(path))) from None
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
+    except OSError as error:  # missing: usage error 2; unreadable: input error 1
+        raise unreadable_input(error, str(path)) from None
 
 
 def parse_object(raw: bytes, file: str, schema: str | None = None) -> dict[str, Any]:

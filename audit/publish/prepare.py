@@ -25,13 +25,13 @@ COMMENT_BUDGET = "github-comment"
 
 
 def read_report(path: Path) -> str:
-    from audit.errors import InputError, Location
+    from audit.errors import InputError, Location, unreadable_input
 
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", location=Location(str(path))) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
+        raise unreadable_input(error, str(path)) from None
+    except UnicodeDecodeError as error:
         raise InputError(f"cannot read: {error}", location=Location(str(path))) from None
 
 

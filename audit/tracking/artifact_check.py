@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from audit.tracking.ledger import Finding, Ledger, Verification
+from audit.tracking.ledger import Ledger
+from audit.tracking.ledger_verify import LedgerVerification, Tamper
 from audit.tracking.record import ARTIFACT_MANIFEST_PATH
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -25,7 +26,7 @@ CHUNK_BYTES = 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
 
 
-def check_artifacts(client: Any, ledger: Ledger, result: Verification) -> None:
+def check_artifacts(client: Any, ledger: Ledger, result: LedgerVerification) -> None:
     """Add a finding to `result` for every sealed artifact that is missing or changed."""
     files = runs = 0
     with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as scratch:
@@ -45,7 +46,9 @@ def _sealed_manifest_digest(record: bytes | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _check_run(client: Any, run_id: str, sealed: str, scratch: Path, result: Verification) -> int:
+def _check_run(
+    client: Any, run_id: str, sealed: str, scratch: Path, result: LedgerVerification
+) -> int:
     manifest_file = _download(client, run_id, ARTIFACT_MANIFEST_PATH, scratch)
     if manifest_file is None:
         _add(result, "missing-artifact", run_id, ARTIFACT_MANIFEST_PATH, "is missing")
@@ -69,9 +72,9 @@ def _check_run(client: Any, run_id: str, sealed: str, scratch: Path, result: Ver
 _CHANGED = "was overwritten: its sha256 no longer matches the sealed artifact manifest"
 
 
-def _add(result: Verification, kind: str, run_id: str, path: str, what: str) -> None:
+def _add(result: LedgerVerification, kind: str, run_id: str, path: str, what: str) -> None:
     result.findings.append(
-        Finding(
+        Tamper(
             kind=kind,
             message=f"run {run_id}: artifact {path} {what}",
             run_id=run_id,

@@ -42,13 +42,6 @@ def test_missing_file_is_usage_and_unreadable_is_input():
     assert denied.user_message() == "f: cannot read: Permission denied"
 
 
-_OWNED_ELSEWHERE = pytest.mark.xfail(
-    strict=True,
-    reason="the reader lives in audit/_resources.py or audit/report/ (other branches); "
-    "it must raise errors.unreadable_input(...) for the table to hold",
-)
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -59,10 +52,8 @@ _OWNED_ELSEWHERE = pytest.mark.xfail(
         ["ablate", "plan", "{missing}"],
         ["gate", "--analysis", "{missing}", "--results", "{missing}"],
         ["bundle", "verify", "{missing}"],
-        pytest.param(
-            ["ablate", "analyze", "{missing}", "-o", "{tmp}/a.json"], marks=_OWNED_ELSEWHERE
-        ),
-        pytest.param(["report", "render", "{missing}", "-o", "{tmp}/r.md"], marks=_OWNED_ELSEWHERE),
+        ["ablate", "analyze", "{missing}", "-o", "{tmp}/a.json"],
+        ["report", "render", "{missing}", "-o", "{tmp}/r.md"],
     ],
     ids=lambda args: " ".join(a for a in args[:2] if not a.startswith("{")),
 )

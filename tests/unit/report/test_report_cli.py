@@ -108,8 +108,8 @@ def test_not_json_and_missing_files(run_cli, tmp_path, study):
     broken.write_text("{")
     assert "not valid JSON" in run_cli("report", "render", broken, "-o", "-").stderr
     missing = run_cli("report", "render", tmp_path / "nope.json", "-o", "-")
-    assert missing.exit_code == 1
-    assert "file not found" in missing.stderr
+    assert missing.exit_code == 2  # the README's exit-code table: a missing input is usage
+    assert "no such file" in missing.stderr
 
 
 def test_bad_checkpoint_points_at_the_field(run_cli, study, tmp_path):

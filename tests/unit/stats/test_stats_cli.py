@@ -81,10 +81,10 @@ def test_schema_violation_names_the_pointer(run_cli, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_missing_file_exit_1(run_cli, tmp_path):
+def test_missing_file_is_a_usage_error(run_cli, tmp_path):
     result = run_cli("ablate", "analyze", tmp_path / "nope.json", "-o", tmp_path / "a.json")
-    assert result.exit_code == 1
-    assert "cannot read" in result.stderr
+    assert result.exit_code == 2
+    assert "no such file" in result.stderr
 
 
 def test_subprocess_round_trip_and_lazy_imports(tmp_path):
