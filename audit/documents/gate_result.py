@@ -91,6 +91,10 @@ class GateResult:
     raw: bytes = field(default=b"", compare=False, repr=False)  # the bytes read, if read
 
     @property
+    def failed_rules(self) -> tuple[RuleResult, ...]:
+        return tuple(r for r in self.rules if not r.passed)
+
+    @property
     def reasons(self) -> list[str]:
         return [f"{r.rule}: {r.evidence}" for r in self.rules if not r.passed]
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from audit.documents.gate_result import GateResult
 from audit.publish.artifact import Handover, StudyDocuments, read_artifact, write_artifact
 from audit.publish.body import require_marker
 from audit.publish.outcome import PublishRequest
 from audit.report.escape import marker_key
-from audit.report.verdict import GateResult, Verdict, read_gate
+from audit.report.verdict import Verdict, read_gate
 
 # The budget CI renders the PR comment with (`report render --budget github-comment`).
 COMMENT_BUDGET = "github-comment"
@@ -86,7 +87,7 @@ def artifact_request(
     gate = recompute_gate(study, trust_ref, repo, at)
     return PublishRequest(
         body=render_comment(study, gate),
-        key=marker_key(gate.edd_id),
+        key=marker_key(judged_edd_id(gate)),
         verdict=Verdict(gate),
         timestamp=timestamp,
         sha=handover.head_sha,
@@ -94,3 +95,12 @@ def artifact_request(
         dry_run=dry_run,
         untrusted=True,
     )
+
+
+def judged_edd_id(gate: GateResult) -> str:
+    """The id of the EDD the gate verified: the only source of a status key."""
+    if gate.edd is None:
+        from audit.errors import InternalError
+
+        raise InternalError("the recomputed gate result names no EDD")
+    return gate.edd.id

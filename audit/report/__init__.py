@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from audit.documents.gate_result import GateResult
 from audit.report.budget import BUDGETS, SizeBudget
 from audit.report.inputs import ReportInputs, load_inputs
 from audit.report.junit import render_junit
 from audit.report.markdown import MarkdownOptions, render_markdown
 from audit.report.summary import build_summary, render_json
-from audit.report.verdict import GateResult, Verdict, check_gate_matches, read_gate
+from audit.report.verdict import Verdict, check_gate_matches, read_gate
 
 Format = Literal["md", "html", "json", "junit"]
 FORMATS: tuple[str, ...] = ("md", "html", "json", "junit")

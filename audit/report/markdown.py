@@ -178,8 +178,8 @@ def headline(inputs: ReportInputs, verdict: Verdict) -> str:
     edd = inputs.analysis["edd"]
     # Gated: the EDD the gate verified names the study, not a field of the analysis.
     edd_id, version = (
-        (verdict.gate.edd_id, verdict.gate.edd_version)
-        if verdict.gate
+        (verdict.gate.edd.id, verdict.gate.edd.version)
+        if verdict.gate and verdict.gate.edd
         else (edd.get("id"), edd.get("version"))
     )
     name = f"{md_text(edd_id, 80)} v{fmt(version)}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from audit.report.verdict import GateResult, Verdict, parse_gate
+from audit.documents.gate_result import GateResult
+from audit.report.verdict import Verdict, gate_from_document
 
 RULES = (
     ("edd-verified", "approvals"),
@@ -29,7 +30,7 @@ def gate(*failing: str) -> GateResult:
         "edd": {"id": "toy-study", "version": 1, "digest": "d" * 64},
         "results_sha256": "e" * 64,
     }
-    return parse_gate(document, "gate.json")
+    return gate_from_document(document, "gate.json")
 
 
 def verdict(*failing: str) -> Verdict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import pytest
 from gates import gate
@@ -44,15 +43,7 @@ def ci(github, monkeypatch, tmp_path):
 
 
 def write_gate(path, *failing):
-    result = gate(*failing)
-    document = {
-        "schema": "mlaudit/gate/v1",
-        "passed": result.passed,
-        "rules": [asdict(r) for r in result.rules],
-        "reasons": list(result.reasons),
-        "edd": {"id": result.edd_id, "version": result.edd_version, "digest": result.edd_digest},
-        "results_sha256": result.results_sha256,
-    }
+    document = gate(*failing).to_dict()
     path.write_text(json.dumps(document))
     return path
 

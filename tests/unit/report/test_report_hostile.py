@@ -19,10 +19,12 @@ import pytest
 from markdown_it import MarkdownIt
 from report_factory import CHECKPOINT, build, gate_document
 
+from audit.documents.gate_result import GateResult
 from audit.report import MarkdownOptions, ReportInputs, render, render_markdown
 from audit.report.inputs import validate
 from audit.report.marker import find_marker
-from audit.report.verdict import GateResult, Verdict, parse_gate
+from audit.report.verdict import Verdict
+from audit.report.verdict import gate_from_document as parse_gate
 
 CORPUS = json.loads(
     (Path(__file__).resolve().parents[2] / "corpus" / "hostile" / "strings.json").read_text()
