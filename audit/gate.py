@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from audit.designs import Comparison, comparison_problems, design_of
 from audit.documents.gate_result import RULE_KINDS, EddRef, GateResult, RuleResult
 from audit.edd.model import Edd
 
@@ -81,6 +82,17 @@ def _arm_signature(arm: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     return str(arm.get("name")), tuple(str(o) for o in arm.get("overrides", []))
 
 
+def _comparisons_as_signed(plan: Mapping[str, Any], protocol: Mapping[str, Any]) -> list[str]:
+    """plan.comparisons, when recorded, must be exactly what the signed design implies."""
+    recorded = plan.get("comparisons")
+    if recorded is None:  # written before plans recorded them: the analysis derives them
+        return []
+    found = comparison_problems(
+        [Comparison.from_dict(c) for c in recorded], design_of(protocol).comparisons
+    )
+    return [f"plan.comparisons{pointer}: {message}" for pointer, message in found]
+
+
 def rule_protocol_as_signed(inputs: GateInputs) -> RuleResult:
     problems: list[str] = []
     plan = inputs.results.get("plan", {})
@@ -95,6 +107,7 @@ def rule_protocol_as_signed(inputs: GateInputs) -> RuleResult:
             extra = sorted({a for a, _ in got} - {a for a, _ in want})
             detail = f" (missing {missing}, extra {extra})" if missing or extra else ""
             problems.append(f"executed arms differ from the signed design{detail}")
+    problems += _comparisons_as_signed(plan, protocol)
     if list(plan.get("seeds", [])) != list(protocol["seeds"]):
         problems.append(f"seeds {plan.get('seeds')} differ from the signed {protocol['seeds']}")
     if list(plan.get("command", [])) != list(protocol["command"]):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.designs import Comparison
 from audit.documents.json_io import parse_object, read_bytes
 
 SCHEMA = "results"
@@ -74,6 +75,14 @@ class Results:
         tracking = self.document.get("tracking") or {}
         value = tracking.get("experiment_id") if isinstance(tracking, Mapping) else None
         return str(value) if value else None
+
+    @property
+    def comparisons(self) -> tuple[Comparison, ...] | None:
+        """plan.comparisons as recorded; None for results written before plans recorded them."""
+        recorded = self.document["plan"].get("comparisons")
+        if recorded is None:
+            return None
+        return tuple(Comparison.from_dict(c) for c in recorded)
 
     def header(self) -> dict[str, Any]:
         """Everything but the trials: what identifies the execution (its idempotency keys)."""

@@ -1,11 +1,7 @@
 """Expand an EDD's design into arms x seeds, resolve every arm's config, refuse confounds.
 
-Arms (names are what results.json and the analysis use):
-- leave-one-out: `baseline` + `no-<c>` (component c ablated)
-- add-one: `baseline` + `base` (all components ablated) + `with-<c>` (only c on)
-- replace-one: `baseline` + `replace-<c>` (c swapped for its declared alternative)
-- full-factorial: every subset; all-on is `baseline`, others `no-<c1>+<c2>...`
-- plus each declared reference arm (e.g. `production`), under its own name.
+Which arms a design runs, their names and the comparisons it implies come from
+audit/designs.py; this module resolves each arm's config and checks it for confounds.
 Every arm runs the same seed list (paired seeds). Trials are ordered seed-major so
 a partial run, or one CI shard, holds complete pairs as early as possible.
 """
@@ -19,12 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.designs import BASELINE, Comparison, DesignArm, UnknownDesign, design_of
 from audit.errors import ConfoundError, Location, ProtocolError
 from audit.protocol.overrides import apply_overrides, flatten, parse_overrides
 from audit.provenance._hashing import canonical_json
-
-BASELINE = "baseline"
-BASE = "base"
 
 
 @dataclass(frozen=True)
@@ -40,6 +34,10 @@ class Arm:
     @property
     def config_sha256(self) -> str:
         return hashlib.sha256(canonical_json(self.config)).hexdigest()
+
+    @classmethod
+    def of(cls, arm: DesignArm) -> Arm:
+        return cls(arm.name, arm.kind, arm.overrides, arm.component, arm.factors, {}, arm.pointer)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -74,6 +72,7 @@ class Plan:
     trials: tuple[Trial, ...]
     budget: Mapping[str, Any]
     reproducibility: tuple[str, int]  # (arm, seed) the determinism check re-runs
+    comparisons: tuple[Comparison, ...] = ()  # what the design implies; results.json records it
 
     @property
     def trial_count(self) -> int:
@@ -85,7 +84,7 @@ class Plan:
                 return arm
         raise KeyError(name)
 
-    def to_dict(self) -> dict[str, Any]:
+    def _identity(self) -> dict[str, Any]:
         return {
             "design": self.design,
             "arms": [arm.to_dict() for arm in self.arms],
@@ -94,64 +93,21 @@ class Plan:
             "trial_count": self.trial_count,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """results.json's `plan` section (the runner adds `shard`)."""
+        return {**self._identity(), "comparisons": [c.to_dict() for c in self.comparisons]}
+
     @property
     def sha256(self) -> str:
-        """Identity of the plan (arms, configs, seeds, command) for journals and shards."""
-        return hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
+        """Identity of the plan (arms, configs, seeds, command) for journals and shards.
+
+        The comparisons follow from the design and its arms, so they add nothing to the
+        identity; leaving them out keeps journals written before they were recorded resumable.
+        """
+        return hashlib.sha256(canonical_json(self._identity())).hexdigest()
 
 
 # -- expansion ------------------------------------------------------------------
-
-
-def _ptr(index: int, key: str) -> str:
-    return f"/protocol/components/{index}/{key}"
-
-
-def _component_arms(design: str, components: Sequence[Mapping[str, Any]]) -> list[Arm]:
-    names = [str(c["name"]) for c in components]
-    ablate = {str(c["name"]): tuple(c["ablate"]) for c in components}
-    if design == "leave-one-out":
-        return [Arm(BASELINE, "baseline", ())] + [
-            Arm(f"no-{n}", "component", ablate[n], component=n, pointer=_ptr(i, "ablate"))
-            for i, n in enumerate(names)
-        ]
-    if design == "add-one":
-        everything = tuple(o for n in names for o in ablate[n])
-        # The signed baseline (all on) is measured too: reference claims and the
-        # default determinism check compare against it.
-        return [Arm(BASELINE, "baseline", ()), Arm(BASE, "base", everything)] + [
-            Arm(
-                f"with-{n}",
-                "component",
-                tuple(o for other in names if other != n for o in ablate[other]),
-                component=n,
-                pointer=_ptr(i, "ablate"),
-            )
-            for i, n in enumerate(names)
-        ]
-    if design == "replace-one":
-        return [Arm(BASELINE, "baseline", ())] + [
-            Arm(
-                f"replace-{c['name']}",
-                "component",
-                tuple(c["replace"]),
-                component=str(c["name"]),
-                pointer=_ptr(i, "replace"),
-            )
-            for i, c in enumerate(components)
-        ]
-    if design == "full-factorial":
-        arms = []
-        for present in itertools.product((True, False), repeat=len(names)):
-            factors = dict(zip(names, present, strict=True))
-            off = [n for n in names if not factors[n]]
-            overrides = tuple(o for n in off for o in ablate[n])
-            if off:
-                arms.append(Arm("no-" + "+".join(off), "factorial", overrides, factors=factors))
-            else:
-                arms.append(Arm(BASELINE, "baseline", (), factors=factors))
-        return arms
-    raise ProtocolError(f"unknown design {design!r}")
 
 
 def _check_replace_declared(
@@ -165,18 +121,6 @@ def _check_replace_declared(
                 f"design replace-one needs `replace` overrides for component {component['name']!r}",
                 location=Location(source, f"/protocol/components/{index}"),
             )
-
-
-def _reference_arms(references: Sequence[Mapping[str, Any]], taken: set[str]) -> list[Arm]:
-    arms = []
-    for index, reference in enumerate(references):
-        name = str(reference["name"])
-        if name in taken:
-            raise ProtocolError(f"reference arm {name!r} clashes with an arm the design creates")
-        taken.add(name)
-        pointer = f"/protocol/references/{index}/overrides"
-        arms.append(Arm(name, "reference", tuple(reference["overrides"]), pointer=pointer))
-    return arms
 
 
 def _override_locations(
@@ -213,8 +157,12 @@ def build_plan(document: Mapping[str, Any], *, source: str = "edd.yaml") -> Plan
             'the command must contain the item "{overrides}" when overrides_via is argv',
             location=Location(source, "/protocol/command"),
         )
-    arms = _component_arms(design, components)
-    arms += _reference_arms(protocol.get("references", []), {a.name for a in arms})
+    try:
+        planned = design_of(protocol)
+    except UnknownDesign as error:
+        raise ProtocolError(str(error), location=Location(source, "/protocol/design")) from None
+    _check_references(planned.arms, source)
+    arms = [Arm.of(arm) for arm in planned.arms]
     if design in ("add-one", "full-factorial"):
         _check_disjoint_components(components, declared, source)
     baseline = apply_overrides(protocol["baseline"], [], arm=BASELINE)
@@ -239,7 +187,21 @@ def build_plan(document: Mapping[str, Any], *, source: str = "edd.yaml") -> Plan
         trials=trials,
         budget=dict(document["budget"]),
         reproducibility=_reproducibility_target(document, resolved, seeds, source),
+        comparisons=planned.comparisons,
     )
+
+
+def _check_references(arms: Sequence[DesignArm], source: str) -> None:
+    taken = {arm.name for arm in arms if arm.kind != "reference"}
+    for arm in arms:
+        if arm.kind != "reference":
+            continue
+        if arm.name in taken:
+            raise ProtocolError(
+                f"reference arm {arm.name!r} clashes with an arm the design creates",
+                location=Location(source, arm.pointer.removesuffix("/overrides") + "/name"),
+            )
+        taken.add(arm.name)
 
 
 def _check_unique(names: Sequence[str], what: str, source: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from audit.designs import Comparison, Design, comparison_problems, design_of
 from audit.errors import InputError, Location, ValidationFailed
 from audit.stats import power, ttest
 from audit.stats.ci import MeanInterval, mean_intervals
@@ -33,15 +34,7 @@ from audit.stats.diagnostics import ShapeDiagnostic, diagnose
 from audit.stats.effect import cohen_dz, prob_superiority
 from audit.stats.factorial import FactorialCell, factorial_effects
 from audit.stats.multiplicity import adjust
-from audit.stats.paired import (
-    Pairing,
-    TrialTable,
-    contrasts,
-    factorial_cells,
-    pair,
-    study_attrition,
-    trial_table,
-)
+from audit.stats.paired import Pairing, TrialTable, pair, study_attrition, trial_table
 from audit.stats.permutation import EXACT_MAX_N, wilcoxon_crosscheck
 
 SCHEMA_ID = "mlaudit/analysis/v1"
@@ -92,6 +85,49 @@ def _check_edd_digest(results: Mapping[str, Any], source: str) -> None:
             "edd.document does not match edd.digest (the embedded EDD was changed)",
             location=Location(source, "/edd/digest"),
         )
+
+
+def signed_design(results: Mapping[str, Any], source: str) -> Design:
+    """The design of the embedded (digest-checked) EDD; the plan must have run that design."""
+    design = design_of(results["edd"]["document"]["protocol"])
+    if results["plan"]["design"] != design.name:
+        raise InputError(
+            f"plan.design {results['plan']['design']!r} is not the signed design {design.name!r}",
+            location=Location(source, "/plan/design"),
+        )
+    return design
+
+
+def planned_comparisons(
+    results: Mapping[str, Any], design: Design, source: str
+) -> list[Comparison]:
+    """The comparisons plan.comparisons records, which must be the ones the design implies.
+
+    A results.json written before plans recorded them has none: the design's are used,
+    which is what the analysis always compared. Either way every arm named is in plan.arms.
+    """
+    recorded = results["plan"].get("comparisons")
+    if recorded is None:
+        comparisons = list(design.comparisons)
+    else:
+        comparisons = [Comparison.from_dict(c) for c in recorded]
+        problems = comparison_problems(comparisons, design.comparisons)
+        if problems:
+            # The signed design decides what is compared, never the results file.
+            raise ValidationFailed(
+                source, [(f"/plan/comparisons{pointer}", text) for pointer, text in problems]
+            )
+    arms = {str(a["name"]) for a in results["plan"]["arms"]}
+    for index, comparison in enumerate(comparisons):
+        for arm in (comparison.candidate_arm, comparison.comparator_arm):
+            if arm not in arms:
+                pointer = "/plan/arms" if recorded is None else f"/plan/comparisons/{index}"
+                raise InputError(
+                    f"comparison {comparison.describe()} needs arm {arm!r}, which plan.arms "
+                    "lacks (the plan did not run the signed design)",
+                    location=Location(source, pointer),
+                )
+    return comparisons
 
 
 def _claims(
@@ -184,7 +220,7 @@ def estimate_and_test(
     intervals = mean_intervals([p.diffs() for p in pairings], rule.confidence)
     tested = []
     for pairing, interval in zip(pairings, intervals, strict=True):
-        claim = claim_of.get((pairing.contrast.target, pairing.metric))
+        claim = claim_of.get((pairing.comparison.target, pairing.metric))
         metric = metric_by_name[pairing.metric]
         good = pairing.diffs() if metric["goal"] == "maximize" else -pairing.diffs()
         item = Tested(pairing, metric, claim, interval, diagnose(good, pairing.seeds))
@@ -357,20 +393,20 @@ def _comparison_json(
     hint: dict[str, Any] | None,
     judgement: Judgement,
 ) -> dict[str, Any]:
-    pairing, contrast = item.pairing, item.pairing.contrast
+    pairing, comparison = item.pairing, item.pairing.comparison
     diffs = pairing.diffs()
     n = pairing.n
     mean_comp = float(np.mean(pairing.comparator)) if n else None
     delta = float(diffs.mean()) if n else None
     superiority = prob_superiority(diffs, item.goal, rule.confidence)
     return {
-        "target": contrast.target,
-        "kind": contrast.kind,
+        "target": comparison.target,
+        "kind": comparison.kind,
         "metric": pairing.metric,
         "goal": item.goal,
         "primary": bool(item.metric["primary"]),
-        "candidate_arm": contrast.candidate_arm,
-        "comparator_arm": contrast.comparator_arm,
+        "candidate_arm": comparison.candidate_arm,
+        "comparator_arm": comparison.comparator_arm,
         "n": n,
         "seeds": pairing.seeds,
         "mean_candidate": float(np.mean(pairing.candidate)) if n else None,
@@ -464,7 +500,7 @@ def _software() -> dict[str, str]:
 
 
 def _factorial(
-    results: Mapping[str, Any],
+    design: Design,
     table: TrialTable,
     metrics: list[dict[str, Any]],
     rule: Rule,
@@ -472,12 +508,9 @@ def _factorial(
     resamples: int,
     seed: int,
 ) -> dict[str, Any] | None:
-    if results["plan"]["design"] != "full-factorial":
+    if design.name != "full-factorial":
         return None
-    cells = [
-        FactorialCell(str(a["name"]), {str(k): bool(v) for k, v in a["factors"].items()})
-        for a in factorial_cells(list(results["plan"]["arms"]))
-    ]
+    cells = [FactorialCell(a.name, dict(a.factors or {})) for a in design.factorial_cells()]
     return factorial_effects(
         table, cells, metrics, confidence=rule.confidence, resamples=resamples, seed=seed
     )
@@ -513,13 +546,14 @@ def analyze_results(
     rule = Rule.from_edd(document)
     metrics = _metrics(document)
     metric_by_name = {str(m["name"]): m for m in metrics}
-    components = [str(c["name"]) for c in document["protocol"]["components"]]
-    plan_contrasts = contrasts(results["plan"], components, source)
-    claims = _claims(document, {c.target for c in plan_contrasts}, set(metric_by_name), source)
+    design = signed_design(results, source)
+    comparisons_planned = planned_comparisons(results, design, source)
+    targets = {c.target for c in comparisons_planned}
+    claims = _claims(document, targets, set(metric_by_name), source)
     claim_of = {(c.target, c.metric): c for c in claims}
     table = trial_table(results, source)
 
-    pairings = [pair(table, c, str(m["name"])) for c in plan_contrasts for m in metrics]
+    pairings = [pair(table, c, str(m["name"])) for c in comparisons_planned for m in metrics]
     tested = estimate_and_test(pairings, metric_by_name, claim_of, rule)
     family = [t for t in tested if t.claim is not None]
 
@@ -571,13 +605,13 @@ def analyze_results(
             "family": {
                 "correction": rule.correction,
                 "size": len(family),
-                "members": [f"{t.pairing.contrast.target}/{t.pairing.metric}" for t in family],
+                "members": [f"{t.pairing.comparison.target}/{t.pairing.metric}" for t in family],
             },
             "software": _software(),
         },
         "metrics": metrics,
         "comparisons": comparisons,
-        "factorial": _factorial(results, table, metrics, rule, resamples=resamples, seed=seed),
+        "factorial": _factorial(design, table, metrics, rule, resamples=resamples, seed=seed),
         "attrition": [a.to_json() for a in study_attrition(table, arm_names, metric_by_name)],
         "failed_trials": {"count": failed, "allowed": rule.allowed_failed_trials},
         "decision": {

@@ -137,6 +137,27 @@ def test_typed_results_keep_bytes_and_trials():
     assert first.trial_id == f"{first.arm}/{first.seed}"
 
 
+def test_typed_results_carry_the_recorded_comparisons(tmp_path):
+    document = json.loads((FIXTURES / "results.json").read_text())
+    assert read_results(FIXTURES / "results.json").comparisons is None  # written before them
+    recorded = {
+        "target": "production",
+        "kind": "reference",
+        "candidate_arm": "baseline",
+        "comparator_arm": "production",
+    }
+    document["plan"]["comparisons"] = [recorded]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document))
+    (comparison,) = read_results(path).comparisons or ()
+    assert comparison.to_dict() == recorded
+    document["plan"]["comparisons"] = [{**recorded, "kind": "sideways"}]
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValidationFailed) as caught:
+        read_results(path)
+    assert caught.value.problems[0][0] == "/plan/comparisons/0/kind"
+
+
 def test_writer_sorts_keys_ends_with_newline_and_sets_mode(tmp_path):
     path = tmp_path / "out" / "doc.json"
     os.umask(0o077)

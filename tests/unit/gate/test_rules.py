@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import rfc8785
 
+from audit.designs import design_of
 from audit.edd.model import Edd
 from audit.gate import GateInputs, TrackingEvidence, decide
 
@@ -106,6 +107,27 @@ def test_missing_arm_fails(results):
     executed["plan"]["arms"] = executed["plan"]["arms"][:-1]
     decision = decide(_inputs(executed, expected_plan=results["plan"]))
     assert "missing ['production']" in _failed(decision)["protocol-as-signed"]
+
+
+def _with_comparisons(results: dict) -> dict:
+    recorded = copy.deepcopy(results)
+    implied = design_of(results["edd"]["document"]["protocol"]).comparisons
+    recorded["plan"]["comparisons"] = [c.to_dict() for c in implied]
+    return recorded
+
+
+def test_recorded_comparisons_as_signed_pass(results):
+    assert "protocol-as-signed" not in _failed(decide(_inputs(_with_comparisons(results))))
+
+
+def test_a_comparison_the_signed_design_does_not_imply_fails(results):
+    # The signed design decides what is compared; results.json may only repeat it.
+    executed = _with_comparisons(results)
+    executed["plan"]["comparisons"][0]["comparator_arm"] = "production"
+    evidence = _failed(decide(_inputs(executed)))["protocol-as-signed"]
+    assert "plan.comparisons/0: comparison graph_features (component): baseline vs " in evidence
+    assert "production is not one the signed design implies" in evidence
+    assert "which is not recorded" in evidence
 
 
 def test_changed_seeds_fail(results):

@@ -413,21 +413,36 @@ def test_missing_metric_in_a_succeeded_trial_is_attrition():
     } in analysis["attrition"]
 
 
-def test_replace_one_pairs_baseline_with_the_replaced_arm():
-    results = load("passing")
+def _as_replace_one(results: dict, renames: dict[str, str]) -> dict:
     results["plan"]["design"] = "replace-one"
     results["edd"]["document"]["protocol"]["design"] = "replace-one"
-    renames = {"no-graph_features": "replace-graph_features", "no-calibration": "swap-calibration"}
     for arm in results["plan"]["arms"]:
         arm["name"] = renames.get(arm["name"], arm["name"])
     for trial in results["trials"]:
         trial["arm"] = renames.get(trial["arm"], trial["arm"])
-    analysis = analyze_results(reseal(results))
+    return reseal(results)
+
+
+def test_replace_one_pairs_baseline_with_the_replaced_arm():
+    renames = {
+        "no-graph_features": "replace-graph_features",
+        "no-calibration": "replace-calibration",
+    }
+    analysis = analyze_results(_as_replace_one(load("passing"), renames))
     comparisons = by_target(analysis)
     assert comparisons["graph_features"]["comparator_arm"] == "replace-graph_features"
-    # Arms are found by kind/component, not by the naming convention.
-    assert comparisons["calibration"]["comparator_arm"] == "swap-calibration"
+    assert comparisons["calibration"]["comparator_arm"] == "replace-calibration"
     assert comparisons["calibration"]["candidate_arm"] == "baseline"
+
+
+def test_a_plan_whose_arms_are_not_the_signed_designs_is_refused():
+    # The signed design names the arms (audit/designs.py): an arm the plan calls otherwise
+    # is not silently matched by its kind, the analysis says which arm is missing.
+    renames = {"no-graph_features": "replace-graph_features", "no-calibration": "swap-calibration"}
+    with pytest.raises(InputError, match="needs arm 'replace-calibration'") as caught:
+        analyze_results(_as_replace_one(load("passing"), renames))
+    assert caught.value.location is not None
+    assert caught.value.location.pointer == "/plan/arms"
 
 
 def test_an_arm_that_never_succeeded_is_attrition_not_a_crash():
