@@ -45,6 +45,17 @@ def test_full_run_records_everything_and_validates(study: Study, run_cli, tmp_pa
         "protected": True,
     }
     assert len(results["trust"]["commit"]) == 40
+    # The plan records the comparisons its signed design implies; the statistics read them.
+    assert results["plan"]["comparisons"] == [
+        {"target": "a", "kind": "component", "candidate_arm": "baseline", "comparator_arm": "no-a"},
+        {"target": "b", "kind": "component", "candidate_arm": "baseline", "comparator_arm": "no-b"},
+        {
+            "target": "production",
+            "kind": "reference",
+            "candidate_arm": "baseline",
+            "comparator_arm": "production",
+        },
+    ]
     trials = _by_id(results)
     assert len(trials) == 4 * 3
     assert all(t["status"] == "succeeded" for t in trials.values())
