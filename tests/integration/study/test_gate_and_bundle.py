@@ -508,3 +508,29 @@ def test_judge_study_is_what_mlaudit_gate_decides(study, mlflow_server, monkeypa
         tracking=TrackingSource(mlflow_server.uri, _edd_id(study), study.out / "checkpoint.json"),
     )
     assert result.to_dict() == json.loads((study.out / "gate.json").read_text())
+
+
+def test_a_comparison_the_signed_design_does_not_imply_is_refused(study, tmp_path):
+    # The signed design decides what is compared: flipping a recorded comparison would flip
+    # every delta of its target, so analyze refuses it and the gate names it.
+    results = json.loads((study.out / "results.json").read_text())
+    first = results["plan"]["comparisons"][0]
+    first["candidate_arm"], first["comparator_arm"] = first["comparator_arm"], "baseline"
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    argv = ["ablate", "analyze", tmp_path / "results.json", "-o", tmp_path / "analysis.json"]
+    analyze = subprocess.run(
+        [sys.executable, "-m", "audit", *argv],
+        cwd=study.repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert analyze.returncode == 1, analyze.stderr
+    assert "/plan/comparisons/0" in analyze.stderr
+    assert "is not one the signed design implies" in analyze.stderr
+    (tmp_path / "analysis.json").write_bytes((study.out / "analysis.json").read_bytes())
+    document = json.loads(
+        mlaudit("gate", *gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+    )
+    failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
+    assert "is not one the signed design implies" in failed["protocol-as-signed"]
