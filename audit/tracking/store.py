@@ -1,9 +1,11 @@
 """The append-only MLflow tracking store: an allow-list of operations and sealed runs.
 
 MLflow loads it through the `mlflow.tracking_store` entry points `mlaudit+sqlite`
-and `mlaudit+postgresql` (see audit/tracking/__init__.py). It must never let a
-sealed run change, nor let any operation through that is not on the allow-list:
-methods MLflow adds in a later release are refused until someone reviews them.
+and `mlaudit+postgresql` (see audit/tracking/__init__.py). Before a run ends it
+behaves like MLflow's own SQL store (logged models, traces, tags, datasets); it
+must never let a sealed run, or anything the run produced, change, nor let any
+operation through that is not on the allow-list: methods MLflow adds in a later
+release are refused until someone reviews them. Refusal wording: store_policy.py.
 """
 
 from __future__ import annotations
@@ -21,14 +23,28 @@ from typing import Any
 import sqlalchemy
 from mlflow.entities import RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_ALREADY_EXISTS
-from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlParam, SqlRun, SqlTag
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+from mlflow.store.tracking.dbmodels.models import (
+    SqlLoggedModel,
+    SqlLoggedModelTag,
+    SqlMetric,
+    SqlParam,
+    SqlRun,
+    SqlTag,
+)
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
+from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
 from audit.tracking import triggers
 from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
+from audit.tracking.store_policy import (
+    not_offered,
+    refusal,
+    run_ended,
+    sealed_refusal,
+)
 
 SCHEME_PREFIX = "mlaudit+"
 # pg_advisory_lock(space, key): the space keeps run-creation locks apart from others.
@@ -96,6 +112,7 @@ ALLOWED_READS = frozenset(
         "resolve_trace_archival_config",
         "sanitize_metric_value",  # a pure helper
         "seal_of",  # ours: the artifact guard and tests ask about seals
+        "seal_of_model",
         "seals",
         # Client-side async queues: no data, nothing to protect.
         "flush_async_logging",
@@ -103,17 +120,51 @@ ALLOWED_READS = frozenset(
         "shut_down_async_logging",
     }
 )
-# Writes on a RUNNING, unsealed run (checked in each method below).
+# Writes on an unsealed run, or on what it produces (checked in each method below).
 RUN_WRITES = frozenset(
-    {"log_param", "log_metric", "log_batch", "set_tag", "log_inputs", "log_outputs"}
+    {
+        "log_param",
+        "log_metric",
+        "log_batch",
+        "set_tag",
+        "delete_tag",
+        "log_inputs",
+        "log_outputs",
+        "record_logged_model",
+        "link_traces_to_run",
+        "unlink_traces_from_run",
+    }
 )
-ALLOWED_WRITES = frozenset({"create_experiment", "create_run", "update_run_info", *RUN_WRITES})
+MODEL_WRITES = frozenset(
+    {
+        "create_logged_model",
+        "log_logged_model_params",
+        "set_logged_model_tags",
+        "delete_logged_model_tag",
+        "finalize_logged_model",
+    }
+)
+TRACE_WRITES = frozenset({"start_trace", "log_spans", "set_trace_tag", "delete_trace_tag"})
+# Experiment tags (the UI's description) are outside every sealed record: see
+# docs/security.md, "What the seal covers".
+EXPERIMENT_WRITES = frozenset({"set_experiment_tag", "delete_experiment_tag"})
+ALLOWED_WRITES = frozenset(
+    {
+        "create_experiment",
+        "create_run",
+        "update_run_info",
+        *RUN_WRITES,
+        *MODEL_WRITES,
+        *TRACE_WRITES,
+        *EXPERIMENT_WRITES,
+    }
+)
 ALLOWED = ALLOWED_READS | ALLOWED_WRITES
 
 # Refused operations whose first argument names a run: the refusal names its seal.
-_RUN_FIRST_ARGUMENT = frozenset(
-    {"delete_run", "restore_run", "delete_tag", "record_logged_model", "link_traces_to_run"}
-)
+_RUN_FIRST_ARGUMENT = frozenset({"delete_run", "restore_run"})
+# Tags only the store writes (when it seals a run); a client may not set or delete them.
+_STORE_TAGS = (run_record.SEAL_TAG_PREFIX, run_record.SEALED_TAG)
 
 # >0 while an allowed operation runs: MLflow's own methods call one another
 # (create_run calls get_experiment), and only the outermost call is policed.
@@ -149,18 +200,6 @@ class Seal:
     sealed_at: int
 
 
-def refusal(message: str) -> MlflowException:
-    """A clean 403 over REST: MLflow maps PERMISSION_DENIED to it, never to a 500."""
-    return MlflowException(f"mlaudit: {message}", error_code=PERMISSION_DENIED)
-
-
-def sealed_refusal(seal: Seal, what: str) -> MlflowException:
-    return refusal(
-        f"run {seal.run_id} is sealed (experiment {seal.experiment_id}, seq {seal.seq}, "
-        f"sha256 {seal.sha256}); {what} is refused"
-    )
-
-
 def plain_db_uri(store_uri: str) -> str:
     """`mlaudit+sqlite:///x.db` -> `sqlite:///x.db` (what SQLAlchemy understands)."""
     return store_uri[len(SCHEME_PREFIX) :] if store_uri.startswith(SCHEME_PREFIX) else store_uri
@@ -182,12 +221,25 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
     active: AppendOnlyTrackingStore | None = None
 
     def __init__(
-        self, store_uri: str, artifact_uri: str | None = None, read_db_uri: str | None = None
+        self,
+        store_uri: str | None = None,
+        artifact_uri: str | None = None,
+        read_db_uri: str | None = None,
+        *,
+        db_uri: str | None = None,
+        default_artifact_root: str | None = None,
     ) -> None:
-        db_uri = plain_db_uri(store_uri)
-        if db_uri.startswith("sqlite"):
-            _prepare_sqlite_engine(self._get_or_create_engine(db_uri))
-        super().__init__(db_uri, artifact_uri, read_db_uri=None)  # type: ignore[no-untyped-call]
+        # MLflow's own keywords (db_uri=, default_artifact_root=) and ours both work,
+        # so code and tests written for SqlAlchemyStore can build this store unchanged.
+        uri = store_uri if store_uri is not None else db_uri
+        if uri is None:
+            raise TypeError("AppendOnlyTrackingStore needs a store URI (store_uri or db_uri)")
+        root = artifact_uri if artifact_uri is not None else default_artifact_root
+        plain = plain_db_uri(uri)
+        if plain.startswith("sqlite"):
+            _prepare_sqlite_engine(self._get_or_create_engine(plain))
+        # read_db_uri is ignored on purpose: a replica could serve a run as unsealed.
+        super().__init__(plain, root, read_db_uri=None)  # type: ignore[no-untyped-call]
         triggers.ensure_installed(self.engine)
         type(self).active = self
 
@@ -209,9 +261,9 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             seal = self.seal_of(run_id)
             if seal is not None:
                 raise sealed_refusal(seal, name)
-        raise refusal(f"{name} is not allowed: this tracking server is append-only")
+        raise not_offered(name)
 
-    # -- run writes: only on a RUNNING, unsealed run ---------------------------------
+    # -- run writes: only on an unsealed run ------------------------------------------
 
     def _check_writable(self, run_id: str, what: str) -> None:
         # A friendly early answer; the database triggers close the race with a sealer.
@@ -222,8 +274,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
                 status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
         if seal is not None:
             raise sealed_refusal(seal, what)
-        if status is not None and status != "RUNNING":
-            raise refusal(f"run {run_id} is {status}, not RUNNING; {what} is refused")
+        if status in run_record.TERMINAL_STATUSES:
+            raise run_ended(str(status), what)
 
     @contextlib.contextmanager
     def _run_write(self, run_id: str, what: str) -> Iterator[None]:
@@ -252,9 +304,124 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
-        with self._run_write(run_id, "set_tag"):
+        what = "rename" if tag.key == MLFLOW_RUN_NAME else "set_tag"
+        with self._run_write(run_id, what):
             _refuse_seal_tags([tag])
             return super().set_tag(run_id, tag)  # type: ignore[no-untyped-call]
+
+    def delete_tag(self, run_id: str, key: str) -> Any:
+        with self._run_write(run_id, "delete_tag"):
+            _refuse_store_keys([key])
+            return super().delete_tag(run_id, key)  # type: ignore[no-untyped-call]
+
+    def record_logged_model(self, run_id: str, mlflow_model: Any) -> Any:
+        with self._run_write(run_id, "record_logged_model"):
+            return super().record_logged_model(run_id, mlflow_model)  # type: ignore[no-untyped-call]
+
+    def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
+        with self._run_write(run_id, "link_traces_to_run"):
+            super().link_traces_to_run(trace_ids, run_id)
+
+    def unlink_traces_from_run(self, trace_ids: list[str], run_id: str) -> None:
+        with self._run_write(run_id, "unlink_traces_from_run"):
+            super().unlink_traces_from_run(trace_ids, run_id)
+
+    # -- logged models: writable while the run that produced them is -----------------
+
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: Any = None,
+        params: Any = None,
+        model_type: str | None = None,
+    ) -> Any:
+        if not source_run_id:
+            # A model without a run would never be sealed, so it could change for good.
+            raise refusal(
+                "a model must be logged inside a run (mlflow.start_run()): a model "
+                "without a run is never sealed, so this server does not accept it"
+            )
+        with self._run_write(source_run_id, "create_logged_model"):
+            _refuse_seal_tags(tags)
+            return super().create_logged_model(
+                experiment_id, name, source_run_id, tags, params, model_type
+            )
+
+    def log_logged_model_params(self, model_id: str, params: Any) -> Any:
+        with self._model_write(model_id, "log_logged_model_params"):
+            return super().log_logged_model_params(model_id, params)
+
+    def set_logged_model_tags(self, model_id: str, tags: Any) -> None:
+        with self._model_write(model_id, "set_logged_model_tags"):
+            _refuse_seal_tags(tags)
+            super().set_logged_model_tags(model_id, tags)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        with self._model_write(model_id, "delete_logged_model_tag"):
+            _refuse_store_keys([key])
+            super().delete_logged_model_tag(model_id, key)
+
+    def finalize_logged_model(self, model_id: str, status: Any) -> Any:
+        with self._model_write(model_id, "finalize_logged_model"):
+            return super().finalize_logged_model(model_id, status)
+
+    @contextlib.contextmanager
+    def _model_write(self, model_id: str, what: str) -> Iterator[None]:
+        with self.ManagedSessionMaker() as session:
+            run_id = (
+                session.query(SqlLoggedModel.source_run_id)
+                .filter(SqlLoggedModel.model_id == model_id)
+                .scalar()
+            )
+        if run_id is None:  # unknown model: MLflow's own answer (404) says so
+            yield
+            return
+        with self._run_write(str(run_id), what):
+            yield
+
+    # -- traces: a trace linked to a run is writable while that run is ---------------
+
+    def start_trace(self, trace_info: Any) -> Any:
+        run_id = (trace_info.trace_metadata or {}).get(run_outputs.SOURCE_RUN_KEY)
+        if not run_id:
+            return super().start_trace(trace_info)
+        with self._run_write(str(run_id), "start_trace"):
+            return super().start_trace(trace_info)
+
+    def log_spans(self, location: str, spans: Any, tracking_uri: Any = None) -> Any:
+        # Span contents are not in the sealed record (only the trace ids are).
+        return super().log_spans(location, spans, tracking_uri=tracking_uri)
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> Any:
+        self._check_trace_writable(trace_id, "set_trace_tag")
+        return super().set_trace_tag(trace_id, key, value)
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> Any:
+        self._check_trace_writable(trace_id, "delete_trace_tag")
+        return super().delete_trace_tag(trace_id, key)
+
+    def _check_trace_writable(self, trace_id: str, what: str) -> None:
+        with self.ManagedSessionMaker() as session:
+            rows = session.execute(
+                sqlalchemy.text(
+                    "SELECT value FROM trace_request_metadata WHERE request_id = :t AND key = :k "
+                    "UNION SELECT destination_id FROM entity_associations WHERE source_id = :t "
+                    "AND source_type = 'trace' AND destination_type = 'run'"
+                ),
+                {"t": trace_id, "k": run_outputs.SOURCE_RUN_KEY},
+            ).all()
+        for (run_id,) in rows:
+            self._check_writable(str(run_id), what)
+
+    # -- experiment tags: outside the sealed record ------------------------------------
+
+    def set_experiment_tag(self, experiment_id: str, tag: Any) -> Any:
+        return super().set_experiment_tag(experiment_id, tag)  # type: ignore[no-untyped-call]
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> Any:
+        return super().delete_experiment_tag(experiment_id, key)  # type: ignore[no-untyped-call]
 
     def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> Any:
         with self._run_write(run_id, "log_inputs"):
@@ -271,8 +438,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         # (a local path, a bucket) would let clients overwrite them behind its back.
         if artifact_location and not artifact_location.startswith("mlflow-artifacts:"):
             raise refusal(
-                f"artifact_location {artifact_location!r} is refused: experiments keep "
-                "the server's served artifact store (leave artifact_location unset)"
+                "a custom artifact location is refused: experiments keep this server's "
+                "write-once artifact store (leave artifact_location unset)"
             )
         return super().create_experiment(name, artifact_location, tags)  # type: ignore[no-untyped-call]
 
@@ -353,9 +520,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         self, run_id: str, run_status: Any, end_time: int | None, run_name: str | None
     ) -> Any:
         status = RunStatus.to_string(run_status) if run_status is not None else None
-        if status not in (None, "RUNNING", *run_record.TERMINAL_STATUSES):
-            raise refusal(f"a run can only be ended, not moved to {status}")
-        with self._run_write(run_id, "update_run_info"):
+        what = "rename" if run_name else "reopen"
+        with self._run_write(run_id, what):
             for attempt in range(5):
                 try:
                     return self._update_and_seal(run_id, status, end_time, run_name)
@@ -377,10 +543,11 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
             self._check_run_is_active(run)  # type: ignore[no-untyped-call]
             seal = _seal_row(session, run_id)
+            what = "rename" if run_name else "reopen"
             if seal is not None:  # sealed between the check and the lock
-                raise sealed_refusal(seal, "update_run_info")
-            if run.status != "RUNNING":
-                raise refusal(f"run {run_id} is {run.status}, not RUNNING; it cannot change")
+                raise sealed_refusal(seal, what)
+            if run.status in run_record.TERMINAL_STATUSES:
+                raise run_ended(str(run.status), what)
             if status is not None:
                 run.status = status
             if end_time is not None:
@@ -390,9 +557,7 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
                 session.merge(SqlTag(run_uuid=run_id, key=MLFLOW_RUN_NAME, value=run_name))
             session.flush()
             if status in run_record.TERMINAL_STATUSES:
-                if run.end_time is None:
-                    run.end_time = int(time.time() * 1000)
-                    session.flush()
+                # Like MLflow, an end without end_time leaves it NULL (the record says null).
                 self._seal(session, run)
             session.flush()
             session.expire(run)
@@ -413,8 +578,6 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         if self.db_type == "postgresql":
             key = zlib.crc32(f"mlaudit-seal:{experiment_id}".encode())
             session.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        data = self._record_input(session, run)
-        digest = run_record.record_sha256(run_record.record_bytes(data))
         seq = session.execute(
             sqlalchemy.text(
                 f"SELECT COALESCE(MAX(seq), -1) + 1 FROM {triggers.SEALS_TABLE} "  # noqa: S608 (constant)
@@ -422,6 +585,10 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             ),
             {"e": experiment_id},
         ).scalar_one()
+        # Written before the record is built, so the record covers them.
+        self._mark_sealed(session, run.run_uuid, int(seq))
+        data = self._record_input(session, run)
+        digest = run_record.record_sha256(run_record.record_bytes(data))
         seal = Seal(experiment_id, int(seq), run.run_uuid, digest, int(time.time() * 1000))
         # Tags first: the trigger refuses any row of a run once its seal row exists.
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SEQ_TAG, value=str(seal.seq)))
@@ -435,6 +602,28 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             {"e": experiment_id, "s": seal.seq, "r": seal.run_id, "h": digest, "t": seal.sealed_at},
         )
         return seal
+
+    def _mark_sealed(self, session: Any, run_id: str, seq: int) -> None:
+        # The UI shows tags on the run page: this one tells a person plainly that the
+        # run can no longer change (the seal tags beside it are for machines).
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        text = f"sealed (sequence {seq}) at {when}: this run and its models can no longer change"
+        session.merge(SqlTag(run_uuid=run_id, key=run_record.SEALED_TAG, value=text))
+        # Each model the run produced gets the digest of its artifacts, when they are
+        # local to the server (object stores rely on their retention lock instead).
+        models = session.query(SqlLoggedModel).filter(SqlLoggedModel.source_run_id == run_id)
+        for model in models:
+            digest = run_outputs.model_artifacts_sha256(model.artifact_location)
+            if digest is not None:
+                session.merge(
+                    SqlLoggedModelTag(
+                        model_id=model.model_id,
+                        experiment_id=model.experiment_id,
+                        tag_key=run_record.MODEL_ARTIFACTS_SHA256_TAG,
+                        tag_value=digest,
+                    )
+                )
+        session.flush()
 
     def _record_input(self, session: Any, run: Any) -> run_record.RunRecordInput:
         run_id = run.run_uuid
@@ -458,6 +647,9 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             )
             for d in self._get_run_inputs(session=session, run_uuids=[run_id])[0]  # type: ignore[no-untyped-call]
         ]
+        outputs = run_outputs.from_session(session, run_id)
+        for model in outputs.models:
+            session.refresh(model)  # the digest tag was just written
         return run_record.RunRecordInput(
             run_id=run_id,
             experiment_id=str(run.experiment_id),
@@ -470,6 +662,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             run_name=run.name or "",
             artifact_uri=run.artifact_uri or "",
             datasets=datasets,
+            models=[run_record.model_ref(m.to_mlflow_entity()) for m in outputs.models],
+            trace_ids=outputs.trace_ids,
         )
 
     # -- seals ---------------------------------------------------------------------
@@ -478,6 +672,16 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         """The seal of a run, or None while it is open (or unknown)."""
         with self.ManagedSessionMaker() as session:
             return _seal_row(session, run_id)
+
+    def seal_of_model(self, model_id: str) -> Seal | None:
+        """The seal of the run that produced a logged model, or None."""
+        with self.ManagedSessionMaker() as session:
+            run_id = (
+                session.query(SqlLoggedModel.source_run_id)
+                .filter(SqlLoggedModel.model_id == model_id)
+                .scalar()
+            )
+            return None if run_id is None else _seal_row(session, str(run_id))
 
     def seals(self, experiment_id: str) -> list[Seal]:
         """Every seal of an experiment in sequence order."""
@@ -494,9 +698,16 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
 
 def _refuse_seal_tags(tags: Any) -> None:
     # Only sealing writes these; a forged one would also block the real seal's insert.
-    for tag in tags or []:
-        if str(tag.key).startswith(run_record.SEAL_TAG_PREFIX):
-            raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
+    _refuse_store_keys(str(tag.key) for tag in tags or [])
+
+
+def _refuse_store_keys(keys: Any) -> None:
+    for key in keys:
+        if str(key).startswith(_STORE_TAGS):
+            raise refusal(
+                f"the tag {key} is written only when a run is sealed; it cannot be set "
+                "or deleted by hand"
+            )
 
 
 def _seal_row(session: Any, run_id: str) -> Seal | None:
