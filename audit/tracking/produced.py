@@ -125,12 +125,23 @@ def from_rest(client: Any, run: Any) -> Produced:
         token = page.token
         if not token:
             break
-    traces = client.search_traces(
-        locations=[experiment_id], run_id=run_id, include_spans=False, max_results=10_000
-    )
+    trace_ids: set[str] = set()
+    token = None
+    while True:
+        traces = client.search_traces(
+            locations=[experiment_id],
+            run_id=run_id,
+            include_spans=False,
+            max_results=_SEARCH_PAGE,
+            page_token=token,
+        )
+        trace_ids.update(str(t.info.trace_id) for t in traces)
+        token = traces.token
+        if not token:
+            break
     return Produced(
         models=sorted(models, key=lambda m: str(m.model_id)),
-        trace_ids=sorted({str(t.info.trace_id) for t in traces}),
+        trace_ids=sorted(trace_ids),
     )
 
 

@@ -206,12 +206,13 @@ def plain_db_uri(store_uri: str) -> str:
 
 
 def display_uri(store_uri: str) -> str:
-    """The URI with any password masked, fit for logs and messages."""
+    """The URI with any password masked, fit for logs and messages (scheme kept as given)."""
     try:
         url = sqlalchemy.engine.make_url(plain_db_uri(store_uri))
     except sqlalchemy.exc.ArgumentError:
         return store_uri
-    return str(url.render_as_string(hide_password=True))
+    shown = str(url.render_as_string(hide_password=True))
+    return SCHEME_PREFIX + shown if store_uri.startswith(SCHEME_PREFIX) else shown
 
 
 class AppendOnlyTrackingStore(SqlAlchemyStore):
