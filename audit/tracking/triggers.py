@@ -135,7 +135,7 @@ BEGIN
             rids := rids || (to_jsonb(NEW) ->> column_name);
         END IF;
     END IF;
-    IF TG_TABLE_NAME LIKE 'logged_model_%' THEN
+    IF TG_TABLE_NAME IN ('logged_model_params', 'logged_model_tags', 'logged_model_metrics') THEN
         -- a model's rows are sealed with the run that produced it
         rids := ARRAY(SELECT m.source_run_id FROM logged_models m
                       WHERE m.model_id = ANY(rids) AND m.source_run_id IS NOT NULL);

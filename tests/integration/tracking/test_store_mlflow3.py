@@ -266,7 +266,8 @@ def test_with_the_triggers_dropped_the_record_names_a_model_metric_edit(
     model = model_with_files(store, experiment, run_id)
     store.update_run_info(run_id, RunStatus.FINISHED, 2_000, None)
     seal = store.seal_of(run_id)
-    assert seal is not None and recomputed(store, run_id) == seal.sha256
+    assert seal is not None
+    assert recomputed(store, run_id) == seal.sha256
     with sqlite3.connect(db_path, timeout=30) as db:
         for name in triggers.installed_triggers(store.engine):
             db.execute(f"DROP TRIGGER {name}")
@@ -275,3 +276,32 @@ def test_with_the_triggers_dropped_the_record_names_a_model_metric_edit(
             (model.model_id,),
         )
     assert recomputed(store, run_id) != seal.sha256
+
+
+@pytest.mark.postgres
+def test_on_postgresql_models_and_traces_are_sealed_and_guarded(
+    postgres_uri: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    store = AppendOnlyTrackingStore(
+        db_uri=f"mlaudit+{postgres_uri}", default_artifact_root=str(tmp_path / "art")
+    )
+    experiment = str(store.create_experiment(f"pg-{uuid.uuid4().hex}"))
+    run_id = new_run(store, experiment)
+    model = model_with_files(store, experiment, run_id)
+    store.start_trace(trace_of(experiment, run_id))
+    store.update_run_info(run_id, RunStatus.FINISHED, 2_000, None)
+    seal = store.seal_of(run_id)
+    assert seal is not None
+    assert recomputed(store, run_id) == seal.sha256
+    refused(lambda: store.set_logged_model_tags(model.model_id, [LoggedModelTag("x", "1")]))
+    with psycopg.connect(postgres_uri, autocommit=True) as db:
+        for statement in (
+            "UPDATE logged_model_metrics SET metric_value = 0.99 WHERE model_id = %(model)s",
+            "DELETE FROM trace_request_metadata WHERE value = %(run)s",
+        ):
+            with pytest.raises(psycopg.errors.IntegrityConstraintViolation) as caught:
+                db.execute(statement, {"model": model.model_id, "run": run_id})
+            assert triggers.SEALED_MESSAGE in str(caught.value)
+    assert recomputed(store, run_id) == seal.sha256
