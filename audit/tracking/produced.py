@@ -153,8 +153,10 @@ def rest_model_manifest(client: Any, model: Any, download_dir: str) -> dict[str,
     """
     import mlflow
 
+    # The artifact location, not `models:/<id>`: that path adds a local
+    # `registered_model_meta` file the server never had.
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{model.model_id}",
+        artifact_uri=model.artifact_location,
         dst_path=download_dir,
         tracking_uri=client._tracking_client.tracking_uri,
     )

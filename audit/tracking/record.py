@@ -52,7 +52,8 @@ Encoding rules (the parts JSON alone leaves open):
 * Integers (step, timestamps) outside JCS's safe range (|n| > 2**53 - 1) are
   decimal strings; inside it they are JSON integers. ``-0.0`` serialises as ``0``.
 * ``datasets`` (from ``log_inputs``) are sorted by the JCS text of each entry.
-  Logged-model inputs/outputs are not part of the record.
+  The run's model inputs/outputs links are not part of the record; the models the
+  run produced are (version 2, key ``models``).
 * Keys of every object are sorted by JCS itself (UTF-16 code units).
 
 ``mlaudit.artifacts.sha256`` is set by the client to the sha256 (hex) of the
