@@ -145,6 +145,21 @@ def from_rest(client: Any, run: Any) -> Produced:
     )
 
 
+def record_from_rest(client: Any, run: Any, metric_history: Any) -> bytes:
+    """The record `track verify` recomputes for one run: what the ledger should call.
+
+    Asks the server for models and traces only when the run's seal says its record is
+    version 2 (tag `mlaudit.seal.format`), so runs without them cost no extra request.
+    Removing the tag from a run that has models or traces rebuilds a record without
+    them, so the digest no longer matches and verify names the run.
+    """
+    outputs = from_rest(client, run) if run_record.has_outputs(run.data.tags) else Produced()
+    data = run_record.record_input_from_run(
+        run, metric_history, logged_models=outputs.models, trace_ids=outputs.trace_ids
+    )
+    return run_record.record_bytes(data)
+
+
 def rest_model_manifest(client: Any, model: Any, download_dir: str) -> dict[str, str]:
     """Download a logged model's artifacts and hash them (the artifact check of verify).
 

@@ -75,6 +75,9 @@ RECORD_FORMAT_WITH_OUTPUTS = "mlaudit.run-record/2"
 SEAL_TAG_PREFIX = "mlaudit.seal."
 SEAL_SEQ_TAG = "mlaudit.seal.seq"
 SEAL_SHA256_TAG = "mlaudit.seal.sha256"
+# Set (to RECORD_FORMAT_WITH_OUTPUTS) only on runs sealed with a version 2 record, so a
+# verifier asks the server for logged models and traces only for those runs.
+SEAL_FORMAT_TAG = "mlaudit.seal.format"
 ARTIFACTS_SHA256_TAG = "mlaudit.artifacts.sha256"
 ARTIFACT_MANIFEST_PATH = "mlaudit/artifacts.json"
 # Written by the store on each logged model of a run when it seals the run: the sha256
@@ -273,6 +276,11 @@ def record_bytes(data: RunRecordInput) -> bytes:
         models=data.models,
         trace_ids=data.trace_ids,
     )
+
+
+def has_outputs(tags: Mapping[str, str]) -> bool:
+    """Whether a sealed run's record is version 2 (it produced models or traces)."""
+    return tags.get(SEAL_FORMAT_TAG) == RECORD_FORMAT_WITH_OUTPUTS
 
 
 def record_sha256(record: bytes) -> str:

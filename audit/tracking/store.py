@@ -594,6 +594,14 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         # Tags first: the trigger refuses any row of a run once its seal row exists.
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SEQ_TAG, value=str(seal.seq)))
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SHA256_TAG, value=digest))
+        if data.models or data.trace_ids:
+            session.add(
+                SqlTag(
+                    run_uuid=seal.run_id,
+                    key=run_record.SEAL_FORMAT_TAG,
+                    value=run_record.RECORD_FORMAT_WITH_OUTPUTS,
+                )
+            )
         session.flush()
         session.execute(
             sqlalchemy.text(

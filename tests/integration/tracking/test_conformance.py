@@ -231,6 +231,7 @@ def test_the_seal_covers_the_model_and_the_trace(
         run, history, logged_models=outputs.models, trace_ids=outputs.trace_ids
     )
     record = run_record.record_bytes(data)
+    assert record == run_outputs.record_from_rest(client, run, history)  # the ledger's call
     assert b'"format":"mlaudit.run-record/2"' in record
     assert run_record.record_sha256(record) == run.data.tags[run_record.SEAL_SHA256_TAG]
     assert run.data.tags[run_record.SEALED_TAG].startswith("sealed (sequence 0) at ")
@@ -301,7 +302,7 @@ AFTER_SEAL: dict[str, tuple[str, dict[str, Any], str]] = {
     ),
     "model-params": (
         "logged-models/MODEL/params",
-        {"params": [{"key": "late", "value": "1"}]},
+        {"model_id": "MODEL", "params": [{"key": "late", "value": "1"}]},
         "the parameters of its models cannot change",
     ),
     "new-model": (
@@ -323,7 +324,9 @@ def test_after_the_seal_stock_accepts_and_mlaudit_refuses_in_words(
         run = trained[kind]
         # The stock run is ended too, so both are in the same state apart from the seal.
         filled = {
-            key: {"EXPERIMENT": run.experiment_id, "RUN": run.run_id}.get(value, value)
+            key: {"EXPERIMENT": run.experiment_id, "RUN": run.run_id, "MODEL": run.model_id}.get(
+                value, value
+            )
             if isinstance(value, str)
             else value
             for key, value in body.items()

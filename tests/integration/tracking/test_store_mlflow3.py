@@ -166,6 +166,7 @@ def test_the_seal_covers_models_and_traces(store: AppendOnlyTrackingStore, exper
     run = store.get_run(run_id)
     assert run.info.end_time is None  # ended without end_time: NULL, as in MLflow
     assert run.data.tags[run_record.SEALED_TAG].startswith(f"sealed (sequence {seal.seq}) at ")
+    assert run_record.has_outputs(run.data.tags)  # verify knows to ask for models
     tags = store.get_logged_model(model.model_id).tags
     expected = run_record.artifact_manifest_sha256(
         {"MLmodel": __import__("hashlib").sha256(b"flavors: {}\n").hexdigest()}
@@ -187,6 +188,7 @@ def test_a_run_without_models_keeps_the_version_1_record(
     record = run_record.record_bytes(run_record.record_input_from_run(run, {}))
     assert b'"format":"mlaudit.run-record/1"' in record
     assert b'"models"' not in record
+    assert not run_record.has_outputs(run.data.tags)  # and verify asks nothing more
 
 
 def _after_seal(store: AppendOnlyTrackingStore, experiment: str, run_id: str, model: str) -> Any:
