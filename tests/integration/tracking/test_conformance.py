@@ -9,6 +9,7 @@ the UI's ajax API are used; nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -52,29 +53,50 @@ class StockServer(ManagedServer):
         return command
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ManagedServer]]:
-    root = tmp_path_factory.mktemp("conformance")
-    built = {
-        "mlflow": StockServer(
-            backend_store_uri=f"sqlite:///{root / 'stock' / 'mlflow.db'}",
-            artifacts_destination=str(root / "stock" / "artifacts"),
-            log_path=root / "stock.log",
-        ),
-        "mlaudit": ManagedServer(
-            backend_store_uri=f"mlaudit+sqlite:///{root / 'audit' / 'mlflow.db'}",
-            artifacts_destination=str(root / "audit" / "artifacts"),
-            log_path=root / "audit.log",
-        ),
-    }
-    started: list[ManagedServer] = []
-    try:
+@contextlib.contextmanager
+def second_database(postgres_uri: str) -> Iterator[str]:
+    """Another empty database beside the session's, for the stock server."""
+    import psycopg
+
+    prefix, _, name = postgres_uri.rpartition("/")
+    other = f"{name}_stock"
+    with psycopg.connect(f"{prefix}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {other}")
+        try:
+            yield f"{prefix}/{other}"
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {other} WITH (FORCE)")
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ManagedServer]]:
+    root = tmp_path_factory.mktemp(f"conformance-{request.param}")
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgresql":
+            ours = request.getfixturevalue("postgres_uri")
+            stock = stack.enter_context(second_database(ours))
+        else:
+            ours, stock = f"sqlite:///{root / 'audit.db'}", f"sqlite:///{root / 'stock.db'}"
+        built = {
+            "mlflow": StockServer(
+                backend_store_uri=stock,
+                artifacts_destination=str(root / "stock-artifacts"),
+                log_path=root / "stock.log",
+            ),
+            "mlaudit": ManagedServer(
+                backend_store_uri=f"mlaudit+{ours}",
+                artifacts_destination=str(root / "audit-artifacts"),
+                log_path=root / "audit.log",
+            ),
+        }
         for server in built.values():
-            started.append(server.start())
+            stack.callback(server.stop)
+            server.start()
         yield built
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)
