@@ -148,3 +148,39 @@ def test_the_allow_list_names_only_methods_mlflow_has() -> None:
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
     assert sorted(n for n in registry.ALLOWED - {"moves"} if not hasattr(SqlAlchemyStore, n)) == []
+
+
+@pytest.fixture
+def rest_api(store: AppendOnlyRegistryStore, monkeypatch: pytest.MonkeyPatch) -> object:
+    """MLflow's own REST handlers (Flask, in-process) in front of the append-only registry.
+
+    `mlflow server` picks the registry through the `mlflow.model_registry_store` entry
+    point; here the handlers' store is set directly, so no reinstall is needed.
+    """
+    from mlflow.server import app, handlers
+
+    monkeypatch.setattr(handlers, "_model_registry_store", store)
+    return app.test_client()
+
+
+def test_over_rest_a_version_delete_is_refused_and_an_alias_move_is_kept(
+    store: AppendOnlyRegistryStore, rest_api: object
+) -> None:
+    client: object = rest_api
+    name = two_versions(store)
+    base = "/api/2.0/mlflow"
+    deleted = client.delete(  # type: ignore[attr-defined]
+        f"{base}/model-versions/delete", json={"name": name, "version": "1"}
+    )
+    assert deleted.status_code == 409, deleted.get_data(as_text=True)
+    assert "deleting a model version is refused" in deleted.get_json()["message"]
+    moved = client.post(  # type: ignore[attr-defined]
+        f"{base}/registered-models/alias", json={"name": name, "alias": "champion", "version": "2"}
+    )
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    unset = client.delete(  # type: ignore[attr-defined]
+        f"{base}/registered-models/alias", json={"name": name, "alias": "champion"}
+    )
+    assert unset.status_code == 409, unset.get_data(as_text=True)
+    assert [(m.alias, m.version) for m in store.moves() if m.name == name] == [("champion", 2)]
+    assert store.get_registered_model(name).aliases == {"champion": 2}
