@@ -307,3 +307,11 @@ def test_on_postgresql_models_and_traces_are_sealed_and_guarded(
                 db.execute(statement, {"model": model.model_id, "run": run_id})
             assert triggers.SEALED_MESSAGE in str(caught.value)
     assert recomputed(store, run_id) == seal.sha256
+
+
+def test_display_uri_keeps_the_scheme_and_hides_the_password() -> None:
+    from audit.tracking.store import display_uri
+
+    shown = display_uri("mlaudit+postgresql://alice:secret@127.0.0.1/db")
+    assert shown == "mlaudit+postgresql://alice:***@127.0.0.1/db"
+    assert display_uri("sqlite:///x.db") == "sqlite:///x.db"
