@@ -33,7 +33,7 @@ run without them is byte-for-byte the version 1 record, and old seals still veri
 
       "models": [                        # logged models whose source_run_id is the run
         {"model_id": str, "name": str, "model_type": str, "status": str,
-         "params": {k: v}, "tags": {k: v},          # tags minus "mlaudit.seal." keys
+         "params": {k: v}, "tags": {k: v},  # minus "mlaudit.seal.*", "mlflow.modelVersions"
          "metrics": [[key, step, timestamp, value], ...],  # every model metric point
          "artifacts_sha256": str | null}, ...       # tag "mlaudit.seal.artifacts.sha256"
       ],                                 # sorted by model_id
@@ -83,6 +83,10 @@ ARTIFACT_MANIFEST_PATH = "mlaudit/artifacts.json"
 # Written by the store on each logged model of a run when it seals the run: the sha256
 # of the model's artifact manifest (see `artifact_manifest_sha256`).
 MODEL_ARTIFACTS_SHA256_TAG = "mlaudit.seal.artifacts.sha256"
+# MLflow's back-reference from a logged model to the registry versions made from it.
+# Registering a version writes it, usually after the run is sealed; the append-only
+# registry holds the versions themselves, so the record leaves this tag out.
+MODEL_REGISTRY_TAG = "mlflow.modelVersions"
 # Written by the store at seal time so the MLflow UI shows plainly that a run is sealed.
 SEALED_TAG = "mlaudit.sealed"
 TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
@@ -207,7 +211,11 @@ def _model(ref: ModelRef) -> dict[str, Any]:
         "model_type": str(ref.model_type or ""),
         "status": str(ref.status),
         "params": {str(k): str(v) for k, v in ref.params.items()},
-        "tags": {k: v for k, v in tags.items() if not k.startswith(SEAL_TAG_PREFIX)},
+        "tags": {
+            k: v
+            for k, v in tags.items()
+            if not k.startswith(SEAL_TAG_PREFIX) and k != MODEL_REGISTRY_TAG
+        },
         "metrics": [points[key] for key in sorted(points)],
         "artifacts_sha256": tags.get(MODEL_ARTIFACTS_SHA256_TAG),
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
+import json
 import threading
 import time
 import zlib
@@ -137,6 +138,7 @@ RUN_WRITES = frozenset(
 )
 MODEL_WRITES = frozenset(
     {
+        "set_model_versions_tags",  # the registry's back-reference, outside the record
         "create_logged_model",
         "log_logged_model_params",
         "set_logged_model_tags",
@@ -367,6 +369,28 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
     def finalize_logged_model(self, model_id: str, status: Any) -> Any:
         with self._model_write(model_id, "finalize_logged_model"):
             return super().finalize_logged_model(model_id, status)
+
+    def set_model_versions_tags(self, name: str, version: str, model_id: str) -> None:
+        # Registering a version (usually after the run is sealed) notes it on the logged
+        # model. Only this one tag is written, and the record leaves it out.
+        with self.ManagedSessionMaker(read_only=False) as session:
+            model = session.get(SqlLoggedModel, model_id)
+            if model is None:
+                raise refusal(f"there is no logged model {model_id} to register")
+            key = run_record.MODEL_REGISTRY_TAG
+            tag = session.get(SqlLoggedModelTag, (model_id, key))
+            versions = json.loads(tag.tag_value) if tag is not None else []
+            entry = {"name": name, "version": str(version)}
+            if entry not in versions:
+                versions.append(entry)
+            session.merge(
+                SqlLoggedModelTag(
+                    model_id=model_id,
+                    experiment_id=model.experiment_id,
+                    tag_key=key,
+                    tag_value=json.dumps(versions),
+                )
+            )
 
     @contextlib.contextmanager
     def _model_write(self, model_id: str, what: str) -> Iterator[None]:

@@ -22,6 +22,10 @@ SEAL_TABLE_MESSAGE = "mlaudit: seals are append-only"
 RUN_CHILD_TABLES = ("params", "tags", "metrics", "latest_metrics")
 # Tables whose rows belong to one logged model (by model_id); sealed with its source run.
 MODEL_CHILD_TABLES = ("logged_model_params", "logged_model_tags", "logged_model_metrics")
+# The registry's back-reference on a logged model (which versions were registered from
+# it): written when a version is registered, usually after the run is sealed, and kept
+# out of the record (see record.MODEL_REGISTRY_TAG).
+REGISTRY_BACKREF_TAG = "mlflow.modelVersions"
 # Rows that tie something to a run only when a column has a given value:
 # (table, run column, filter column, filter value).
 FILTERED_RUN_TABLES = (
@@ -101,6 +105,10 @@ def sqlite_statements() -> list[str]:
             condition = _model_sealed(f"{row}.model_id")
             if op == "UPDATE":
                 condition += f" OR {_model_sealed('NEW.model_id')}"
+            if table == "logged_model_tags":
+                keys = ("NEW", "OLD") if op == "UPDATE" else (row,)
+                exempt = " AND ".join(f"{k}.tag_key = '{REGISTRY_BACKREF_TAG}'" for k in keys)
+                condition = f"NOT ({exempt}) AND ({condition})"
             statements.append(
                 f"CREATE TRIGGER IF NOT EXISTS mlaudit_{table}_sealed_{op.lower()} "
                 f"BEFORE {op} ON {table} WHEN {condition} {abort}"
@@ -135,6 +143,15 @@ BEGIN
             rids := rids || (to_jsonb(NEW) ->> column_name);
         END IF;
     END IF;
+    IF TG_TABLE_NAME = 'logged_model_tags'
+        AND (TG_OP = 'INSERT' OR to_jsonb(OLD) ->> 'tag_key' = '@BACKREF@')
+        AND (TG_OP = 'DELETE' OR to_jsonb(NEW) ->> 'tag_key' = '@BACKREF@') THEN
+        -- the registry back-reference, outside the record
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END IF;
     IF TG_TABLE_NAME IN ('logged_model_params', 'logged_model_tags', 'logged_model_metrics') THEN
         -- a model's rows are sealed with the run that produced it
         rids := ARRAY(SELECT m.source_run_id FROM logged_models m
@@ -159,6 +176,7 @@ _PG_FUNCTIONS = (
     _PG_FUNCTIONS.replace("@SEAL_TABLE_MESSAGE@", SEAL_TABLE_MESSAGE)
     .replace("@SEALED_MESSAGE@", SEALED_MESSAGE)
     .replace("@SEALS_TABLE@", SEALS_TABLE)
+    .replace("@BACKREF@", REGISTRY_BACKREF_TAG)
 )
 
 

@@ -405,3 +405,40 @@ def test_experiment_deletes_and_renames_are_refused_in_words(
         assert answer.status_code == 409, answer.text
         assert "append-only" in answer.json()["message"]
         assert "_experiment" not in answer.json()["message"]  # no internal method names
+
+
+def registry_is_append_only(server: ManagedServer) -> bool:
+    from audit.tracking.server import registry_store_uri
+
+    return registry_store_uri(server.backend_store_uri).startswith("mlaudit+")
+
+
+def test_the_registry_reads_alike_and_refuses_deletes_on_mlaudit(
+    servers: dict[str, ManagedServer], trained: dict[str, Trained]
+) -> None:
+    if not registry_is_append_only(servers["mlaudit"]):
+        pytest.skip(
+            "this install has no mlflow.model_registry_store entry point for mlaudit+ "
+            "(reinstall the package: pip install -e .)"
+        )
+    import mlflow
+
+    name = f"fraud-{uuid.uuid4().hex[:8]}"
+    seen, refused = {}, {}
+    for kind in KINDS:
+        client = use(servers[kind])
+        version = mlflow.register_model(f"models:/{trained[kind].model_id}", name)
+        client.set_registered_model_alias(name, "champion", version.version)
+        champion = client.get_model_version_by_alias(name, "champion")
+        seen[kind] = (version.version, champion.version, champion.run_id == trained[kind].run_id)
+        refused[kind] = [
+            rest(servers[kind], path, body, method).status_code
+            for method, path, body in (
+                ("DELETE", "registered-models/alias", {"name": name, "alias": "champion"}),
+                ("DELETE", "model-versions/delete", {"name": name, "version": "1"}),
+                ("POST", "registered-models/rename", {"name": name, "new_name": f"{name}-x"}),
+            )
+        ]
+    assert seen["mlaudit"] == seen["mlflow"] == ("1", "1", True)
+    assert refused["mlflow"] == [200, 200, 200]
+    assert refused["mlaudit"] == [409, 409, 409]

@@ -315,3 +315,23 @@ def test_display_uri_keeps_the_scheme_and_hides_the_password() -> None:
     shown = display_uri("mlaudit+postgresql://alice:secret@127.0.0.1/db")
     assert shown == "mlaudit+postgresql://alice:***@127.0.0.1/db"
     assert display_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_registering_a_sealed_model_notes_the_version_outside_the_record(
+    store: AppendOnlyTrackingStore, experiment: str
+) -> None:
+    # `mlflow.register_model("models:/<id>")` makes the server write this back-reference
+    # on the logged model, usually well after its run was sealed.
+    run_id = new_run(store, experiment)
+    model = model_with_files(store, experiment, run_id)
+    store.update_run_info(run_id, RunStatus.FINISHED, 2_000, None)
+    seal = store.seal_of(run_id)
+    assert seal is not None
+    store.set_model_versions_tags("fraud", "1", model.model_id)
+    store.set_model_versions_tags("fraud", "2", model.model_id)
+    tags = store.get_logged_model(model.model_id).tags
+    assert tags[run_record.MODEL_REGISTRY_TAG] == (
+        '[{"name": "fraud", "version": "1"}, {"name": "fraud", "version": "2"}]'
+    )
+    assert recomputed(store, run_id) == seal.sha256
+    refused(lambda: store.set_logged_model_tags(model.model_id, [LoggedModelTag("x", "y")]))
