@@ -357,6 +357,11 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             return super().log_logged_model_params(model_id, params)
 
     def set_logged_model_tags(self, model_id: str, tags: Any) -> None:
+        if tags and all(t.key == run_record.MODEL_REGISTRY_TAG for t in tags):
+            # MLflow's client repeats the registry back-reference after registering a
+            # version; like `set_model_versions_tags` it is outside the record.
+            super().set_logged_model_tags(model_id, tags)
+            return
         with self._model_write(model_id, "set_logged_model_tags"):
             _refuse_seal_tags(tags)
             super().set_logged_model_tags(model_id, tags)

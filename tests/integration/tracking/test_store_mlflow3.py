@@ -333,5 +333,9 @@ def test_registering_a_sealed_model_notes_the_version_outside_the_record(
     assert tags[run_record.MODEL_REGISTRY_TAG] == (
         '[{"name": "fraud", "version": "1"}, {"name": "fraud", "version": "2"}]'
     )
+    # MLflow's client then writes the same tag itself.
+    backref = LoggedModelTag(run_record.MODEL_REGISTRY_TAG, "[]")
+    store.set_logged_model_tags(model.model_id, [backref])
     assert recomputed(store, run_id) == seal.sha256
     refused(lambda: store.set_logged_model_tags(model.model_id, [LoggedModelTag("x", "y")]))
+    refused(lambda: store.set_logged_model_tags(model.model_id, [backref, LoggedModelTag("x", "")]))
