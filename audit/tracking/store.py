@@ -41,6 +41,9 @@ from audit.tracking import record as run_record
 from audit.tracking import triggers
 from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
 from audit.tracking.store_policy import (
+    ALLOWED,
+    ALLOWED_READS,
+    ALLOWED_WRITES,
     not_offered,
     refusal,
     run_ended,
@@ -52,116 +55,6 @@ SCHEME_PREFIX = "mlaudit+"
 _KEY_LOCK_SPACE = 0x6D6C61  # "mla"
 _THREAD_LOCK = threading.Lock()
 
-# Reads the REST API and the UI use. Explicit names, not prefixes: a new read MLflow
-# adds is refused until it is reviewed (get_or_create_user_queue, for one, writes).
-ALLOWED_READS = frozenset(
-    {
-        "get_experiment",
-        "get_experiment_by_name",
-        "search_experiments",
-        "filter_active_experiment_ids",
-        "get_run",
-        "search_runs",
-        "get_metric_history",
-        "get_metric_history_bulk",
-        "get_metric_history_bulk_interval",
-        "get_metric_history_bulk_interval_from_steps",
-        "get_max_step_for_metric",
-        "get_logged_model",
-        "search_logged_models",
-        "get_dataset",
-        "search_datasets",
-        "get_dataset_experiment_ids",
-        "get_trace",
-        "get_trace_info",
-        "batch_get_traces",
-        "batch_get_trace_infos",
-        "search_traces",
-        "query_trace_metrics",
-        "calculate_trace_filter_correlation",
-        "get_assessment",
-        "get_scorer",
-        "list_scorers",
-        "list_scorer_versions",
-        "list_scorers_across_experiments",
-        "get_online_scoring_configs",
-        "get_active_online_scorers",
-        "find_completed_sessions",
-        "get_issue",
-        "search_issues",
-        "get_label_schema",
-        "get_label_schema_by_name",
-        "list_label_schemas",
-        "get_review_queue",
-        "get_review_queue_by_name",
-        "list_review_queues",
-        "list_review_queue_items",
-        "search_entities_by_source",
-        "search_entities_by_destination",
-        "list_gateway_endpoints",
-        "list_gateway_model_definitions",
-        "list_gateway_guardrails",
-        "list_endpoint_bindings",
-        "list_endpoint_guardrail_configs",
-        "list_budget_policies",
-        "get_gateway_endpoint",
-        "get_gateway_model_definition",
-        "get_gateway_guardrail",
-        "get_budget_policy",
-        "search_mcp_servers",
-        "get_mcp_server",
-        "resolve_trace_archival_config",
-        "sanitize_metric_value",  # a pure helper
-        "seal_of",  # ours: the artifact guard and tests ask about seals
-        "seal_of_model",
-        "seals",
-        # Client-side async queues: no data, nothing to protect.
-        "flush_async_logging",
-        "end_async_logging",
-        "shut_down_async_logging",
-    }
-)
-# Writes on an unsealed run, or on what it produces (checked in each method below).
-RUN_WRITES = frozenset(
-    {
-        "log_param",
-        "log_metric",
-        "log_batch",
-        "set_tag",
-        "delete_tag",
-        "log_inputs",
-        "log_outputs",
-        "record_logged_model",
-        "link_traces_to_run",
-        "unlink_traces_from_run",
-    }
-)
-MODEL_WRITES = frozenset(
-    {
-        "set_model_versions_tags",  # the registry's back-reference, outside the record
-        "create_logged_model",
-        "log_logged_model_params",
-        "set_logged_model_tags",
-        "delete_logged_model_tag",
-        "finalize_logged_model",
-    }
-)
-TRACE_WRITES = frozenset({"start_trace", "log_spans", "set_trace_tag", "delete_trace_tag"})
-# Experiment tags (the UI's description) are outside every sealed record: see
-# docs/security.md, "What the seal covers".
-EXPERIMENT_WRITES = frozenset({"set_experiment_tag", "delete_experiment_tag"})
-ALLOWED_WRITES = frozenset(
-    {
-        "create_experiment",
-        "create_run",
-        "update_run_info",
-        *RUN_WRITES,
-        *MODEL_WRITES,
-        *TRACE_WRITES,
-        *EXPERIMENT_WRITES,
-    }
-)
-ALLOWED = ALLOWED_READS | ALLOWED_WRITES
 
 # Refused operations whose first argument names a run: the refusal names its seal.
 _RUN_FIRST_ARGUMENT = frozenset({"delete_run", "restore_run"})
@@ -799,4 +692,14 @@ def _prepare_sqlite_engine(engine: Any) -> None:
 
 
 # Kept importable for callers that build tags for a run (the seal tag names live in record).
-__all__ = ["AppendOnlyTrackingStore", "RunTag", "Seal", "display_uri", "plain_db_uri", "refusal"]
+__all__ = [
+    "ALLOWED",
+    "ALLOWED_READS",
+    "ALLOWED_WRITES",
+    "AppendOnlyTrackingStore",
+    "RunTag",
+    "Seal",
+    "display_uri",
+    "plain_db_uri",
+    "refusal",
+]

@@ -1,9 +1,10 @@
-"""What the append-only store refuses, in the words of the person who tried it.
+"""What the append-only store allows, and how it words what it refuses.
 
-Owns the refusal error and its wording; never decides what is allowed (the store
-does). Every refusal is HTTP 409 RESOURCE_CONFLICT: a 4xx the MLflow client does not
-retry, and not 401/403, which MLflow's trace exporter reports as an authentication
-failure ("Refresh your credentials") and which the UI treats as a login problem.
+Owns the allow-list (which store methods may run at all) and the refusal error with
+its wording; the per-run checks (sealed or not) are the store's. Every refusal is
+HTTP 409 RESOURCE_CONFLICT: a 4xx the MLflow client does not retry, and not 401/403,
+which MLflow's trace exporter reports as an authentication failure ("Refresh your
+credentials").
 """
 
 from __future__ import annotations
@@ -14,6 +15,117 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_CONFLICT
 
 PREFIX = "mlaudit: "
+
+# Reads the REST API and the UI use. Explicit names, not prefixes: a new read MLflow
+# adds is refused until it is reviewed (get_or_create_user_queue, for one, writes).
+ALLOWED_READS = frozenset(
+    {
+        "get_experiment",
+        "get_experiment_by_name",
+        "search_experiments",
+        "filter_active_experiment_ids",
+        "get_run",
+        "search_runs",
+        "get_metric_history",
+        "get_metric_history_bulk",
+        "get_metric_history_bulk_interval",
+        "get_metric_history_bulk_interval_from_steps",
+        "get_max_step_for_metric",
+        "get_logged_model",
+        "search_logged_models",
+        "get_dataset",
+        "search_datasets",
+        "get_dataset_experiment_ids",
+        "get_trace",
+        "get_trace_info",
+        "batch_get_traces",
+        "batch_get_trace_infos",
+        "search_traces",
+        "query_trace_metrics",
+        "calculate_trace_filter_correlation",
+        "get_assessment",
+        "get_scorer",
+        "list_scorers",
+        "list_scorer_versions",
+        "list_scorers_across_experiments",
+        "get_online_scoring_configs",
+        "get_active_online_scorers",
+        "find_completed_sessions",
+        "get_issue",
+        "search_issues",
+        "get_label_schema",
+        "get_label_schema_by_name",
+        "list_label_schemas",
+        "get_review_queue",
+        "get_review_queue_by_name",
+        "list_review_queues",
+        "list_review_queue_items",
+        "search_entities_by_source",
+        "search_entities_by_destination",
+        "list_gateway_endpoints",
+        "list_gateway_model_definitions",
+        "list_gateway_guardrails",
+        "list_endpoint_bindings",
+        "list_endpoint_guardrail_configs",
+        "list_budget_policies",
+        "get_gateway_endpoint",
+        "get_gateway_model_definition",
+        "get_gateway_guardrail",
+        "get_budget_policy",
+        "search_mcp_servers",
+        "get_mcp_server",
+        "resolve_trace_archival_config",
+        "sanitize_metric_value",  # a pure helper
+        "seal_of",  # ours: the artifact guard and tests ask about seals
+        "seal_of_model",
+        "seals",
+        # Client-side async queues: no data, nothing to protect.
+        "flush_async_logging",
+        "end_async_logging",
+        "shut_down_async_logging",
+    }
+)
+# Writes on an unsealed run, or on what it produces (checked in each method below).
+RUN_WRITES = frozenset(
+    {
+        "log_param",
+        "log_metric",
+        "log_batch",
+        "set_tag",
+        "delete_tag",
+        "log_inputs",
+        "log_outputs",
+        "record_logged_model",
+        "link_traces_to_run",
+        "unlink_traces_from_run",
+    }
+)
+MODEL_WRITES = frozenset(
+    {
+        "set_model_versions_tags",  # the registry's back-reference, outside the record
+        "create_logged_model",
+        "log_logged_model_params",
+        "set_logged_model_tags",
+        "delete_logged_model_tag",
+        "finalize_logged_model",
+    }
+)
+TRACE_WRITES = frozenset({"start_trace", "log_spans", "set_trace_tag", "delete_trace_tag"})
+# Experiment tags (the UI's description) are outside every sealed record: see
+# docs/security.md, "What the seal covers".
+EXPERIMENT_WRITES = frozenset({"set_experiment_tag", "delete_experiment_tag"})
+ALLOWED_WRITES = frozenset(
+    {
+        "create_experiment",
+        "create_run",
+        "update_run_info",
+        *RUN_WRITES,
+        *MODEL_WRITES,
+        *TRACE_WRITES,
+        *EXPERIMENT_WRITES,
+    }
+)
+ALLOWED = ALLOWED_READS | ALLOWED_WRITES
 
 
 class SealLike(Protocol):
