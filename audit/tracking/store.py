@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
-import json
 import threading
 import time
 import zlib
@@ -33,19 +32,21 @@ from mlflow.store.tracking.dbmodels.models import (
     SqlRun,
     SqlTag,
 )
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
 from audit.tracking import triggers
 from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
+from audit.tracking.store_outputs import ProducedWrites
 from audit.tracking.store_policy import (
     ALLOWED,
     ALLOWED_READS,
     ALLOWED_WRITES,
     not_offered,
     refusal,
+    refuse_store_keys,
+    refuse_store_tags,
     run_ended,
     sealed_refusal,
 )
@@ -58,8 +59,6 @@ _THREAD_LOCK = threading.Lock()
 
 # Refused operations whose first argument names a run: the refusal names its seal.
 _RUN_FIRST_ARGUMENT = frozenset({"delete_run", "restore_run"})
-# Tags only the store writes (when it seals a run); a client may not set or delete them.
-_STORE_TAGS = (run_record.SEAL_TAG_PREFIX, run_record.SEALED_TAG)
 
 # >0 while an allowed operation runs: MLflow's own methods call one another
 # (create_run calls get_experiment), and only the outermost call is policed.
@@ -110,7 +109,7 @@ def display_uri(store_uri: str) -> str:
     return SCHEME_PREFIX + shown if store_uri.startswith(SCHEME_PREFIX) else shown
 
 
-class AppendOnlyTrackingStore(SqlAlchemyStore):
+class AppendOnlyTrackingStore(ProducedWrites):
     """MLflow's SQL store with an allow-list of operations and sealed runs."""
 
     # The last store built in this process; the artifact guard asks it about seals.
@@ -196,18 +195,18 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
 
     def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
         with self._run_write(run_id, "log_batch"):
-            _refuse_seal_tags(tags)
+            refuse_store_tags(tags)
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
         what = "rename" if tag.key == MLFLOW_RUN_NAME else "set_tag"
         with self._run_write(run_id, what):
-            _refuse_seal_tags([tag])
+            refuse_store_tags([tag])
             return super().set_tag(run_id, tag)  # type: ignore[no-untyped-call]
 
     def delete_tag(self, run_id: str, key: str) -> Any:
         with self._run_write(run_id, "delete_tag"):
-            _refuse_store_keys([key])
+            refuse_store_keys([key])
             return super().delete_tag(run_id, key)  # type: ignore[no-untyped-call]
 
     def record_logged_model(self, run_id: str, mlflow_model: Any) -> Any:
@@ -221,122 +220,6 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
     def unlink_traces_from_run(self, trace_ids: list[str], run_id: str) -> None:
         with self._run_write(run_id, "unlink_traces_from_run"):
             super().unlink_traces_from_run(trace_ids, run_id)
-
-    # -- logged models: writable while the run that produced them is -----------------
-
-    def create_logged_model(
-        self,
-        experiment_id: str,
-        name: str | None = None,
-        source_run_id: str | None = None,
-        tags: Any = None,
-        params: Any = None,
-        model_type: str | None = None,
-    ) -> Any:
-        if not source_run_id:
-            # A model without a run would never be sealed, so it could change for good.
-            raise refusal(
-                "a model must be logged inside a run (mlflow.start_run()): a model "
-                "without a run is never sealed, so this server does not accept it"
-            )
-        with self._run_write(source_run_id, "create_logged_model"):
-            _refuse_seal_tags(tags)
-            return super().create_logged_model(
-                experiment_id, name, source_run_id, tags, params, model_type
-            )
-
-    def log_logged_model_params(self, model_id: str, params: Any) -> Any:
-        with self._model_write(model_id, "log_logged_model_params"):
-            return super().log_logged_model_params(model_id, params)
-
-    def set_logged_model_tags(self, model_id: str, tags: Any) -> None:
-        if tags and all(t.key == run_record.MODEL_REGISTRY_TAG for t in tags):
-            # MLflow's client repeats the registry back-reference after registering a
-            # version; like `set_model_versions_tags` it is outside the record.
-            super().set_logged_model_tags(model_id, tags)
-            return
-        with self._model_write(model_id, "set_logged_model_tags"):
-            _refuse_seal_tags(tags)
-            super().set_logged_model_tags(model_id, tags)
-
-    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
-        with self._model_write(model_id, "delete_logged_model_tag"):
-            _refuse_store_keys([key])
-            super().delete_logged_model_tag(model_id, key)
-
-    def finalize_logged_model(self, model_id: str, status: Any) -> Any:
-        with self._model_write(model_id, "finalize_logged_model"):
-            return super().finalize_logged_model(model_id, status)
-
-    def set_model_versions_tags(self, name: str, version: str, model_id: str) -> None:
-        # Registering a version (usually after the run is sealed) notes it on the logged
-        # model. Only this one tag is written, and the record leaves it out.
-        with self.ManagedSessionMaker(read_only=False) as session:
-            model = session.get(SqlLoggedModel, model_id)
-            if model is None:
-                raise refusal(f"there is no logged model {model_id} to register")
-            key = run_record.MODEL_REGISTRY_TAG
-            tag = session.get(SqlLoggedModelTag, (model_id, key))
-            versions = json.loads(tag.tag_value) if tag is not None else []
-            entry = {"name": name, "version": str(version)}
-            if entry not in versions:
-                versions.append(entry)
-            session.merge(
-                SqlLoggedModelTag(
-                    model_id=model_id,
-                    experiment_id=model.experiment_id,
-                    tag_key=key,
-                    tag_value=json.dumps(versions),
-                )
-            )
-
-    @contextlib.contextmanager
-    def _model_write(self, model_id: str, what: str) -> Iterator[None]:
-        with self.ManagedSessionMaker() as session:
-            run_id = (
-                session.query(SqlLoggedModel.source_run_id)
-                .filter(SqlLoggedModel.model_id == model_id)
-                .scalar()
-            )
-        if run_id is None:  # unknown model: MLflow's own answer (404) says so
-            yield
-            return
-        with self._run_write(str(run_id), what):
-            yield
-
-    # -- traces: a trace linked to a run is writable while that run is ---------------
-
-    def start_trace(self, trace_info: Any) -> Any:
-        run_id = (trace_info.trace_metadata or {}).get(run_outputs.SOURCE_RUN_KEY)
-        if not run_id:
-            return super().start_trace(trace_info)
-        with self._run_write(str(run_id), "start_trace"):
-            return super().start_trace(trace_info)
-
-    def log_spans(self, location: str, spans: Any, tracking_uri: Any = None) -> Any:
-        # Span contents are not in the sealed record (only the trace ids are).
-        return super().log_spans(location, spans, tracking_uri=tracking_uri)
-
-    def set_trace_tag(self, trace_id: str, key: str, value: str) -> Any:
-        self._check_trace_writable(trace_id, "set_trace_tag")
-        return super().set_trace_tag(trace_id, key, value)
-
-    def delete_trace_tag(self, trace_id: str, key: str) -> Any:
-        self._check_trace_writable(trace_id, "delete_trace_tag")
-        return super().delete_trace_tag(trace_id, key)
-
-    def _check_trace_writable(self, trace_id: str, what: str) -> None:
-        with self.ManagedSessionMaker() as session:
-            rows = session.execute(
-                sqlalchemy.text(
-                    "SELECT value FROM trace_request_metadata WHERE request_id = :t AND key = :k "
-                    "UNION SELECT destination_id FROM entity_associations WHERE source_id = :t "
-                    "AND source_type = 'trace' AND destination_type = 'run'"
-                ),
-                {"t": trace_id, "k": run_outputs.SOURCE_RUN_KEY},
-            ).all()
-        for (run_id,) in rows:
-            self._check_writable(str(run_id), what)
 
     # -- experiment tags: outside the sealed record ------------------------------------
 
@@ -369,7 +252,7 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
     def create_run(
         self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
     ) -> Any:
-        _refuse_seal_tags(tags)
+        refuse_store_tags(tags)
         key = RunKey.of(tags)
         if key is None:
             return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
@@ -625,20 +508,6 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
-
-
-def _refuse_seal_tags(tags: Any) -> None:
-    # Only sealing writes these; a forged one would also block the real seal's insert.
-    _refuse_store_keys(str(tag.key) for tag in tags or [])
-
-
-def _refuse_store_keys(keys: Any) -> None:
-    for key in keys:
-        if str(key).startswith(_STORE_TAGS):
-            raise refusal(
-                f"the tag {key} is written only when a run is sealed; it cannot be set "
-                "or deleted by hand"
-            )
 
 
 def _seal_row(session: Any, run_id: str) -> Seal | None:

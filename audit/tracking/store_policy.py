@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_CONFLICT
 
+from audit.tracking import record as run_record
+
 PREFIX = "mlaudit: "
 
 # Reads the REST API and the UI use. Explicit names, not prefixes: a new read MLflow
@@ -221,3 +223,21 @@ def describe(value: Any) -> str:
     """A short, printable form of a user-supplied value for a message."""
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# Tags only the store writes (when it seals a run); a client may not set or delete them.
+STORE_TAGS = (run_record.SEAL_TAG_PREFIX, run_record.SEALED_TAG)
+
+
+def refuse_store_tags(tags: Any) -> None:
+    # Only sealing writes these; a forged one would also block the real seal's insert.
+    refuse_store_keys(str(tag.key) for tag in tags or [])
+
+
+def refuse_store_keys(keys: Any) -> None:
+    for key in keys:
+        if str(key).startswith(STORE_TAGS):
+            raise refusal(
+                f"the tag {key} is written only when a run is sealed; it cannot be set "
+                "or deleted by hand"
+            )
