@@ -99,16 +99,27 @@ def servers(
         yield built
 
 
+# What the fluent API leaves in the environment (and so in later tests' subprocesses).
+FLUENT_ENVIRONMENT = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def synchronous_tracing() -> Iterator[None]:
+def fluent_state() -> Iterator[None]:
+    """Synchronous trace export here; the process's MLflow state as it was afterwards."""
+    import mlflow
+
+    names = (*FLUENT_ENVIRONMENT, "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING")
+    saved = {name: os.environ.get(name) for name in names}
     # Traces are exported in the foreground so a scenario reads back what it wrote.
-    saved = os.environ.get("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING")
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     yield
-    if saved is None:
-        os.environ.pop("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", None)
-    else:
-        os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = saved
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    mlflow.tracking.fluent._active_experiment_id = None
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def use(server: ManagedServer) -> Any:
