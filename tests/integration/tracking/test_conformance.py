@@ -452,3 +452,21 @@ def test_the_registry_reads_alike_and_refuses_deletes_on_mlaudit(
     if not registry_is_append_only(servers["mlaudit"]):
         pytest.skip("registry refusals: no mlflow.model_registry_store entry point for mlaudit+")
     assert refused["mlaudit"] == [409, 409, 409]
+
+
+def test_track_verify_checks_the_runs_that_produced_models_and_traces(
+    servers: dict[str, ManagedServer], trained: dict[str, Trained]
+) -> None:
+    # The ledger recomputes each record with the run's models and traces
+    # (produced.record_from_rest); a record without them would not match the seal.
+    from audit.tracking.ledger import fetch_ledger
+    from audit.tracking.ledger_verify import verify_ledger
+
+    client = use(servers["mlaudit"])
+    run = client.get_run(trained["mlaudit"].run_id)
+    experiment_id = str(run.info.experiment_id)
+    ledger = fetch_ledger(client, servers["mlaudit"].uri, experiment_id)
+    assert [leaf.run_id for leaf in ledger.leaves] == [run.info.run_id]
+    verification = verify_ledger(ledger, None)
+    assert verification.ok, [t.message for t in verification.findings]
+    assert b'"format":"mlaudit.run-record/2"' in ledger.records[run.info.run_id]
