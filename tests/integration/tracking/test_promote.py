@@ -112,3 +112,23 @@ def test_a_bundle_that_does_not_verify_is_refused(
         promotion.promote(client, forged, name, version, "champion")
     assert "the bundle does not verify" in caught.value.message
     assert client.get_registered_model(name).aliases == {}
+
+
+def test_the_cli_promotes_on_a_passing_bundle_and_refuses_a_forged_one(
+    study: ToyStudy, bundle: Path, client: Any, mlflow_server: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    name, version = register(client, trial_run(study))
+    args = ["--tracking-uri", mlflow_server.uri, "--model", name, "--version", version]
+    members = read_archive(bundle)
+    members[layout.GATE] = members[layout.GATE].replace(b'"passed"', b'"passed" ', 1)
+    forged = tmp_path / "forged.tar.gz"
+    with forged.open("wb") as handle:
+        write_archive(members, handle)
+    refused = run_cli("promote", *args, "--bundle", forged)
+    assert refused.exit_code == 1
+    assert "the bundle does not verify" in refused.stderr
+    assert client.get_registered_model(name).aliases == {}
+    done = run_cli("promote", *args, "--bundle", bundle, "--json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["alias"] == "champion"
+    assert client.get_model_version_by_alias(name, "champion").version == version
