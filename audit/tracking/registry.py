@@ -25,7 +25,7 @@ from mlflow.store.model_registry.sqlalchemy_store import (
 )
 
 from audit.tracking.store import plain_db_uri
-from audit.tracking.store_policy import not_offered
+from audit.tracking.store_policy import not_offered, policed
 
 MOVES_TABLE = "mlaudit_alias_moves"
 MOVES_MESSAGE = "mlaudit: the alias history is append-only"
@@ -205,7 +205,7 @@ class AppendOnlyRegistryStore(SqlRegistryStore):
         if not callable(getattr(type(self), name, None)) or isinstance(attribute, type):
             return attribute
         if name in ALLOWED:
-            return _policed(attribute)
+            return policed(attribute, _DEPTH)
         return _refuser(name)
 
     def set_registered_model_alias(self, name: str, alias: str, version: Any) -> None:
@@ -293,17 +293,6 @@ def verify_moves(moves: list[Move], current: dict[tuple[str, str], int]) -> list
                 f"{last.get((name, alias))}: it was moved outside the registry"
             )
     return findings
-
-
-def _policed(method: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        token = _DEPTH.set(_DEPTH.get() + 1)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            _DEPTH.reset(token)
-
-    return call
 
 
 def _refuser(name: str) -> Callable[..., Any]:

@@ -44,6 +44,7 @@ from audit.tracking.store_policy import (
     ALLOWED_READS,
     ALLOWED_WRITES,
     not_offered,
+    policed,
     refusal,
     refuse_store_keys,
     refuse_store_tags,
@@ -147,7 +148,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
         if not callable(getattr(type(self), name, None)) or isinstance(attribute, type):
             return attribute  # plain attributes (engine, db_type) and nested classes
         if name in ALLOWED:
-            return _policed(attribute)
+            return policed(attribute, _DEPTH)
         return _refuser(self, name)
 
     def _refuse(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -521,17 +522,6 @@ def _seal_row(session: Any, run_id: str) -> Seal | None:
     if row is None:
         return None
     return Seal(str(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4]))
-
-
-def _policed(method: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        token = _DEPTH.set(_DEPTH.get() + 1)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            _DEPTH.reset(token)
-
-    return call
 
 
 def _refuser(store: AppendOnlyTrackingStore, name: str) -> Callable[..., Any]:
