@@ -26,7 +26,7 @@ from audit.errors import MlauditError, ProtocolError
 from audit.gate import GateInputs, TrackingEvidence
 
 if TYPE_CHECKING:
-    from audit.edd.verify import Verification
+    from audit.edd.verify import EddVerification
     from audit.tracking.checkpoint import Checkpoint
     from audit.tracking.ledger import Ledger
     from audit.tracking.sealed import SealedComparison
@@ -74,7 +74,7 @@ class SealedRuns:
 @dataclass
 class StudyEvidence:
     edd: Edd
-    verification: Verification
+    verification: EddVerification
     results: Results
     analysis: Analysis
     expected_plan: dict[str, Any] | None
@@ -128,7 +128,7 @@ def gather(files: StudyFiles, trust: TrustSource, *, at: datetime | None = None)
 
 def assemble(
     edd: Edd,
-    verification: Verification,
+    verification: EddVerification,
     results: Results,
     analysis: Analysis,
     sealed: SealedRuns | None = None,

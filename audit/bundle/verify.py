@@ -25,7 +25,7 @@ from audit.findings import Finding, json_list
 
 if TYPE_CHECKING:
     from audit.edd import Edd
-    from audit.edd.verify import Verification
+    from audit.edd.verify import EddVerification
     from audit.evidence import StudyEvidence
 
 # Which schema each document role of the manifest's layout must satisfy.
@@ -71,7 +71,7 @@ class _Context:
         self.report = report
         self.manifest: dict[str, Any] = {}
         self.edd: Edd | None = None
-        self.verification: Verification | None = None
+        self.verification: EddVerification | None = None
         self.proven: dict[str, dict[str, Any]] = {}
         self.records_ok = True
         self.record_problems: list[str] = []

@@ -17,7 +17,7 @@ from audit.cli._common import echo, emit_json, json_option, printable, project_o
 from audit.errors import ExitCode, MlauditError, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
-    from audit.edd.verify import Verification
+    from audit.edd.verify import EddVerification
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -241,7 +241,7 @@ def verify(
     return int(ExitCode.OK if result.passed else ExitCode.CHECK_FAILED)
 
 
-def _render_verification(file: Path, result: Verification) -> None:
+def _render_verification(file: Path, result: EddVerification) -> None:
     echo(f"EDD {result.edd_id} v{result.edd_version}  sha256:{result.edd_digest}  ({file})")
     if result.protected:
         where = f"{result.trust_project}/.mlaudit/" if result.trust_project else ".mlaudit/"

@@ -124,7 +124,7 @@ def publish(
     CI (also self-managed via CI_API_V4_URL). Tokens: GITHUB_TOKEN or
     MLAUDIT_GITHUB_TOKEN; MLAUDIT_GITLAB_TOKEN (CI_JOB_TOKEN cannot post notes).
     """
-    from audit.publish import RetryPolicy
+    from audit.publish import RateLimitPolicy
     from audit.publish.settings import settings_from_environment
 
     _check_modes(report, gate_file, key, to_artifact, from_artifact, trust_ref, platform)
@@ -139,7 +139,7 @@ def publish(
     chosen = platform or ("github" if (to_artifact or from_artifact) else None)
     settings = settings_from_environment(
         env,
-        RetryPolicy(max_total=max_wait),
+        RateLimitPolicy(max_total=max_wait),
         platform=chosen,  # type: ignore[arg-type]
     )
     if to_artifact:

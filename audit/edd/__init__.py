@@ -3,7 +3,7 @@
 Public API (everything else in audit.edd.* is internal):
     load_edd(path, *, at=None) -> Edd
     planned_trial_count(document) -> int
-    verify_edd(edd, *, trust_ref=None, repo=None, trust_dir=None, at=None) -> Verification
+    verify_edd(edd, *, trust_ref=None, repo=None, trust_dir=None, at=None) -> EddVerification
     verify_signature / sign_with_ssh_keygen / SshPublicKey  (audit.edd.sshsig)
 """
 
@@ -16,12 +16,12 @@ from audit.edd.model import Edd
 from audit.edd.trials import planned_arm_count, planned_arm_names, planned_trial_count
 
 if TYPE_CHECKING:
-    from audit.edd.verify import Approval, Verification, verify_edd
+    from audit.edd.verify import Approval, EddVerification, verify_edd
 
 __all__ = [
     "Approval",
     "Edd",
-    "Verification",
+    "EddVerification",
     "canonical_bytes",
     "load_edd",
     "planned_arm_count",
@@ -33,7 +33,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Verification pulls in signature code; load it only when asked for.
-    if name in ("Approval", "Verification", "verify_edd"):
+    if name in ("Approval", "EddVerification", "verify_edd"):
         from audit.edd import verify
 
         return getattr(verify, name)

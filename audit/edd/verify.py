@@ -71,7 +71,7 @@ class Approval:
 
 
 @dataclass
-class Verification:
+class EddVerification:
     """The outcome of `verify_edd`, ready to render or to put in an audit bundle."""
 
     passed: bool
@@ -117,7 +117,7 @@ def verify_edd(
     repo: Path | None = None,
     trust_dir: Path | None = None,
     at: datetime | None = None,
-) -> Verification:
+) -> EddVerification:
     """Verify the approvals (approvals/*.sig beside `edd.path`) of a loaded EDD.
 
     Exactly one of `trust_ref` (read from git for the project at or above
@@ -136,7 +136,7 @@ def verify_edd(
     )
     approvals = _judge_all(edd, signers, policy, revoked, moment)
     reasons = _decide(edd, policy, approvals, moment)
-    return Verification(
+    return EddVerification(
         passed=not reasons,
         approvals=approvals,
         reasons=reasons or [_summary(policy, approvals)],

@@ -13,6 +13,10 @@ both (`setsid`, a double fork), so killing the group is not enough. Three nets:
    runner) waits for that pipe to close - the runner exited or was SIGKILLed -
    and then kills every process holding one of the runner's marks.
 
+And a resumed run kills the process groups its killed predecessor journaled
+as started and never finished, when they are provably still that trial's
+(same session, started no earlier than the trial): a pid reused since is spared.
+
 Limit: a descendant that scrubs its environment (`env -i`) escapes nets 1 and
 3; a cgroup would catch it, but needs a delegated cgroup v2 tree that CI
 containers rarely grant, so it is not used. This module never decides a
@@ -30,7 +34,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 MARK_VARIABLE = "MLAUDIT_TRIAL_MARK"
 PR_SET_CHILD_SUBREAPER = 36
@@ -195,3 +201,54 @@ def _parent(pid: int) -> int | None:
         return int(fields[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name (which may hold spaces); index 0 is state.
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def process_start_ticks(pid: int) -> str | None:
+    """When the process started (clock ticks since boot): with the pid, who it is."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def _group_is_ours(pgid: int, ticks: str) -> bool:
+    """Whether a process group is still the trial's: its session (setsid) and start time match."""
+    if process_start_ticks(pgid) == ticks:
+        return True
+    # The leader died (PR_SET_PDEATHSIG) but what it spawned may live on in its session.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if (
+            fields
+            and fields[2] == str(pgid)
+            and fields[3] == str(pgid)
+            and int(fields[19]) >= int(ticks)
+        ):
+            return True
+    return False
+
+
+def kill_leftovers(started: Sequence[Mapping[str, Any]]) -> None:
+    """Kill process groups a killed runner left behind (same group, session and age).
+
+    `started` are the journal's `started` events (pid and its start ticks) of
+    trials that never finished.
+    """
+    for event in started:
+        pid, ticks = event.get("pid"), event.get("pid_start")
+        if isinstance(pid, int) and isinstance(ticks, str) and _group_is_ours(pid, ticks):
+            kill_group(pid)

@@ -3,8 +3,8 @@
 By default it compares the metrics the EDD declares (primary and secondaries), not
 every key a trial writes: a script may log timings or counters that are not evidence
 and can never reproduce exactly. The EDD narrows this further with `exclude` and gives
-a metric its own tolerance under `metric_tolerance`. This module only compares; the
-runner decides when to re-run.
+a metric its own tolerance under `metric_tolerance`. This module only compares and
+writes the check's result; the runner decides when to re-run.
 """
 
 from __future__ import annotations
@@ -66,6 +66,33 @@ class ReproducibilityRule:
 
     def tolerance_for(self, name: str) -> Tolerance:
         return self.per_metric.get(name, self.tolerance)
+
+
+def _result(rule: ReproducibilityRule, arm: str, seed: int) -> dict[str, Any]:
+    return {
+        "arm": arm,
+        "seed": seed,
+        "passed": False,
+        "tolerance": rule.tolerance.to_dict(),
+        "metrics": {},
+    }
+
+
+def not_rerun(rule: ReproducibilityRule, arm: str, seed: int, reason: str) -> dict[str, Any]:
+    """results.json's `reproducibility` when the re-run could not happen: failed, and why."""
+    return {**_result(rule, arm, seed), "reason": reason, "attempts": 0}
+
+
+def rerun_result(
+    rule: ReproducibilityRule,
+    arm: str,
+    seed: int,
+    original: Mapping[str, float],
+    rerun: TrialOutcome,
+) -> dict[str, Any]:
+    """results.json's `reproducibility` for a re-run: the comparison, metric by metric."""
+    compared = compare_metrics(original, rerun, rule)
+    return {**_result(rule, arm, seed), **compared, "attempts": rerun.attempts}
 
 
 def compare_metrics(

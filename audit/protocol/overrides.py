@@ -18,7 +18,10 @@ from audit.errors import Location, ProtocolError
 
 
 @dataclass(frozen=True)
-class Override:
+class HydraOverride:
+    """One override as hydra-core parsed it (audit.edd.overrides.Override is the EDD
+    validator's lighter key=value reading)."""
+
     text: str
     key: str
     kind: str  # change | add | force_add | delete
@@ -32,7 +35,9 @@ def _parser() -> Any:
     return OverridesParser.create()
 
 
-def parse_overrides(texts: Sequence[str], *, location: Location | None = None) -> list[Override]:
+def parse_overrides(
+    texts: Sequence[str], *, location: Location | None = None
+) -> list[HydraOverride]:
     """Parse Hydra overrides; sweep syntax and config-group packages are errors."""
     from hydra.errors import HydraException
 
@@ -65,7 +70,7 @@ def parse_overrides(texts: Sequence[str], *, location: Location | None = None) -
             if override.is_add()
             else "change"
         )
-        parsed.append(Override(text=text, key=override.key_or_group, kind=kind))
+        parsed.append(HydraOverride(text=text, key=override.key_or_group, kind=kind))
     return parsed
 
 

@@ -1,10 +1,13 @@
-"""Execute a plan: a local pool of trial processes, journaled, resumable, cached, budgeted.
+"""Execute a plan: schedule trials on a local pool of processes, journaled and cached.
 
 The runner owns the order of events. Workers only run processes; the main thread
 journals each finished trial (fsynced) before anything else hears of it, then
-fills the cache and the tracking server. On --resume the journal says which
-trials finished: those are never run again; trials a killed runner left
-mid-flight have their process groups killed and start over.
+fills the cache and the tracking server. On --resume the replayed journal
+(audit.protocol.journal_replay) says which trials finished: those are never run
+again; trials a killed runner left mid-flight have their process groups killed
+(audit.protocol.containment) and start over. The budget (audit.protocol.budget)
+says whether a trial may start; the determinism re-run is compared and recorded
+by audit.protocol.determinism.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from audit.errors import BudgetError, UsageError
+from audit.errors import UsageError
+from audit.protocol import containment
+from audit.protocol.budget import TrialBudget, check_plan_fits
 from audit.protocol.cache import TrialCache
-from audit.protocol.determinism import ReproducibilityRule, compare_metrics
+from audit.protocol.determinism import ReproducibilityRule, not_rerun, rerun_result
 from audit.protocol.early_stop import FirstTrialWatch
-from audit.protocol.journal import JOURNAL_NAME, Journal, read_journal
+from audit.protocol.journal import JOURNAL_NAME, Journal
+from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
 from audit.protocol.plan import Plan, Trial
 from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
@@ -38,7 +44,6 @@ from audit.protocol.trial import (
     TrialOutcome,
     TrialSpec,
     expand_command,
-    kill_group,
     run_trial,
     trial_env,
 )
@@ -92,94 +97,6 @@ class RunOutcome:
         return [t for t in self.results["trials"] if t["status"] != "succeeded"]
 
 
-@dataclass
-class _Previous:
-    finished: dict[str, dict[str, Any]]
-    tracked: set[str]
-    reproducibility: dict[str, Any] | None
-    wall_seconds: float
-    header: dict[str, Any] | None
-
-
-def _read_previous(journal_path: Path) -> tuple[_Previous, list[dict[str, Any]]]:
-    events = read_journal(journal_path)
-    finished: dict[str, dict[str, Any]] = {}
-    tracked: set[str] = set()
-    started: dict[str, dict[str, Any]] = {}
-    reproducibility = None
-    header = None
-    wall = 0.0
-    session_start: float | None = None
-    last_stamp: float | None = None
-    for event in events:
-        kind = event.get("event")
-        stamp = event.get("monotonic_wall")
-        if kind == "header" and header is None:
-            header = event
-        if kind == "session":
-            if session_start is not None and last_stamp is not None:
-                wall += max(0.0, last_stamp - session_start)
-            session_start, last_stamp = float(event.get("wall_offset", 0.0)), None
-        if isinstance(stamp, (int, float)):
-            last_stamp = float(stamp)
-        if kind == "started":
-            started[str(event["trial_id"])] = event
-        elif kind == "finished":
-            record = dict(event["trial"])
-            finished[record["trial_id"]] = record
-            started.pop(record["trial_id"], None)
-        elif kind == "tracked":
-            tracked.add(str(event["trial_id"]))
-            if event["trial_id"] in finished:
-                finished[event["trial_id"]]["mlflow_run_id"] = event.get("mlflow_run_id")
-        elif kind == "reproducibility":
-            reproducibility = dict(event["result"])
-    if session_start is not None and last_stamp is not None:
-        wall += max(0.0, last_stamp - session_start)
-    return _Previous(finished, tracked, reproducibility, wall, header), list(started.values())
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Fields after the parenthesised command name (which may hold spaces); index 0 is state.
-    return stat.rsplit(")", 1)[-1].split()
-
-
-def _process_start_ticks(pid: int) -> str | None:
-    fields = _stat(pid)
-    return fields[19] if fields else None
-
-
-def _group_is_ours(pgid: int, ticks: str) -> bool:
-    """Whether a process group is still the trial's: its session (setsid) and start time match."""
-    if _process_start_ticks(pgid) == ticks:
-        return True
-    # The leader died (PR_SET_PDEATHSIG) but what it spawned may live on in its session.
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat(int(entry.name))
-        if (
-            fields
-            and fields[2] == str(pgid)
-            and fields[3] == str(pgid)
-            and int(fields[19]) >= int(ticks)
-        ):
-            return True
-    return False
-
-
-def _kill_leftovers(started: Sequence[Mapping[str, Any]]) -> None:
-    """Kill process groups a killed runner left behind (same group, session and age)."""
-    for event in started:
-        pid, ticks = event.get("pid"), event.get("pid_start")
-        if isinstance(pid, int) and isinstance(ticks, str) and _group_is_ours(pid, ticks):
-            kill_group(pid)
-
-
 @contextlib.contextmanager
 def _exclusive(out_dir: Path) -> Iterator[None]:
     """One runner per out dir: a second one would interleave the journal."""
@@ -192,34 +109,6 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-class _Budget:
-    def __init__(self, budget: Mapping[str, Any], trials_run: int, wall_before: float) -> None:
-        self.max_trials = int(budget["max_trials"])
-        self.max_wall_seconds = float(budget["max_wall_minutes"]) * 60.0
-        self.trials_run = trials_run
-        self.wall_before = wall_before
-        self._started = time.monotonic()
-        self.exhausted_reason: str | None = None
-
-    def wall_seconds(self) -> float:
-        return self.wall_before + (time.monotonic() - self._started)
-
-    def may_start(self) -> bool:
-        """Whether one more trial fits (count and wall time); the caller then counts it."""
-        if self.exhausted_reason is None and self.trials_run >= self.max_trials:
-            self.exhausted_reason = f"budget exhausted: max_trials ({self.max_trials}) reached"
-        return self.exhausted_reason is None and self.time_left()
-
-    def time_left(self) -> bool:
-        """Whether the wall budget still allows a start (asked again by a trial that queued)."""
-        if self.wall_seconds() < self.max_wall_seconds:
-            return True
-        if self.exhausted_reason is None:
-            minutes = self.max_wall_seconds / 60
-            self.exhausted_reason = f"budget exhausted: max_wall_minutes ({minutes:g}) reached"
-        return False
 
 
 @dataclass(frozen=True)
@@ -363,32 +252,17 @@ class Runner:
     def _stamp(self) -> float:
         return round(self._wall_offset + (time.monotonic() - self._session_started), 3)
 
-    def _open_journal(self) -> tuple[Journal, _Previous]:
+    def _open_journal(self) -> tuple[Journal, Replay]:
         path = self.out_dir / JOURNAL_NAME
-        previous, leftovers = _read_previous(path)
-        if previous.header is not None and not self.request.resume:
-            raise UsageError(
-                f"{self.out_dir} already holds a run; pass --resume to finish it, "
-                "or choose a fresh --out"
-            )
-        if previous.header is not None:
-            self._check_same_run(previous.header)
-            _kill_leftovers(leftovers)
-        journal = Journal(path)
-        self._wall_offset = previous.wall_seconds
-        if previous.header is None:
-            journal.append({"event": "header", **self._identity(), "created_at": utc_now()})
-        journal.append(
-            {
-                "event": "session",
-                "at": utc_now(),
-                "wall_offset": self._wall_offset,
-                "monotonic_wall": self._wall_offset,
-            }
-        )
-        return journal, previous
+        replay = replay_journal(path)
+        check_resume(replay, self._identity(), resume=self.request.resume, out_dir=self.out_dir)
+        if replay.header is not None:
+            containment.kill_leftovers(replay.in_flight)
+        self._wall_offset = replay.wall_seconds
+        return open_session(path, replay, self._identity()), replay
 
     def _identity(self) -> dict[str, Any]:
+        """What a resume must match: the journal header's fields (journal_replay.IDENTITY)."""
         return {
             "edd_digest": self.request.edd["digest"],
             "plan_sha256": self.plan.sha256,
@@ -396,28 +270,9 @@ class Runner:
             "shard": self.shard_label,
         }
 
-    def _check_same_run(self, header: Mapping[str, Any]) -> None:
-        names = {
-            "edd_digest": "the EDD",
-            "plan_sha256": "the plan",
-            "provenance_fingerprint": "the code, data or environment",
-            "shard": "the shard",
-        }
-        for key, value in self._identity().items():
-            if header.get(key) != value:
-                raise UsageError(
-                    f"cannot resume {self.out_dir}: {names[key]} changed since the run started "
-                    f"({header.get(key)} -> {value}); start a fresh --out"
-                )
-
     # -- the run ------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        request = self.request
-        if request.planned_trial_count > int(self.document["budget"]["max_trials"]):
-            raise BudgetError(
-                f"the plan needs {request.planned_trial_count} trials but the budget allows "
-                f"{self.document['budget']['max_trials']}"
-            )
+        check_plan_fits(self.request.planned_trial_count, self.document["budget"])
         self.preflight = self._preflight()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir):
@@ -442,28 +297,25 @@ class Runner:
         return preflight
 
     def _run_journaled(self) -> RunOutcome:
-        journal, previous = self._open_journal()
+        journal, replay = self._open_journal()
         with journal:
             if self.request.logger_factory is not None:
                 self.logger = self.request.logger_factory(self.header)
-            results = self._execute(journal, previous)
+            results = self._execute(journal, replay)
             path = self.out_dir / RESULTS_NAME
             validate_results(results, str(path))
             write_json(results, path)
             journal.append({"event": "end", "at": utc_now(), "monotonic_wall": self._stamp()})
         return RunOutcome(results, path, self.logger)
 
-    def _execute(self, journal: Journal, previous: _Previous) -> dict[str, Any]:
+    def _execute(self, journal: Journal, replay: Replay) -> dict[str, Any]:
         request = self.request
         trials = list(self.plan.trials)
         if request.shard:
             trials = shard_trials(trials, *request.shard)
-        records = dict(previous.finished)
-        executed_before = sum(1 for r in records.values() if r.get("attempts", 0) > 0)
-        if previous.reproducibility and previous.reproducibility.get("attempts", 1):
-            executed_before += 1
-        budget = _Budget(self.document["budget"], executed_before, previous.wall_seconds)
-        for trial_id in [t for t in records if t not in previous.tracked]:
+        records = dict(replay.finished)
+        budget = TrialBudget(self.document["budget"], replay.executed_trials(), replay.wall_seconds)
+        for trial_id in replay.untracked():
             self._track(journal, records[trial_id], catch_up=True)
         pending = [t for t in trials if t.trial_id not in records]
         self.watch = FirstTrialWatch(t.arm for t in pending)
@@ -472,7 +324,7 @@ class Runner:
             self._schedule(journal, pending, records, budget)
         finally:
             request.progress.finish()
-        reproducibility = previous.reproducibility
+        reproducibility = replay.reproducibility
         target = Trial(*self.plan.reproducibility, index=-1)
         if (
             reproducibility is None
@@ -492,16 +344,7 @@ class Runner:
             **self.header,
             "trials": final,
             "reproducibility": reproducibility,
-            "budget": {
-                "max_trials": budget.max_trials,
-                "max_wall_minutes": float(self.document["budget"]["max_wall_minutes"]),
-                "trial_timeout_seconds": float(self.document["budget"]["trial_timeout_seconds"]),
-                "trials_run": budget.trials_run,
-                "wall_seconds": round(budget.wall_seconds(), 3),
-                "exhausted": budget.exhausted_reason is not None,
-                "reason": budget.exhausted_reason,
-                "planned_trial_count": request.planned_trial_count,
-            },
+            "budget": budget.summary(request.planned_trial_count),
             "tracking": self._tracking_summary(),
             "created_at": utc_now(),
         }
@@ -511,7 +354,7 @@ class Runner:
         journal: Journal,
         pending: list[Trial],
         records: dict[str, dict[str, Any]],
-        budget: _Budget,
+        budget: TrialBudget,
     ) -> None:
         workers = max(1, self.request.workers)
         running: dict[futures.Future[_Started | None], tuple[Trial, str]] = {}
@@ -527,7 +370,7 @@ class Runner:
                             trial, fingerprint = running.pop(future)
                             started = future.result()
                             if started is None:  # the wall budget ran out while it queued
-                                budget.trials_run -= 1
+                                budget.give_back()
                                 queue.clear()
                                 continue
                             record = self._from_outcome(
@@ -558,7 +401,7 @@ class Runner:
         queue: list[Trial],
         running: dict[futures.Future[_Started | None], tuple[Trial, str]],
         journal: Journal,
-        budget: _Budget,
+        budget: TrialBudget,
         batch: list[dict[str, Any]],
     ) -> None:
         # One trial queued behind each busy worker: a worker that finishes starts its
@@ -577,14 +420,14 @@ class Runner:
                 queue.clear()
                 return
             queue.pop(0)
-            budget.trials_run += 1
+            budget.take()
             spec = self._spec(trial, self._trial_dir(trial))
             future = pool.submit(self._start, spec, budget, self._on_start(journal, trial))
             running[future] = (trial, fingerprint)
 
     @staticmethod
     def _start(
-        spec: TrialSpec, budget: _Budget, on_start: Callable[[int, int], None]
+        spec: TrialSpec, budget: TrialBudget, on_start: Callable[[int, int], None]
     ) -> _Started | None:
         """Run a queued trial on a worker, unless the wall budget ran out while it waited."""
         if not budget.time_left():
@@ -594,19 +437,19 @@ class Runner:
 
     @staticmethod
     def _cancel_queued(
-        running: dict[futures.Future[_Started | None], tuple[Trial, str]], budget: _Budget
+        running: dict[futures.Future[_Started | None], tuple[Trial, str]], budget: TrialBudget
     ) -> None:
         """Take back trials queued behind a busy worker; those already running finish."""
         for future in list(running):
             if future.cancel():
                 running.pop(future)
-                budget.trials_run -= 1
+                budget.give_back()
 
     def _abort(self, running: Mapping[futures.Future[_Started | None], Any]) -> None:
         for future in running:
             future.cancel()
         for pid in list(self._live_pids.values()):
-            kill_group(pid)
+            containment.kill_group(pid)
 
     def _on_start(self, journal: Journal, trial: Trial) -> Callable[[int, int], None]:
         def started(pid: int, attempt: int) -> None:
@@ -617,7 +460,7 @@ class Runner:
                     "trial_id": trial.trial_id,
                     "attempt": attempt,
                     "pid": pid,
-                    "pid_start": _process_start_ticks(pid),
+                    "pid_start": containment.process_start_ticks(pid),
                     "monotonic_wall": self._stamp(),
                 },
                 durable=False,
@@ -684,30 +527,22 @@ class Runner:
         journal: Journal,
         target: Trial,
         records: Mapping[str, Mapping[str, Any]],
-        budget: _Budget,
+        budget: TrialBudget,
     ) -> dict[str, Any]:
         rule = ReproducibilityRule.from_document(self.document)
-        result: dict[str, Any] = {
-            "arm": target.arm,
-            "seed": target.seed,
-            "passed": False,
-            "tolerance": rule.tolerance.to_dict(),
-            "metrics": {},
-        }
         original = records.get(target.trial_id)
         if original is None or original["status"] != "succeeded":
-            result["reason"] = f"the original trial {target.trial_id} did not succeed"
-            result["attempts"] = 0
+            reason = f"the original trial {target.trial_id} did not succeed"
+            result = not_rerun(rule, target.arm, target.seed, reason)
         elif not budget.may_start():
-            result["reason"] = f"not re-run: {budget.exhausted_reason}"
-            result["attempts"] = 0
+            reason = f"not re-run: {budget.exhausted_reason}"
+            result = not_rerun(rule, target.arm, target.seed, reason)
         else:
-            budget.trials_run += 1
+            budget.take()
             spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
             self.request.progress.note(f"determinism check: re-running {target.trial_id}")
             outcome = run_trial(spec, lambda pid, attempt: None)
-            result.update(compare_metrics(original["metrics"], outcome, rule))
-            result["attempts"] = outcome.attempts
+            result = rerun_result(rule, target.arm, target.seed, original["metrics"], outcome)
         journal.append(
             {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}
         )

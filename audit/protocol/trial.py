@@ -10,7 +10,6 @@ the metrics file is read afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import math
@@ -187,11 +186,6 @@ def _exited_within(process: subprocess.Popen[bytes], timeout: float) -> bool:
         os.close(pidfd)
 
 
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 def _prepare(spec: TrialSpec, attempt: int) -> None:
     if attempt == 1 and spec.trial_dir.exists():
         # A fresh directory: nothing a killed earlier run left may pass as this trial's output.
@@ -259,12 +253,12 @@ def _run_contained(
             return None, False, _cannot_start(spec, error.strerror)
         on_start(process.pid, attempt)
         if not _exited_within(process, spec.timeout_seconds):
-            kill_group(process.pid)
+            containment.kill_group(process.pid)
             process.wait()
             return None, True, None
         code = process.wait()
         # Whatever the trial left running in its group goes with it.
-        kill_group(process.pid)
+        containment.kill_group(process.pid)
         return code, False, None
 
 

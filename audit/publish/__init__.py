@@ -18,7 +18,7 @@ from audit.publish.artifact import Handover, read_artifact, write_artifact
 from audit.publish.body import fit_body
 from audit.publish.http import ApiClient
 from audit.publish.outcome import Action, ApiRequest, PublishOutcome, PublishRequest
-from audit.publish.settings import PublishSettings, RetryPolicy, settings_from_environment
+from audit.publish.settings import PublishSettings, RateLimitPolicy, settings_from_environment
 
 ClientFactory = Callable[[PublishSettings], ApiClient]
 
@@ -80,7 +80,7 @@ __all__ = [
     "PublishOutcome",
     "PublishRequest",
     "PublishSettings",
-    "RetryPolicy",
+    "RateLimitPolicy",
     "fit_body",
     "publish",
     "read_artifact",

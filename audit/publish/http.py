@@ -2,7 +2,7 @@
 
 It honours Retry-After and x-ratelimit-reset, backs off exponentially on
 secondary rate limits, 5xx and connection errors, and gives up with a clear
-error once the total time bound of the RetryPolicy would be passed. The token
+error once the total time bound of the RateLimitPolicy would be passed. The token
 goes only in a header, only to the configured API origin (a Link header that
 points elsewhere is refused), and is scrubbed from every message.
 """
@@ -21,7 +21,7 @@ import requests.auth
 
 from audit import __version__
 from audit.errors import PublishError
-from audit.publish.settings import RetryPolicy, Secret
+from audit.publish.settings import RateLimitPolicy, Secret
 from audit.report.escape import clean_text
 
 RETRY_STATUSES = {500, 502, 503, 504}
@@ -73,7 +73,7 @@ class ApiClient:
         api_url: str,
         token: Secret,
         auth_header: Callable[[str], dict[str, str]],
-        retry: RetryPolicy,
+        retry: RateLimitPolicy,
         *,
         extra_headers: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,

@@ -49,8 +49,12 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying when the API limits or fails (seconds)."""
+class RateLimitPolicy:
+    """How long publishing waits out the GitHub or GitLab API's rate limits and faults (seconds).
+
+    Bounded by total time, not attempts: a rate limit names when to come back.
+    (audit.tracking.retry.RetryPolicy is the tracking server's, bounded by attempts.)
+    """
 
     max_total: float = 300.0
     base_delay: float = 1.0
@@ -76,7 +80,7 @@ class PublishSettings:
     step_summary: Path | None = None
     job_url: str | None = None
     login: str | None = None  # the account our comments are written by, if known
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RateLimitPolicy = field(default_factory=RateLimitPolicy)
 
 
 def _first(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str]:
@@ -113,7 +117,7 @@ def _sha(value: str | None) -> str | None:
     return value if value and _SHA.fullmatch(value) else None
 
 
-def github_settings(env: Mapping[str, str], retry: RetryPolicy) -> PublishSettings:
+def github_settings(env: Mapping[str, str], retry: RateLimitPolicy) -> PublishSettings:
     variable, token = _first(env, GITHUB_TOKEN_VARIABLES)
     repository = env.get("GITHUB_REPOSITORY", "")
     if not _REPOSITORY.fullmatch(repository):
@@ -151,7 +155,7 @@ def github_settings(env: Mapping[str, str], retry: RetryPolicy) -> PublishSettin
     )
 
 
-def gitlab_settings(env: Mapping[str, str], retry: RetryPolicy) -> PublishSettings:
+def gitlab_settings(env: Mapping[str, str], retry: RateLimitPolicy) -> PublishSettings:
     variable, token = _first(env, GITLAB_TOKEN_VARIABLES)
     project = env.get("CI_PROJECT_ID", "")
     if not project.isdigit():
@@ -184,10 +188,10 @@ def detect_platform(env: Mapping[str, str]) -> Platform | None:
 
 
 def settings_from_environment(
-    env: Mapping[str, str], retry: RetryPolicy | None = None, platform: Platform | None = None
+    env: Mapping[str, str], retry: RateLimitPolicy | None = None, platform: Platform | None = None
 ) -> PublishSettings:
     """Settings for the CI system `env` describes (GitHub Actions, GHES, GitLab CI)."""
-    retry = retry or RetryPolicy()
+    retry = retry or RateLimitPolicy()
     chosen = platform or detect_platform(env)
     if chosen == "github":
         return github_settings(env, retry)

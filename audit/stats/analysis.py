@@ -24,10 +24,10 @@ from audit.stats.decision import (
     RULE_NAME,
     RULE_VERSION,
     Claim,
-    Evidence,
+    ComparisonEvidence,
     Judgement,
     claims_from_edd,
-    decide,
+    decide_claims,
     judge,
 )
 from audit.stats.diagnostics import ShapeDiagnostic, diagnose
@@ -237,7 +237,7 @@ def estimate_and_test(
 
 def judge_one(item: Tested, rule: Rule, floor: power.SeedFloor) -> Judgement:
     diffs = item.pairing.diffs()
-    evidence = Evidence(
+    evidence = ComparisonEvidence(
         n=item.pairing.n,
         goal=item.goal,
         delta=float(diffs.mean()) if diffs.size else None,
@@ -569,7 +569,7 @@ def analyze_results(
 
     arm_names = [str(a["name"]) for a in results["plan"]["arms"]]
     failed = _failed_trials(table, arm_names)
-    decision = decide(
+    decision = decide_claims(
         judged,
         failed_trials=failed,
         allowed_failed_trials=rule.allowed_failed_trials,

@@ -82,7 +82,7 @@ def _optional(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
-class Evidence:
+class ComparisonEvidence:
     """What the judge needs about one comparison, in the metric's good direction."""
 
     n: int
@@ -124,7 +124,7 @@ def _check(ok: bool, label: str, value: float | None, sign: str, bound: str) -> 
     return ok, f"{label} {_fmt(value)} {sign if ok else negated} {bound}"
 
 
-def _checks(claim: Claim, ev: Evidence, alpha: float) -> list[tuple[bool, str]]:
+def _checks(claim: Claim, ev: ComparisonEvidence, alpha: float) -> list[tuple[bool, str]]:
     bound = claim.boundary
     what = "min_effect" if claim.claim == "improves" else "-margin"
     p_ok = ev.p_value is not None and ev.p_value < alpha
@@ -148,7 +148,7 @@ def _checks(claim: Claim, ev: Evidence, alpha: float) -> list[tuple[bool, str]]:
     ]
 
 
-def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
+def judge(claim: Claim | None, ev: ComparisonEvidence, alpha: float) -> Judgement:
     """Verdict of one comparison under its claim (or `no-claim`), with every reason."""
     if claim is None:
         return Judgement("no-claim", ["no claim in the EDD for this comparison (descriptive)"])
@@ -184,7 +184,13 @@ def judge(claim: Claim | None, ev: Evidence, alpha: float) -> Judgement:
 
 
 @dataclass(frozen=True)
-class Decision:
+class ClaimsDecision:
+    """What the EDD's claims say, from the statistics alone (analysis.json's `decision`).
+
+    Not the merge decision: the gate (audit.gate.decide -> GateResult) weighs this
+    with the audit evidence and is the one verdict everything shows.
+    """
+
     passed: bool
     reasons: list[str]
     summary: str
@@ -193,13 +199,14 @@ class Decision:
         return {"passed": self.passed, "reasons": self.reasons, "summary": self.summary}
 
 
-def decide(
+def decide_claims(
     judged: Sequence[tuple[Claim, Judgement]],
     *,
     failed_trials: int,
     allowed_failed_trials: int,
     reproducibility: Mapping[str, Any] | None,
-) -> Decision:
+) -> ClaimsDecision:
+    """Every claim supported and no study-level blocker (attrition, irreproducibility)."""
     reasons: list[str] = []
     supported = 0
     for claim, judgement in judged:
@@ -226,4 +233,4 @@ def decide(
     summary = f"{'passed' if passed else 'failed'}: {supported} of {total} claims supported"
     if blockers:
         summary += f"; {blockers} study-level blocker(s)"
-    return Decision(passed, reasons, summary)
+    return ClaimsDecision(passed, reasons, summary)

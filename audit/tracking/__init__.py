@@ -17,6 +17,13 @@ def tracking_store(store_uri: str, artifact_uri: str | None = None, **kwargs: An
     return AppendOnlyTrackingStore(store_uri, artifact_uri, **kwargs)
 
 
+def registry_store(store_uri: str, *args: Any, **kwargs: Any) -> Any:
+    """Entry point (`mlflow.model_registry_store`): the append-only model registry."""
+    from audit.tracking.registry import AppendOnlyRegistryStore
+
+    return AppendOnlyRegistryStore(store_uri)
+
+
 def artifact_repository(artifact_uri: str, *args: Any, **kwargs: Any) -> Any:
     """Entry point for the `mlaudit+file` artifact scheme: write-once served artifacts."""
     from audit.tracking.artifacts import WriteOnceArtifactRepository

@@ -19,6 +19,8 @@ from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
 SCHEME = "mlaudit+file"
 _RUN_SEGMENTS = re.compile(r"(?:^|/)([0-9a-f]{32})/artifacts(?:/|$)")
+# MLflow 3 keeps a logged model's files under <experiment>/models/<model_id>/artifacts.
+_MODEL_SEGMENTS = re.compile(r"(?:^|/)models/(m-[0-9a-f]{32})/artifacts(?:/|$)")
 
 
 def run_id_of(artifact_path: str | None) -> str | None:
@@ -29,8 +31,15 @@ def run_id_of(artifact_path: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _seal_lookup(run_id: str) -> Any:
-    """The run's seal as the server's tracking store sees it, or None."""
+def model_id_of(artifact_path: str | None) -> str | None:
+    """The logged model an artifact path belongs to (`<exp>/models/<model_id>/artifacts/...`)."""
+    if not artifact_path:
+        return None
+    match = _MODEL_SEGMENTS.search(artifact_path.replace(os.sep, "/"))
+    return match.group(1) if match else None
+
+
+def _active_store() -> Any:
     from audit.tracking.store import AppendOnlyTrackingStore
 
     store: Any = AppendOnlyTrackingStore.active
@@ -43,7 +52,19 @@ def _seal_lookup(run_id: str) -> Any:
             return None
     if not isinstance(store, AppendOnlyTrackingStore):
         return None
-    return store.seal_of(run_id)
+    return store
+
+
+def _seal_lookup(run_id: str) -> Any:
+    """The run's seal as the server's tracking store sees it, or None."""
+    store = _active_store()
+    return None if store is None else store.seal_of(run_id)
+
+
+def _model_seal_lookup(model_id: str) -> Any:
+    """The seal of the run that produced a logged model, or None."""
+    store = _active_store()
+    return None if store is None else store.seal_of_model(model_id)
 
 
 class WriteOnceArtifactRepository(LocalArtifactRepository, MultipartUploadMixin):
@@ -65,7 +86,10 @@ class WriteOnceArtifactRepository(LocalArtifactRepository, MultipartUploadMixin)
         relative = os.path.relpath(destination, self.artifact_dir)
         self._refuse_if_sealed(relative)
         if os.path.lexists(destination):
-            raise _refusal(f"artifact {relative} exists; artifacts are write-once")
+            raise _refusal(
+                f"the artifact {relative} already exists: artifacts are write-once "
+                "on this server (log it under a new name)"
+            )
         return str(artifact_dir), str(destination)
 
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
@@ -77,7 +101,7 @@ class WriteOnceArtifactRepository(LocalArtifactRepository, MultipartUploadMixin)
 
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
         self._refuse_if_sealed(artifact_path or "")
-        raise _refusal("deleting artifacts is refused: artifacts are write-once")
+        raise _refusal("deleting artifacts is refused: artifacts are write-once on this server")
 
     # Multipart uploads are answered with a clean refusal (403) rather than MLflow's
     # 501: a single PUT is the one way in, and it is checked above.
@@ -97,18 +121,18 @@ class WriteOnceArtifactRepository(LocalArtifactRepository, MultipartUploadMixin)
         raise _refusal("multipart upload is refused: upload each artifact with one PUT")
 
     def _refuse_if_sealed(self, relative_path: str) -> None:
+        from audit.tracking.store_policy import sealed_refusal
+
         run_id = run_id_of(relative_path)
-        if run_id is None:
-            return
-        seal = _seal_lookup(run_id)
+        seal = _seal_lookup(run_id) if run_id is not None else None
+        if seal is None:
+            model_id = model_id_of(relative_path)
+            seal = _model_seal_lookup(model_id) if model_id is not None else None
         if seal is not None:
-            raise _refusal(
-                f"run {run_id} is sealed (experiment {seal.experiment_id}, seq {seal.seq}, "
-                f"sha256 {seal.sha256}); its artifacts can no longer change"
-            )
+            raise sealed_refusal(seal, "artifacts")
 
 
 def _refusal(message: str) -> MlflowException:
-    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+    from audit.tracking.store_policy import refusal
 
-    return MlflowException(f"mlaudit: {message}", error_code=PERMISSION_DENIED)
+    return refusal(message)

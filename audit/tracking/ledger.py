@@ -295,7 +295,9 @@ def _page_records(
     client: MlflowClient, page: list[RestRun]
 ) -> tuple[dict[str, History], dict[str, bytes]]:
     histories = fetch_histories(client, page, workers=1)
-    records = {run.info.run_id: _record(run, histories.get(run.info.run_id, {})) for run in page}
+    records = {
+        run.info.run_id: _record(client, run, histories.get(run.info.run_id, {})) for run in page
+    }
     return histories, records
 
 
@@ -336,7 +338,12 @@ def fetch_ledger(client: MlflowClient, tracking_uri: str, experiment_id: str) ->
     return Ledger(tracking_uri, experiment_id, leaves, records, list(runs), histories)
 
 
-def _record(run: Run | RestRun, history: Mapping[str, list[tuple[int, int, float]]]) -> bytes:
+def _record(
+    client: MlflowClient, run: Run | RestRun, history: Mapping[str, list[tuple[int, int, float]]]
+) -> bytes:
+    """The record the seal must match, with the logged models and traces the run produced."""
+    from audit.tracking.produced import record_from_rest
+
     # A key listed in the run but absent from the bulk answer has an empty history.
     full = {key: history.get(key, []) for key in run.data.metrics}
-    return run_record.record_bytes(run_record.record_input_from_run(run, full))
+    return record_from_rest(client, run, full)

@@ -27,6 +27,19 @@ the per-experiment sequence number ``mlaudit.seal.seq`` (decimal, contiguous fro
       "datasets": [ {"name", "digest", "source_type", "source", "tags": {k: v}}, ... ]
     }
 
+Version ``mlaudit.run-record/2`` is the same object with two more keys, and is used
+only when the run produced logged models or has linked traces (so every record of a
+run without them is byte-for-byte the version 1 record, and old seals still verify)::
+
+      "models": [                        # logged models whose source_run_id is the run
+        {"model_id": str, "name": str, "model_type": str, "status": str,
+         "params": {k: v}, "tags": {k: v},  # minus "mlaudit.seal.*", "mlflow.modelVersions"
+         "metrics": [[key, step, timestamp, value], ...],  # every model metric point
+         "artifacts_sha256": str | null}, ...       # tag "mlaudit.seal.artifacts.sha256"
+      ],                                 # sorted by model_id
+      "traces": [trace_id, ...]          # linked traces (metadata mlflow.sourceRun or a
+                                         # trace-to-run link), sorted, each once
+
 Encoding rules (the parts JSON alone leaves open):
 
 * ``metrics``: each history is the set of ``(step, timestamp, value)`` points MLflow
@@ -39,7 +52,8 @@ Encoding rules (the parts JSON alone leaves open):
 * Integers (step, timestamps) outside JCS's safe range (|n| > 2**53 - 1) are
   decimal strings; inside it they are JSON integers. ``-0.0`` serialises as ``0``.
 * ``datasets`` (from ``log_inputs``) are sorted by the JCS text of each entry.
-  Logged-model inputs/outputs are not part of the record.
+  The run's model inputs/outputs links are not part of the record; the models the
+  run produced are (version 2, key ``models``).
 * Keys of every object are sorted by JCS itself (UTF-16 code units).
 
 ``mlaudit.artifacts.sha256`` is set by the client to the sha256 (hex) of the
@@ -57,11 +71,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RECORD_FORMAT = "mlaudit.run-record/1"
+RECORD_FORMAT_WITH_OUTPUTS = "mlaudit.run-record/2"
 SEAL_TAG_PREFIX = "mlaudit.seal."
 SEAL_SEQ_TAG = "mlaudit.seal.seq"
 SEAL_SHA256_TAG = "mlaudit.seal.sha256"
+# Set (to RECORD_FORMAT_WITH_OUTPUTS) only on runs sealed with a version 2 record, so a
+# verifier asks the server for logged models and traces only for those runs.
+SEAL_FORMAT_TAG = "mlaudit.seal.format"
 ARTIFACTS_SHA256_TAG = "mlaudit.artifacts.sha256"
 ARTIFACT_MANIFEST_PATH = "mlaudit/artifacts.json"
+# Written by the store on each logged model of a run when it seals the run: the sha256
+# of the model's artifact manifest (see `artifact_manifest_sha256`).
+MODEL_ARTIFACTS_SHA256_TAG = "mlaudit.seal.artifacts.sha256"
+# MLflow's back-reference from a logged model to the registry versions made from it.
+# Registering a version writes it, usually after the run is sealed; the append-only
+# registry holds the versions themselves, so the record leaves this tag out.
+MODEL_REGISTRY_TAG = "mlflow.modelVersions"
+# Written by the store at seal time so the MLflow UI shows plainly that a run is sealed.
+SEALED_TAG = "mlaudit.sealed"
 TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
 
 _SAFE_INT = 2**53 - 1
@@ -81,6 +108,23 @@ class DatasetRef:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+# (key, step, timestamp, value) of one metric point of a logged model.
+ModelMetricPoint = tuple[str, int, int, float]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One logged model a run produced, as it stands when the run is sealed."""
+
+    model_id: str
+    name: str
+    model_type: str
+    status: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    metrics: Sequence[ModelMetricPoint] = ()
+
+
 @dataclass(frozen=True)
 class RunRecordInput:
     """Plain data a run record is built from; both the store and verify fill one."""
@@ -96,6 +140,8 @@ class RunRecordInput:
     run_name: str = ""
     artifact_uri: str = ""
     datasets: Sequence[DatasetRef] = ()
+    models: Sequence[ModelRef] = ()
+    trace_ids: Sequence[str] = ()
 
 
 def _jcs(value: object) -> bytes:
@@ -148,6 +194,38 @@ def _dataset(ref: DatasetRef) -> dict[str, Any]:
     }
 
 
+def _model(ref: ModelRef) -> dict[str, Any]:
+    points = {
+        (str(key), int(step), int(timestamp), _jcs(_encode_value(value))): [
+            str(key),
+            _encode_int(step),
+            _encode_int(timestamp),
+            _encode_value(value),
+        ]
+        for key, step, timestamp, value in ref.metrics
+    }
+    tags = {str(k): str(v) for k, v in ref.tags.items()}
+    return {
+        "model_id": str(ref.model_id),
+        "name": str(ref.name),
+        "model_type": str(ref.model_type or ""),
+        "status": str(ref.status),
+        "params": {str(k): str(v) for k, v in ref.params.items()},
+        "tags": {
+            k: v
+            for k, v in tags.items()
+            if not k.startswith(SEAL_TAG_PREFIX) and k != MODEL_REGISTRY_TAG
+        },
+        "metrics": [points[key] for key in sorted(points)],
+        "artifacts_sha256": tags.get(MODEL_ARTIFACTS_SHA256_TAG),
+    }
+
+
+def artifact_manifest_sha256(manifest: Mapping[str, str]) -> str:
+    """sha256 of the JCS text of {relative path: sha256 of the file's bytes}."""
+    return record_sha256(_jcs({str(k): str(v) for k, v in manifest.items()}))
+
+
 def canonical_run_record(
     run_id: str,
     experiment_id: str,
@@ -161,11 +239,13 @@ def canonical_run_record(
     run_name: str = "",
     artifact_uri: str = "",
     datasets: Sequence[DatasetRef] = (),
+    models: Sequence[ModelRef] = (),
+    trace_ids: Sequence[str] = (),
 ) -> bytes:
     """The canonical bytes of a run (layout in the module docstring); seal tags excluded."""
     kept_tags = {str(k): str(v) for k, v in tags.items() if not k.startswith(SEAL_TAG_PREFIX)}
     encoded_datasets = sorted((_dataset(d) for d in datasets), key=_jcs)
-    document = {
+    document: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "run_id": str(run_id),
         "experiment_id": str(experiment_id),
@@ -180,6 +260,10 @@ def canonical_run_record(
         "metrics": {str(k): _history(v) for k, v in metric_history.items()},
         "datasets": encoded_datasets,
     }
+    if models or trace_ids:
+        document["format"] = RECORD_FORMAT_WITH_OUTPUTS
+        document["models"] = sorted((_model(m) for m in models), key=lambda m: m["model_id"])
+        document["traces"] = sorted({str(t) for t in trace_ids})
     return _jcs(document)
 
 
@@ -197,7 +281,14 @@ def record_bytes(data: RunRecordInput) -> bytes:
         run_name=data.run_name,
         artifact_uri=data.artifact_uri,
         datasets=data.datasets,
+        models=data.models,
+        trace_ids=data.trace_ids,
     )
+
+
+def has_outputs(tags: Mapping[str, str]) -> bool:
+    """Whether a sealed run's record is version 2 (it produced models or traces)."""
+    return tags.get(SEAL_FORMAT_TAG) == RECORD_FORMAT_WITH_OUTPUTS
 
 
 def record_sha256(record: bytes) -> str:
@@ -205,13 +296,21 @@ def record_sha256(record: bytes) -> str:
     return hashlib.sha256(record).hexdigest()
 
 
-def record_input_from_run(run: Any, metric_history: Mapping[str, Sequence[Any]]) -> RunRecordInput:
+def record_input_from_run(
+    run: Any,
+    metric_history: Mapping[str, Sequence[Any]],
+    *,
+    logged_models: Iterable[Any] = (),
+    trace_ids: Iterable[str] = (),
+) -> RunRecordInput:
     """Build the record input from an `mlflow.entities.Run` and its metric histories.
 
     `metric_history` maps each metric key (all keys of `run.data.metrics`) to the
     list of `mlflow.entities.Metric` that `MlflowClient.get_metric_history` returns
     (objects with `.step`, `.timestamp`, `.value`); (step, timestamp, value) tuples
     are accepted as well. Works on REST data, so verify needs no database.
+    `logged_models` are the `mlflow.entities.LoggedModel`s whose source run is this
+    run and `trace_ids` the ids of its linked traces (see `audit.tracking.produced`).
     """
     info, data = run.info, run.data
     datasets: list[DatasetRef] = []
@@ -239,6 +338,25 @@ def record_input_from_run(run: Any, metric_history: Mapping[str, Sequence[Any]])
         run_name=info.run_name or "",
         artifact_uri=info.artifact_uri or "",
         datasets=datasets,
+        models=[model_ref(m) for m in logged_models],
+        trace_ids=list(trace_ids),
+    )
+
+
+def model_ref(model: Any) -> ModelRef:
+    """A `ModelRef` from an `mlflow.entities.LoggedModel` (REST or store, same result)."""
+    status = model.status
+    status_name = getattr(status, "name", None) or str(status)
+    return ModelRef(
+        model_id=str(model.model_id),
+        name=str(model.name),
+        model_type=str(model.model_type or ""),
+        status=status_name,
+        params=dict(model.params or {}),
+        tags=dict(model.tags or {}),
+        metrics=[
+            (str(m.key), int(m.step), int(m.timestamp), float(m.value)) for m in model.metrics or []
+        ],
     )
 
 

@@ -68,6 +68,18 @@ def guarded_artifacts_destination(destination: str) -> str:
     return destination
 
 
+def registry_store_uri(backend_store_uri: str) -> str:
+    """The registry URI for a backend: append-only when this install offers that plugin."""
+    from importlib.metadata import entry_points
+
+    scheme = backend_store_uri.split(":", 1)[0]
+    if scheme.startswith("mlaudit+"):
+        offered = {e.name for e in entry_points(group="mlflow.model_registry_store")}
+        if scheme not in offered:
+            return backend_store_uri.removeprefix("mlaudit+")
+    return backend_store_uri
+
+
 def _sqlite_path(backend_store_uri: str) -> Path | None:
     for prefix in ("mlaudit+sqlite:///", "sqlite:///"):
         if backend_store_uri.startswith(prefix):
@@ -130,9 +142,9 @@ class ManagedServer:
         return {
             **QUIET_ENVIRONMENT,
             "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri,
-            # The model registry has no append-only plugin; it shares the database
-            # through MLflow's own store (it holds no run data).
-            "MLFLOW_REGISTRY_STORE_URI": self.backend_store_uri.removeprefix("mlaudit+"),
+            # The append-only registry when its entry point is installed (it came
+            # after the tracking store: an older install still has MLflow's own).
+            "MLFLOW_REGISTRY_STORE_URI": registry_store_uri(self.backend_store_uri),
             **self.extra_env,
         }
 

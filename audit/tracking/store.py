@@ -1,9 +1,11 @@
 """The append-only MLflow tracking store: an allow-list of operations and sealed runs.
 
 MLflow loads it through the `mlflow.tracking_store` entry points `mlaudit+sqlite`
-and `mlaudit+postgresql` (see audit/tracking/__init__.py). It must never let a
-sealed run change, nor let any operation through that is not on the allow-list:
-methods MLflow adds in a later release are refused until someone reviews them.
+and `mlaudit+postgresql` (see audit/tracking/__init__.py). Before a run ends it
+behaves like MLflow's own SQL store (logged models, traces, tags, datasets); it
+must never let a sealed run, or anything the run produced, change, nor let any
+operation through that is not on the allow-list: methods MLflow adds in a later
+release are refused until someone reviews them. Refusal wording: store_policy.py.
 """
 
 from __future__ import annotations
@@ -21,99 +23,43 @@ from typing import Any
 import sqlalchemy
 from mlflow.entities import RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_ALREADY_EXISTS
-from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlParam, SqlRun, SqlTag
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+from mlflow.store.tracking.dbmodels.models import (
+    SqlLoggedModel,
+    SqlLoggedModelTag,
+    SqlMetric,
+    SqlParam,
+    SqlRun,
+    SqlTag,
+)
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
+from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
 from audit.tracking import triggers
 from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
+from audit.tracking.store_outputs import ProducedWrites
+from audit.tracking.store_policy import (
+    ALLOWED,
+    ALLOWED_READS,
+    ALLOWED_WRITES,
+    not_offered,
+    policed,
+    refusal,
+    refuse_store_keys,
+    refuse_store_tags,
+    run_ended,
+    sealed_refusal,
+)
 
 SCHEME_PREFIX = "mlaudit+"
 # pg_advisory_lock(space, key): the space keeps run-creation locks apart from others.
 _KEY_LOCK_SPACE = 0x6D6C61  # "mla"
 _THREAD_LOCK = threading.Lock()
 
-# Reads the REST API and the UI use. Explicit names, not prefixes: a new read MLflow
-# adds is refused until it is reviewed (get_or_create_user_queue, for one, writes).
-ALLOWED_READS = frozenset(
-    {
-        "get_experiment",
-        "get_experiment_by_name",
-        "search_experiments",
-        "filter_active_experiment_ids",
-        "get_run",
-        "search_runs",
-        "get_metric_history",
-        "get_metric_history_bulk",
-        "get_metric_history_bulk_interval",
-        "get_metric_history_bulk_interval_from_steps",
-        "get_max_step_for_metric",
-        "get_logged_model",
-        "search_logged_models",
-        "get_dataset",
-        "search_datasets",
-        "get_dataset_experiment_ids",
-        "get_trace",
-        "get_trace_info",
-        "batch_get_traces",
-        "batch_get_trace_infos",
-        "search_traces",
-        "query_trace_metrics",
-        "calculate_trace_filter_correlation",
-        "get_assessment",
-        "get_scorer",
-        "list_scorers",
-        "list_scorer_versions",
-        "list_scorers_across_experiments",
-        "get_online_scoring_configs",
-        "get_active_online_scorers",
-        "find_completed_sessions",
-        "get_issue",
-        "search_issues",
-        "get_label_schema",
-        "get_label_schema_by_name",
-        "list_label_schemas",
-        "get_review_queue",
-        "get_review_queue_by_name",
-        "list_review_queues",
-        "list_review_queue_items",
-        "search_entities_by_source",
-        "search_entities_by_destination",
-        "list_gateway_endpoints",
-        "list_gateway_model_definitions",
-        "list_gateway_guardrails",
-        "list_endpoint_bindings",
-        "list_endpoint_guardrail_configs",
-        "list_budget_policies",
-        "get_gateway_endpoint",
-        "get_gateway_model_definition",
-        "get_gateway_guardrail",
-        "get_budget_policy",
-        "search_mcp_servers",
-        "get_mcp_server",
-        "resolve_trace_archival_config",
-        "sanitize_metric_value",  # a pure helper
-        "seal_of",  # ours: the artifact guard and tests ask about seals
-        "seals",
-        # Client-side async queues: no data, nothing to protect.
-        "flush_async_logging",
-        "end_async_logging",
-        "shut_down_async_logging",
-    }
-)
-# Writes on a RUNNING, unsealed run (checked in each method below).
-RUN_WRITES = frozenset(
-    {"log_param", "log_metric", "log_batch", "set_tag", "log_inputs", "log_outputs"}
-)
-ALLOWED_WRITES = frozenset({"create_experiment", "create_run", "update_run_info", *RUN_WRITES})
-ALLOWED = ALLOWED_READS | ALLOWED_WRITES
 
 # Refused operations whose first argument names a run: the refusal names its seal.
-_RUN_FIRST_ARGUMENT = frozenset(
-    {"delete_run", "restore_run", "delete_tag", "record_logged_model", "link_traces_to_run"}
-)
+_RUN_FIRST_ARGUMENT = frozenset({"delete_run", "restore_run"})
 
 # >0 while an allowed operation runs: MLflow's own methods call one another
 # (create_run calls get_experiment), and only the outermost call is policed.
@@ -149,45 +95,47 @@ class Seal:
     sealed_at: int
 
 
-def refusal(message: str) -> MlflowException:
-    """A clean 403 over REST: MLflow maps PERMISSION_DENIED to it, never to a 500."""
-    return MlflowException(f"mlaudit: {message}", error_code=PERMISSION_DENIED)
-
-
-def sealed_refusal(seal: Seal, what: str) -> MlflowException:
-    return refusal(
-        f"run {seal.run_id} is sealed (experiment {seal.experiment_id}, seq {seal.seq}, "
-        f"sha256 {seal.sha256}); {what} is refused"
-    )
-
-
 def plain_db_uri(store_uri: str) -> str:
     """`mlaudit+sqlite:///x.db` -> `sqlite:///x.db` (what SQLAlchemy understands)."""
     return store_uri[len(SCHEME_PREFIX) :] if store_uri.startswith(SCHEME_PREFIX) else store_uri
 
 
 def display_uri(store_uri: str) -> str:
-    """The URI with any password masked, fit for logs and messages."""
+    """The URI with any password masked, fit for logs and messages (scheme kept as given)."""
     try:
         url = sqlalchemy.engine.make_url(plain_db_uri(store_uri))
     except sqlalchemy.exc.ArgumentError:
         return store_uri
-    return str(url.render_as_string(hide_password=True))
+    shown = str(url.render_as_string(hide_password=True))
+    return SCHEME_PREFIX + shown if store_uri.startswith(SCHEME_PREFIX) else shown
 
 
-class AppendOnlyTrackingStore(SqlAlchemyStore):
+class AppendOnlyTrackingStore(ProducedWrites):
     """MLflow's SQL store with an allow-list of operations and sealed runs."""
 
     # The last store built in this process; the artifact guard asks it about seals.
     active: AppendOnlyTrackingStore | None = None
 
     def __init__(
-        self, store_uri: str, artifact_uri: str | None = None, read_db_uri: str | None = None
+        self,
+        store_uri: str | None = None,
+        artifact_uri: str | None = None,
+        read_db_uri: str | None = None,
+        *,
+        db_uri: str | None = None,
+        default_artifact_root: str | None = None,
     ) -> None:
-        db_uri = plain_db_uri(store_uri)
-        if db_uri.startswith("sqlite"):
-            _prepare_sqlite_engine(self._get_or_create_engine(db_uri))
-        super().__init__(db_uri, artifact_uri, read_db_uri=None)  # type: ignore[no-untyped-call]
+        # MLflow's own keywords (db_uri=, default_artifact_root=) and ours both work,
+        # so code and tests written for SqlAlchemyStore can build this store unchanged.
+        uri = store_uri if store_uri is not None else db_uri
+        if uri is None:
+            raise TypeError("AppendOnlyTrackingStore needs a store URI (store_uri or db_uri)")
+        root = artifact_uri if artifact_uri is not None else default_artifact_root
+        plain = plain_db_uri(uri)
+        if plain.startswith("sqlite"):
+            _prepare_sqlite_engine(self._get_or_create_engine(plain))
+        # read_db_uri is ignored on purpose: a replica could serve a run as unsealed.
+        super().__init__(plain, root, read_db_uri=None)  # type: ignore[no-untyped-call]
         triggers.ensure_installed(self.engine)
         type(self).active = self
 
@@ -200,7 +148,7 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         if not callable(getattr(type(self), name, None)) or isinstance(attribute, type):
             return attribute  # plain attributes (engine, db_type) and nested classes
         if name in ALLOWED:
-            return _policed(attribute)
+            return policed(attribute, _DEPTH)
         return _refuser(self, name)
 
     def _refuse(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -209,9 +157,9 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             seal = self.seal_of(run_id)
             if seal is not None:
                 raise sealed_refusal(seal, name)
-        raise refusal(f"{name} is not allowed: this tracking server is append-only")
+        raise not_offered(name)
 
-    # -- run writes: only on a RUNNING, unsealed run ---------------------------------
+    # -- run writes: only on an unsealed run ------------------------------------------
 
     def _check_writable(self, run_id: str, what: str) -> None:
         # A friendly early answer; the database triggers close the race with a sealer.
@@ -222,8 +170,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
                 status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
         if seal is not None:
             raise sealed_refusal(seal, what)
-        if status is not None and status != "RUNNING":
-            raise refusal(f"run {run_id} is {status}, not RUNNING; {what} is refused")
+        if status in run_record.TERMINAL_STATUSES:
+            raise run_ended(str(status), what)
 
     @contextlib.contextmanager
     def _run_write(self, run_id: str, what: str) -> Iterator[None]:
@@ -248,13 +196,39 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
 
     def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
         with self._run_write(run_id, "log_batch"):
-            _refuse_seal_tags(tags)
+            refuse_store_tags(tags)
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
-        with self._run_write(run_id, "set_tag"):
-            _refuse_seal_tags([tag])
+        what = "rename" if tag.key == MLFLOW_RUN_NAME else "set_tag"
+        with self._run_write(run_id, what):
+            refuse_store_tags([tag])
             return super().set_tag(run_id, tag)  # type: ignore[no-untyped-call]
+
+    def delete_tag(self, run_id: str, key: str) -> Any:
+        with self._run_write(run_id, "delete_tag"):
+            refuse_store_keys([key])
+            return super().delete_tag(run_id, key)  # type: ignore[no-untyped-call]
+
+    def record_logged_model(self, run_id: str, mlflow_model: Any) -> Any:
+        with self._run_write(run_id, "record_logged_model"):
+            return super().record_logged_model(run_id, mlflow_model)  # type: ignore[no-untyped-call]
+
+    def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
+        with self._run_write(run_id, "link_traces_to_run"):
+            super().link_traces_to_run(trace_ids, run_id)
+
+    def unlink_traces_from_run(self, trace_ids: list[str], run_id: str) -> None:
+        with self._run_write(run_id, "unlink_traces_from_run"):
+            super().unlink_traces_from_run(trace_ids, run_id)
+
+    # -- experiment tags: outside the sealed record ------------------------------------
+
+    def set_experiment_tag(self, experiment_id: str, tag: Any) -> Any:
+        return super().set_experiment_tag(experiment_id, tag)  # type: ignore[no-untyped-call]
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> Any:
+        return super().delete_experiment_tag(experiment_id, key)  # type: ignore[no-untyped-call]
 
     def log_inputs(self, run_id: str, datasets: Any = None, models: Any = None) -> Any:
         with self._run_write(run_id, "log_inputs"):
@@ -271,15 +245,15 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         # (a local path, a bucket) would let clients overwrite them behind its back.
         if artifact_location and not artifact_location.startswith("mlflow-artifacts:"):
             raise refusal(
-                f"artifact_location {artifact_location!r} is refused: experiments keep "
-                "the server's served artifact store (leave artifact_location unset)"
+                "a custom artifact location is refused: experiments keep this server's "
+                "write-once artifact store (leave artifact_location unset)"
             )
         return super().create_experiment(name, artifact_location, tags)  # type: ignore[no-untyped-call]
 
     def create_run(
         self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
     ) -> Any:
-        _refuse_seal_tags(tags)
+        refuse_store_tags(tags)
         key = RunKey.of(tags)
         if key is None:
             return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
@@ -353,9 +327,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         self, run_id: str, run_status: Any, end_time: int | None, run_name: str | None
     ) -> Any:
         status = RunStatus.to_string(run_status) if run_status is not None else None
-        if status not in (None, "RUNNING", *run_record.TERMINAL_STATUSES):
-            raise refusal(f"a run can only be ended, not moved to {status}")
-        with self._run_write(run_id, "update_run_info"):
+        what = "rename" if run_name else "reopen"
+        with self._run_write(run_id, what):
             for attempt in range(5):
                 try:
                     return self._update_and_seal(run_id, status, end_time, run_name)
@@ -377,10 +350,11 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
             self._check_run_is_active(run)  # type: ignore[no-untyped-call]
             seal = _seal_row(session, run_id)
+            what = "rename" if run_name else "reopen"
             if seal is not None:  # sealed between the check and the lock
-                raise sealed_refusal(seal, "update_run_info")
-            if run.status != "RUNNING":
-                raise refusal(f"run {run_id} is {run.status}, not RUNNING; it cannot change")
+                raise sealed_refusal(seal, what)
+            if run.status in run_record.TERMINAL_STATUSES:
+                raise run_ended(str(run.status), what)
             if status is not None:
                 run.status = status
             if end_time is not None:
@@ -390,9 +364,7 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
                 session.merge(SqlTag(run_uuid=run_id, key=MLFLOW_RUN_NAME, value=run_name))
             session.flush()
             if status in run_record.TERMINAL_STATUSES:
-                if run.end_time is None:
-                    run.end_time = int(time.time() * 1000)
-                    session.flush()
+                # Like MLflow, an end without end_time leaves it NULL (the record says null).
                 self._seal(session, run)
             session.flush()
             session.expire(run)
@@ -413,8 +385,6 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         if self.db_type == "postgresql":
             key = zlib.crc32(f"mlaudit-seal:{experiment_id}".encode())
             session.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        data = self._record_input(session, run)
-        digest = run_record.record_sha256(run_record.record_bytes(data))
         seq = session.execute(
             sqlalchemy.text(
                 f"SELECT COALESCE(MAX(seq), -1) + 1 FROM {triggers.SEALS_TABLE} "  # noqa: S608 (constant)
@@ -422,10 +392,22 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             ),
             {"e": experiment_id},
         ).scalar_one()
+        # Written before the record is built, so the record covers them.
+        self._mark_sealed(session, run.run_uuid, int(seq))
+        data = self._record_input(session, run)
+        digest = run_record.record_sha256(run_record.record_bytes(data))
         seal = Seal(experiment_id, int(seq), run.run_uuid, digest, int(time.time() * 1000))
         # Tags first: the trigger refuses any row of a run once its seal row exists.
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SEQ_TAG, value=str(seal.seq)))
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SHA256_TAG, value=digest))
+        if data.models or data.trace_ids:
+            session.add(
+                SqlTag(
+                    run_uuid=seal.run_id,
+                    key=run_record.SEAL_FORMAT_TAG,
+                    value=run_record.RECORD_FORMAT_WITH_OUTPUTS,
+                )
+            )
         session.flush()
         session.execute(
             sqlalchemy.text(
@@ -435,6 +417,28 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             {"e": experiment_id, "s": seal.seq, "r": seal.run_id, "h": digest, "t": seal.sealed_at},
         )
         return seal
+
+    def _mark_sealed(self, session: Any, run_id: str, seq: int) -> None:
+        # The UI shows tags on the run page: this one tells a person plainly that the
+        # run can no longer change (the seal tags beside it are for machines).
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        text = f"sealed (sequence {seq}) at {when}: this run and its models can no longer change"
+        session.merge(SqlTag(run_uuid=run_id, key=run_record.SEALED_TAG, value=text))
+        # Each model the run produced gets the digest of its artifacts, when they are
+        # local to the server (object stores rely on their retention lock instead).
+        models = session.query(SqlLoggedModel).filter(SqlLoggedModel.source_run_id == run_id)
+        for model in models:
+            digest = run_outputs.model_artifacts_sha256(model.artifact_location)
+            if digest is not None:
+                session.merge(
+                    SqlLoggedModelTag(
+                        model_id=model.model_id,
+                        experiment_id=model.experiment_id,
+                        tag_key=run_record.MODEL_ARTIFACTS_SHA256_TAG,
+                        tag_value=digest,
+                    )
+                )
+        session.flush()
 
     def _record_input(self, session: Any, run: Any) -> run_record.RunRecordInput:
         run_id = run.run_uuid
@@ -458,6 +462,9 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             )
             for d in self._get_run_inputs(session=session, run_uuids=[run_id])[0]  # type: ignore[no-untyped-call]
         ]
+        outputs = run_outputs.from_session(session, run_id)
+        for model in outputs.models:
+            session.refresh(model)  # the digest tag was just written
         return run_record.RunRecordInput(
             run_id=run_id,
             experiment_id=str(run.experiment_id),
@@ -470,6 +477,8 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             run_name=run.name or "",
             artifact_uri=run.artifact_uri or "",
             datasets=datasets,
+            models=[run_record.model_ref(m.to_mlflow_entity()) for m in outputs.models],
+            trace_ids=outputs.trace_ids,
         )
 
     # -- seals ---------------------------------------------------------------------
@@ -478,6 +487,16 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
         """The seal of a run, or None while it is open (or unknown)."""
         with self.ManagedSessionMaker() as session:
             return _seal_row(session, run_id)
+
+    def seal_of_model(self, model_id: str) -> Seal | None:
+        """The seal of the run that produced a logged model, or None."""
+        with self.ManagedSessionMaker() as session:
+            run_id = (
+                session.query(SqlLoggedModel.source_run_id)
+                .filter(SqlLoggedModel.model_id == model_id)
+                .scalar()
+            )
+            return None if run_id is None else _seal_row(session, str(run_id))
 
     def seals(self, experiment_id: str) -> list[Seal]:
         """Every seal of an experiment in sequence order."""
@@ -492,13 +511,6 @@ class AppendOnlyTrackingStore(SqlAlchemyStore):
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
 
 
-def _refuse_seal_tags(tags: Any) -> None:
-    # Only sealing writes these; a forged one would also block the real seal's insert.
-    for tag in tags or []:
-        if str(tag.key).startswith(run_record.SEAL_TAG_PREFIX):
-            raise refusal(f"tags under {run_record.SEAL_TAG_PREFIX} are set only by sealing")
-
-
 def _seal_row(session: Any, run_id: str) -> Seal | None:
     row = session.execute(
         sqlalchemy.text(
@@ -510,17 +522,6 @@ def _seal_row(session: Any, run_id: str) -> Seal | None:
     if row is None:
         return None
     return Seal(str(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4]))
-
-
-def _policed(method: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        token = _DEPTH.set(_DEPTH.get() + 1)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            _DEPTH.reset(token)
-
-    return call
 
 
 def _refuser(store: AppendOnlyTrackingStore, name: str) -> Callable[..., Any]:
@@ -550,4 +551,14 @@ def _prepare_sqlite_engine(engine: Any) -> None:
 
 
 # Kept importable for callers that build tags for a run (the seal tag names live in record).
-__all__ = ["AppendOnlyTrackingStore", "RunTag", "Seal", "display_uri", "plain_db_uri", "refusal"]
+__all__ = [
+    "ALLOWED",
+    "ALLOWED_READS",
+    "ALLOWED_WRITES",
+    "AppendOnlyTrackingStore",
+    "RunTag",
+    "Seal",
+    "display_uri",
+    "plain_db_uri",
+    "refusal",
+]

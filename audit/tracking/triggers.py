@@ -2,7 +2,9 @@
 
 Defence in depth under the store's own checks: even a client that writes to the
 database directly cannot UPDATE or DELETE a seal, nor INSERT, UPDATE or DELETE the
-rows of a sealed run (runs, params, tags, metrics, latest_metrics, dataset inputs).
+rows of a sealed run (runs, params, tags, metrics, latest_metrics, dataset inputs,
+the logged models it produced with their params, tags and metrics, and its links to
+traces).
 A database superuser can still drop these triggers; only an external checkpoint
 (`mlaudit track checkpoint`, kept outside the server) exposes a rewrite after that.
 """
@@ -18,6 +20,19 @@ SEAL_TABLE_MESSAGE = "mlaudit: seals are append-only"
 
 # Tables whose rows belong to one run, by the column naming the run.
 RUN_CHILD_TABLES = ("params", "tags", "metrics", "latest_metrics")
+# Tables whose rows belong to one logged model (by model_id); sealed with its source run.
+MODEL_CHILD_TABLES = ("logged_model_params", "logged_model_tags", "logged_model_metrics")
+# The registry's back-reference on a logged model (which versions were registered from
+# it): written when a version is registered, usually after the run is sealed, and kept
+# out of the record (see record.MODEL_REGISTRY_TAG).
+REGISTRY_BACKREF_TAG = "mlflow.modelVersions"
+# Rows that tie something to a run only when a column has a given value:
+# (table, run column, filter column, filter value).
+FILTERED_RUN_TABLES = (
+    ("inputs", "destination_id", "destination_type", "RUN"),
+    ("entity_associations", "destination_id", "destination_type", "run"),
+    ("trace_request_metadata", "value", "key", "mlflow.sourceRun"),
+)
 
 _SEALS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {SEALS_TABLE} (
@@ -33,6 +48,13 @@ CREATE TABLE IF NOT EXISTS {SEALS_TABLE} (
 
 def _sealed(ref: str) -> str:
     return f"EXISTS (SELECT 1 FROM {SEALS_TABLE} WHERE run_id = {ref})"  # noqa: S608 (constant)
+
+
+def _model_sealed(ref: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {SEALS_TABLE} s JOIN logged_models m "  # noqa: S608 (constant)
+        f"ON s.run_id = m.source_run_id WHERE m.model_id = {ref})"
+    )
 
 
 def sqlite_statements() -> list[str]:
@@ -57,16 +79,40 @@ def sqlite_statements() -> list[str]:
                 f"CREATE TRIGGER IF NOT EXISTS mlaudit_{table}_sealed_{op.lower()} "
                 f"BEFORE {op} ON {table} WHEN {condition} {abort}"
             )
-    input_conditions = {
-        "INSERT": f"NEW.destination_type = 'RUN' AND {_sealed('NEW.destination_id')}",
-        "UPDATE": f"OLD.destination_type = 'RUN' AND {_sealed('OLD.destination_id')}",
-        "DELETE": f"OLD.destination_type = 'RUN' AND {_sealed('OLD.destination_id')}",
+    for table, column, key_column, key in FILTERED_RUN_TABLES:
+        conditions = {
+            op: f"{row}.{key_column} = '{key}' AND {_sealed(f'{row}.{column}')}"
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
+        }
+        conditions["UPDATE"] += f" OR NEW.{key_column} = '{key}' AND {_sealed(f'NEW.{column}')}"
+        for op, condition in conditions.items():
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS mlaudit_{table}_sealed_{op.lower()} "
+                f"BEFORE {op} ON {table} WHEN {condition} {abort}"
+            )
+    model_conditions = {
+        "INSERT": _sealed("NEW.source_run_id"),
+        "UPDATE": f"{_sealed('OLD.source_run_id')} OR {_sealed('NEW.source_run_id')}",
+        "DELETE": _sealed("OLD.source_run_id"),
     }
-    for op, condition in input_conditions.items():
+    for op, condition in model_conditions.items():
         statements.append(
-            f"CREATE TRIGGER IF NOT EXISTS mlaudit_inputs_sealed_{op.lower()} "
-            f"BEFORE {op} ON inputs WHEN {condition} {abort}"
+            f"CREATE TRIGGER IF NOT EXISTS mlaudit_logged_models_sealed_{op.lower()} "
+            f"BEFORE {op} ON logged_models WHEN {condition} {abort}"
         )
+    for table in MODEL_CHILD_TABLES:
+        for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD")):
+            condition = _model_sealed(f"{row}.model_id")
+            if op == "UPDATE":
+                condition += f" OR {_model_sealed('NEW.model_id')}"
+            if table == "logged_model_tags":
+                keys = ("NEW", "OLD") if op == "UPDATE" else (row,)
+                exempt = " AND ".join(f"{k}.tag_key = '{REGISTRY_BACKREF_TAG}'" for k in keys)
+                condition = f"NOT ({exempt}) AND ({condition})"
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS mlaudit_{table}_sealed_{op.lower()} "
+                f"BEFORE {op} ON {table} WHEN {condition} {abort}"
+            )
     return statements
 
 
@@ -82,18 +128,34 @@ END $$ LANGUAGE plpgsql;
 CREATE OR REPLACE FUNCTION mlaudit_guard_sealed_run() RETURNS trigger AS $$
 DECLARE
     column_name text := TG_ARGV[0];
+    key_column text := TG_ARGV[1];
+    key_value text := TG_ARGV[2];
     rid text;
     rids text[] := ARRAY[]::text[];
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        IF TG_TABLE_NAME <> 'inputs' OR to_jsonb(OLD) ->> 'destination_type' = 'RUN' THEN
+        IF key_column = '' OR to_jsonb(OLD) ->> key_column = key_value THEN
             rids := rids || (to_jsonb(OLD) ->> column_name);
         END IF;
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        IF TG_TABLE_NAME <> 'inputs' OR to_jsonb(NEW) ->> 'destination_type' = 'RUN' THEN
+        IF key_column = '' OR to_jsonb(NEW) ->> key_column = key_value THEN
             rids := rids || (to_jsonb(NEW) ->> column_name);
         END IF;
+    END IF;
+    IF TG_TABLE_NAME = 'logged_model_tags'
+        AND (TG_OP = 'INSERT' OR to_jsonb(OLD) ->> 'tag_key' = '@BACKREF@')
+        AND (TG_OP = 'DELETE' OR to_jsonb(NEW) ->> 'tag_key' = '@BACKREF@') THEN
+        -- the registry back-reference, outside the record
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME IN ('logged_model_params', 'logged_model_tags', 'logged_model_metrics') THEN
+        -- a model's rows are sealed with the run that produced it
+        rids := ARRAY(SELECT m.source_run_id FROM logged_models m
+                      WHERE m.model_id = ANY(rids) AND m.source_run_id IS NOT NULL);
     END IF;
     FOREACH rid IN ARRAY rids LOOP
         IF TG_TABLE_NAME <> 'runs' THEN
@@ -114,6 +176,7 @@ _PG_FUNCTIONS = (
     _PG_FUNCTIONS.replace("@SEAL_TABLE_MESSAGE@", SEAL_TABLE_MESSAGE)
     .replace("@SEALED_MESSAGE@", SEALED_MESSAGE)
     .replace("@SEALS_TABLE@", SEALS_TABLE)
+    .replace("@BACKREF@", REGISTRY_BACKREF_TAG)
 )
 
 
@@ -126,15 +189,18 @@ def postgresql_statements() -> list[str]:
         f"CREATE TRIGGER mlaudit_seals_append_only BEFORE UPDATE OR DELETE ON {SEALS_TABLE} "
         "FOR EACH ROW EXECUTE FUNCTION mlaudit_refuse_seal_change()"
     )
-    guarded = [(t, "run_uuid", "INSERT OR UPDATE OR DELETE") for t in RUN_CHILD_TABLES]
-    guarded += [("runs", "run_uuid", "UPDATE OR DELETE")]
-    guarded += [("inputs", "destination_id", "INSERT OR UPDATE OR DELETE")]
-    for table, column, ops in guarded:
+    every = "INSERT OR UPDATE OR DELETE"
+    guarded = [(t, "run_uuid", every, "", "") for t in RUN_CHILD_TABLES]
+    guarded += [("runs", "run_uuid", "UPDATE OR DELETE", "", "")]
+    guarded += [(t, c, every, kc, kv) for t, c, kc, kv in FILTERED_RUN_TABLES]
+    guarded += [("logged_models", "source_run_id", every, "", "")]
+    guarded += [(t, "model_id", every, "", "") for t in MODEL_CHILD_TABLES]
+    for table, column, ops, key_column, key_value in guarded:
         name = f"mlaudit_{table}_sealed"
         statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
         statements.append(
-            f"CREATE TRIGGER {name} BEFORE {ops} ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION mlaudit_guard_sealed_run('{column}')"
+            f"CREATE TRIGGER {name} BEFORE {ops} ON {table} FOR EACH ROW EXECUTE FUNCTION "
+            f"mlaudit_guard_sealed_run('{column}', '{key_column}', '{key_value}')"
         )
     return statements
 

@@ -62,3 +62,34 @@ def test_a_missing_input_file_is_a_usage_error(run_cli, tmp_path, args):
     result = run_cli(*[a.format(missing=missing, tmp=tmp_path) for a in args])
     assert result.exit_code == ExitCode.USAGE, result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- issue 16's rows: deeply nested study documents were exit 3 (RecursionError) --------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_gate_on_a_deeply_nested_results_file_is_an_input_error(run_cli, tmp_path):
+    study = Path(__file__).resolve().parents[1] / "fixtures" / "study" / "passing"
+    deep = tmp_path / "results.json"
+    deep.write_bytes(DEEP)
+    edd = Path(__file__).resolve().parents[1] / "corpus" / "edd" / "valid" / "minimal.yaml"
+    result = run_cli(
+        "gate", "--results", deep, "--analysis", study / "analysis.json",
+        "--edd", edd, "--trust-dir", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.stderr
+    assert f"{deep}: nested deeper than" in result.stderr
+
+
+def test_bundle_verify_on_a_deeply_nested_manifest_is_a_failed_check(run_cli, tmp_path):
+    # The bundle's other members go through the same strict reader (fuzzed in
+    # tests/unit/documents/test_fuzz_documents.py).
+    from audit.bundle.archive import write_archive
+
+    bundle = tmp_path / "audit.bundle.tar.gz"
+    with bundle.open("wb") as target:
+        write_archive({"manifest.json": DEEP}, target)
+    result = run_cli("bundle", "verify", bundle)
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.stderr
+    assert "manifest.json: nested deeper than 64 levels" in result.stdout + result.stderr

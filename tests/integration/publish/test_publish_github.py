@@ -11,7 +11,7 @@ from gates import NOT_GATED, verdict
 from github_fake import FULL_NAME, Fault, user
 
 from audit.errors import InputError, PublishError, ValidationFailed
-from audit.publish import PublishRequest, RetryPolicy, publish, settings_from_environment
+from audit.publish import PublishRequest, RateLimitPolicy, publish, settings_from_environment
 from audit.publish.artifact import Handover, StudyDocuments, read_artifact, write_artifact
 from audit.publish.github import github_client
 from audit.report.marker import Marker, find_marker
@@ -45,7 +45,7 @@ def env_for(github, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def run(github, clock, tmp_path, body=REPORT, max_total=120.0, request_extra=None, **env_extra):
     settings = settings_from_environment(
-        env_for(github, tmp_path, **env_extra), RetryPolicy(max_total=max_total)
+        env_for(github, tmp_path, **env_extra), RateLimitPolicy(max_total=max_total)
     )
     request = PublishRequest(
         body=body,

@@ -7,7 +7,7 @@ from gates import NOT_GATED, verdict
 from gitlab_fake import PROJECT, user
 
 from audit.errors import PublishError, UsageError
-from audit.publish import PublishRequest, RetryPolicy, publish, settings_from_environment
+from audit.publish import PublishRequest, RateLimitPolicy, publish, settings_from_environment
 from audit.publish.gitlab import gitlab_client
 from audit.publish.settings import require_token
 from audit.report.marker import Marker, find_marker
@@ -38,7 +38,7 @@ def env_for(gitlab, **extra):
 
 
 def run(gitlab, clock, body=REPORT, chosen=None, **extra):
-    settings = settings_from_environment(env_for(gitlab, **extra), RetryPolicy(max_total=60))
+    settings = settings_from_environment(env_for(gitlab, **extra), RateLimitPolicy(max_total=60))
     request = PublishRequest(
         body=body,
         key="toy-study",

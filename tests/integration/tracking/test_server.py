@@ -228,8 +228,8 @@ def test_every_mutating_run_endpoint_is_refused_on_a_sealed_run(
     response = api(mlflow_server, path, {"run_id": sealed.run_id, **body})
     assert 400 <= response.status_code < 500, response.text
     error = response.json()
-    assert error["error_code"] == "PERMISSION_DENIED", error
-    assert sealed.run_id in error["message"] or "append-only" in error["message"]
+    assert error["error_code"] == "RESOURCE_CONFLICT", error
+    assert "this run is sealed" in error["message"] or "append-only" in error["message"]
     assert snapshot(mlflow_server, sealed) == before
     assert recomputed_sha256(mlflow_server, sealed.run_id) == sealed.sha256
 
@@ -241,8 +241,9 @@ def test_refusals_on_sealed_runs_name_the_seal(
     path, body = RUN_ENDPOINTS[endpoint]
     body = json.loads(json.dumps(body).replace('"RUN"', json.dumps(sealed.run_id)))
     message = api(mlflow_server, path, {"run_id": sealed.run_id, **body}).json()["message"]
-    assert f"seq {sealed.seq}" in message
-    assert sealed.sha256 in message
+    expected = f"this run is sealed (experiment {sealed.experiment}, sequence {sealed.seq}): "
+    assert expected in message
+    assert sealed.sha256 not in message
 
 
 ARTIFACT_WRITES = {
@@ -261,7 +262,7 @@ def test_served_artifacts_of_a_sealed_run_cannot_change(
     before = snapshot(mlflow_server, sealed)
     url = artifact_url(mlflow_server, sealed.experiment, sealed.run_id, name)
     response = requests.request(method, url, data=b"tampered", timeout=TIMEOUT)
-    assert response.status_code == 403, response.text
+    assert response.status_code == 409, response.text
     assert "mlaudit: " in response.json()["message"]
     assert snapshot(mlflow_server, sealed) == before
 
@@ -273,7 +274,7 @@ def test_multipart_uploads_are_refused_cleanly(mlflow_server: Any, sealed: Seale
         json={"path": path, "num_parts": 1},
         timeout=TIMEOUT,
     )
-    assert response.status_code == 403, response.text
+    assert response.status_code == 409, response.text
 
 
 def test_artifacts_of_an_open_run_are_write_once(mlflow_server: Any) -> None:
@@ -281,8 +282,8 @@ def test_artifacts_of_an_open_run_are_write_once(mlflow_server: Any) -> None:
     run_id = new_run(mlflow_server, experiment)
     url = artifact_url(mlflow_server, experiment, run_id, "a.txt")
     assert requests.put(url, data=b"first", timeout=TIMEOUT).status_code == 200
-    assert requests.put(url, data=b"second", timeout=TIMEOUT).status_code == 403
-    assert requests.delete(url, timeout=TIMEOUT).status_code == 403
+    assert requests.put(url, data=b"second", timeout=TIMEOUT).status_code == 409
+    assert requests.delete(url, timeout=TIMEOUT).status_code == 409
     assert requests.get(url, timeout=TIMEOUT).content == b"first"
 
 
@@ -290,8 +291,6 @@ EXPERIMENT_ENDPOINTS: dict[str, dict[str, Any]] = {
     "experiments/delete": {},
     "experiments/restore": {},
     "experiments/update": {"new_name": "renamed"},
-    "experiments/set-experiment-tag": {"key": "k", "value": "v"},
-    "experiments/delete-experiment-tag": {"key": "k"},
 }
 
 
@@ -301,16 +300,16 @@ def test_experiment_changes_are_refused_always(mlflow_server: Any, path: str) ->
     before = ok(api(mlflow_server, f"experiments/get?experiment_id={experiment}"))
     body = {"experiment_id": experiment, **EXPERIMENT_ENDPOINTS[path]}
     response = api(mlflow_server, path, body)
-    assert response.status_code == 403, response.text
+    assert response.status_code == 409, response.text
     assert "append-only" in response.json()["message"]
     assert ok(api(mlflow_server, f"experiments/get?experiment_id={experiment}")) == before
 
 
-@pytest.mark.parametrize("path", ["runs/delete", "runs/restore", "runs/delete-tag"])
+@pytest.mark.parametrize("path", ["runs/delete", "runs/restore"])
 def test_run_deletes_are_refused_even_while_open(mlflow_server: Any, path: str) -> None:
     run_id = new_run(mlflow_server, new_experiment(mlflow_server))
     response = api(mlflow_server, path, {"run_id": run_id, "key": "mlflow.runName"})
-    assert response.status_code == 403, response.text
+    assert response.status_code == 409, response.text
     run = run_json(mlflow_server, run_id)
     assert run["info"]["lifecycle_stage"] == "active"
     assert any(t["key"] == "mlflow.runName" for t in run["data"]["tags"])
@@ -319,7 +318,7 @@ def test_run_deletes_are_refused_even_while_open(mlflow_server: Any, path: str) 
 def test_other_writes_mlflow_offers_are_refused(mlflow_server: Any) -> None:
     experiment = new_experiment(mlflow_server)
     response = api(mlflow_server, "logged-models", {"experiment_id": experiment, "name": "m"})
-    assert response.status_code == 403, response.text
+    assert response.status_code == 409, response.text
 
 
 def test_the_ui_and_its_ajax_api_keep_working(mlflow_server: Any, sealed: SealedRun) -> None:

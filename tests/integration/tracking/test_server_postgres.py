@@ -67,13 +67,13 @@ def test_postgres_server_seals_and_refuses_over_rest(pg_server: ManagedServer) -
             json={"run_id": run_id, "key": "late", "value": "1"},
             timeout=TIMEOUT,
         )
-        assert late.status_code == 403, late.text
-        assert tags[run_record.SEAL_SHA256_TAG] in late.json()["message"]
+        assert late.status_code == 409, late.text
+        assert f"sequence {tags[run_record.SEAL_SEQ_TAG]})" in late.json()["message"]
     assert seqs == [0, 1, 2]
     deleted = requests.post(
         f"{base}/experiments/delete", json={"experiment_id": experiment}, timeout=TIMEOUT
     )
-    assert deleted.status_code == 403, deleted.text
+    assert deleted.status_code == 409, deleted.text
 
 
 def test_the_database_password_is_not_on_the_command_line(pg_server: ManagedServer) -> None:

@@ -84,7 +84,7 @@ def test_postgres_refuses_changes_to_a_sealed_run(store: AppendOnlyTrackingStore
     ):
         with pytest.raises(MlflowException) as caught:
             call()
-        assert caught.value.error_code == "PERMISSION_DENIED"
+        assert caught.value.error_code == "RESOURCE_CONFLICT"
 
 
 def test_postgres_triggers_are_installed(store: AppendOnlyTrackingStore) -> None:

@@ -30,6 +30,12 @@ def test_a_complete_database_gets_no_ddl_and_a_dropped_trigger_comes_back(tmp_pa
             "inputs",
             "input_tags",
             "experiments",
+            "entity_associations",
+            "trace_request_metadata",
+            "logged_models",
+            "logged_model_params",
+            "logged_model_tags",
+            "logged_model_metrics",
         ):
             connection.exec_driver_sql(f"CREATE TABLE {table} (run_uuid TEXT, x TEXT)")
     ddl = _ddl_counter(engine)

@@ -120,7 +120,7 @@ def test_leftover_trial_processes_of_a_killed_runner_are_killed(tmp_path):
     import time
     from pathlib import Path
 
-    from audit.protocol.runner import _kill_leftovers, _process_start_ticks
+    from audit.protocol.containment import kill_leftovers, process_start_ticks
 
     pid_file = tmp_path / "grandchild.pid"
     leader = subprocess.Popen(
@@ -133,11 +133,11 @@ def test_leftover_trial_processes_of_a_killed_runner_are_killed(tmp_path):
         ],
         start_new_session=True,
     )
-    ticks = _process_start_ticks(leader.pid)
+    ticks = process_start_ticks(leader.pid)
     leader.wait()  # the leader is gone; its grandchild lives on in the session
     grandchild = int(pid_file.read_text())
     assert Path(f"/proc/{grandchild}").exists()
-    _kill_leftovers([{"pid": leader.pid, "pid_start": ticks}])
+    kill_leftovers([{"pid": leader.pid, "pid_start": ticks}])
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         stat = Path(f"/proc/{grandchild}/stat")

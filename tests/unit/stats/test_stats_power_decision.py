@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from audit.stats.decision import Claim, Evidence, Judgement, decide, judge
+from audit.stats.decision import Claim, ComparisonEvidence, Judgement, decide_claims, judge
 from audit.stats.effect import cohen_dz, prob_superiority
 from audit.stats.power import planning_hint, sample_size_hint, seed_floor, t_power
 
@@ -67,7 +67,7 @@ def _evidence(**changes):
         "degenerate": False,
     }
     base.update(changes)
-    return Evidence(**base)
+    return ComparisonEvidence(**base)
 
 
 IMPROVES = Claim(0, "a", "score", "improves", min_effect=0.01, margin=None)
@@ -162,11 +162,13 @@ def test_t_power_matches_a_simulated_t_test():
 
 def test_decision_needs_every_claim_and_no_blockers():
     good = [(IMPROVES, Judgement("improves", ["ok"]))]
-    assert decide(good, failed_trials=0, allowed_failed_trials=0, reproducibility=None).passed
-    too_many = decide(good, failed_trials=2, allowed_failed_trials=1, reproducibility=None)
+    assert decide_claims(
+        good, failed_trials=0, allowed_failed_trials=0, reproducibility=None
+    ).passed
+    too_many = decide_claims(good, failed_trials=2, allowed_failed_trials=1, reproducibility=None)
     assert not too_many.passed
     assert any("allowed_failed_trials=1" in r for r in too_many.reasons)
-    irreproducible = decide(
+    irreproducible = decide_claims(
         good,
         failed_trials=0,
         allowed_failed_trials=0,
@@ -174,7 +176,9 @@ def test_decision_needs_every_claim_and_no_blockers():
     )
     assert not irreproducible.passed
     mixed = [*good, (NON_INFERIOR, Judgement("not-shown", ["ci"]))]
-    result = decide(mixed, failed_trials=0, allowed_failed_trials=0, reproducibility=None)
+    result = decide_claims(mixed, failed_trials=0, allowed_failed_trials=0, reproducibility=None)
     assert not result.passed
     assert result.summary.startswith("failed: 1 of 2")
-    assert not decide([], failed_trials=0, allowed_failed_trials=0, reproducibility=None).passed
+    assert not decide_claims(
+        [], failed_trials=0, allowed_failed_trials=0, reproducibility=None
+    ).passed

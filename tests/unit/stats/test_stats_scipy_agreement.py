@@ -229,3 +229,25 @@ def test_outlier_rule_is_the_modified_z_score_with_scipys_normal_mad():
     # 0.6745 is the normal quantile scipy's scale="normal" divides by (to 4 digits).
     assert np.array_equal(outlier_mask(d), np.abs(z * 0.6745 / sps.norm.ppf(0.75)) > OUTLIER_Z)
     assert outlier_mask(d).any()
+
+
+def test_a_bh_family_reads_the_claims_like_scipy_false_discovery_control():
+    import copy
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import rfc8785
+
+    from audit.stats.analysis import analyze_results
+
+    study = Path(__file__).resolve().parents[2] / "fixtures" / "study" / "results.json"
+    results = copy.deepcopy(json.loads(study.read_text()))
+    results["edd"]["document"]["decision"]["correction"] = "bh"
+    results["edd"]["digest"] = hashlib.sha256(rfc8785.dumps(results["edd"]["document"])).hexdigest()
+    analysis = analyze_results(results, results_sha256="0" * 64)
+    claimed = [c for c in analysis["comparisons"] if c.get("family")]
+    raw = np.array([c["p_value"]["value"] for c in claimed])
+    expected = sps.false_discovery_control(raw)
+    assert [c["family"]["correction"] for c in claimed] == ["bh"] * len(claimed)
+    assert np.allclose([c["family"]["p_adjusted"] for c in claimed], expected, atol=1e-12)

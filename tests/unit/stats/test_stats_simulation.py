@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from audit.stats.ci import t_interval
-from audit.stats.decision import Claim, Evidence, judge
+from audit.stats.decision import Claim, ComparisonEvidence, judge
 from audit.stats.ttest import boundary_tests
 
 ALPHA = 0.05
@@ -28,7 +28,7 @@ def _approval_rate(claim: Claim, good: np.ndarray) -> float:
     tests = boundary_tests(good, claim.boundary, ALPHA)
     hits = 0
     for row in range(good.shape[0]):
-        evidence = Evidence(
+        evidence = ComparisonEvidence(
             n=good.shape[1],
             goal="maximize",
             delta=float(good[row].mean()),
