@@ -25,6 +25,9 @@ RUN python3 -m venv /opt/mlaudit \
 COPY pyproject.toml README.md /src/
 COPY schemas /src/schemas
 COPY audit /src/audit
+# The wheel carries these for `mlaudit init --ci` (pyproject's force-include).
+COPY ci/github/mlaudit-publish.yml /src/ci/github/
+COPY ci/docker/Dockerfile /src/ci/docker/
 # The wheel is built from this context with the locked backend (no build
 # isolation, so nothing unhashed is fetched) and installed without deps: every
 # dependency already came from the lock above.
