@@ -52,9 +52,7 @@ def test_overwritten_artifact_is_named_with_run_and_path(mlflow_server, logged, 
     assert _verify(run_cli, mlflow_server, experiment_id).exit_code == 0  # without the flag
     result = _verify(run_cli, mlflow_server, experiment_id, "--artifacts")
     assert result.exit_code == 1
-    assert f"changed-artifact     run {run_id}: artifact {path} was overwritten" in (
-        result.stderr
-    )
+    assert f"changed-artifact     run {run_id}: artifact {path} was overwritten" in (result.stderr)
     assert f"run {run_id}: artifacts/{path}" in result.stderr
     report = json.loads(
         _verify(run_cli, mlflow_server, experiment_id, "--artifacts", "--json").stdout
