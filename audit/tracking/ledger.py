@@ -284,10 +284,6 @@ def search_pages(client: MlflowClient, experiment_id: str) -> Iterator[list[Rest
             return
 
 
-def search_runs_json(client: MlflowClient, experiment_id: str) -> list[RestRun]:
-    return [run for page in search_pages(client, experiment_id) for run in page]
-
-
 History = dict[str, list[tuple[int, int, float]]]
 
 

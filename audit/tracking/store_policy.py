@@ -217,10 +217,6 @@ def run_ended(status: str, action: str) -> MlflowException:
     return refusal(f"this run has ended ({status}): {reason}")
 
 
-def is_refusal(error: BaseException) -> bool:
-    return isinstance(error, MlflowException) and str(error.message).startswith(PREFIX)
-
-
 def describe(value: Any) -> str:
     """A short, printable form of a user-supplied value for a message."""
     text = str(value)
