@@ -11,6 +11,8 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 # Headless Chromium lays out report.html at phone and desktop width (report tests).
 command -v chromium >/dev/null || need_apt+=(chromium)
+# Data pinned in Git LFS (issue 20) is checked with the real git-lfs.
+command -v git-lfs >/dev/null || need_apt+=(git-lfs)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
