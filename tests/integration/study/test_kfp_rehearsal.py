@@ -58,7 +58,7 @@ def export(toy: ToyStudy, uri: str, *extra: str | Path) -> subprocess.CompletedP
         "--trust-ref",
         "origin/main",
         "--shards",
-        "2",
+        "1",
         "--setup",
         " ".join([*DVC, "pull", "-q"]),
         "--json",
@@ -82,3 +82,39 @@ def test_rehearsal_runs_every_task_and_publishes_a_bundle_with_the_gate(rehearsa
     gate = json.loads(bundle_member(bundle, "gate.json") or b"{}")
     assert gate["passed"] is True, gate.get("reasons")
     assert gate["edd"]["digest"] == rehearsal["edd"]["digest"]
+
+
+def test_a_shard_given_another_edd_digest_refuses_to_run(toy: ToyStudy, tmp_path: Path):
+    """What each shard task does when the checked-out EDD is not the one the pipeline pins."""
+    other = "0" * 64
+    proc = mlaudit_proc(
+        toy,
+        "ablate",
+        "run",
+        toy.edd,
+        "--trust-ref",
+        "origin/main",
+        "--out",
+        tmp_path / "out",
+        "--expect-digest",
+        other,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"pinned to sha256:{other}" in proc.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_export_refuses_an_edd_that_differs_from_the_pinned_commit(toy: ToyStudy, tmp_path: Path):
+    original = toy.edd.read_bytes()
+    toy.edd.write_bytes(original + b"# edited after signing\n")
+    try:
+        proc = export(toy, "http://127.0.0.1:1")
+    finally:
+        toy.edd.write_bytes(original)
+    assert proc.returncode == 1, proc.stderr
+    assert "is not the file verified here" in proc.stderr
+
+
+def mlaudit_proc(toy: ToyStudy, *argv: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "audit", *map(str, argv)]
+    return subprocess.run(command, cwd=toy.repo, capture_output=True, text=True, check=False)
