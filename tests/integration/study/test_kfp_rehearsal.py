@@ -118,3 +118,29 @@ def test_export_refuses_an_edd_that_differs_from_the_pinned_commit(toy: ToyStudy
 def mlaudit_proc(toy: ToyStudy, *argv: str | Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "audit", *map(str, argv)]
     return subprocess.run(command, cwd=toy.repo, capture_output=True, text=True, check=False)
+
+
+def test_the_gate_refuses_to_judge_another_edd_than_the_pinned_one(
+    toy: ToyStudy, rehearsal: dict, tmp_path: Path
+):
+    """The gate task's pin, on the very results and analysis the rehearsal bundled."""
+    bundle = Path(rehearsal["rehearsal"]["bundle"])
+    for name in ("results.json", "analysis.json"):
+        (tmp_path / name).write_bytes(bundle_member(bundle, f"results/{name}") or b"")
+    other = "1" * 64
+    proc = mlaudit_proc(
+        toy,
+        "gate",
+        "--analysis",
+        tmp_path / "analysis.json",
+        "--results",
+        tmp_path / "results.json",
+        "--edd",
+        toy.edd,
+        "--trust-ref",
+        "origin/main",
+        "--expect-digest",
+        other,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"pinned to sha256:{other}" in proc.stderr
