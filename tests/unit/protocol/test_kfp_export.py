@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,18 @@ def test_export_without_a_target_or_with_a_tag_is_a_usage_error(run_cli, tmp_pat
     assert result.exit_code == 2
     assert "by tag" in result.stderr
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_without_the_kfp_sdk_the_export_says_how_to_install_it(tmp_path: Path):
+    # A None in sys.modules makes `import kfp` raise ImportError, as when it is absent.
+    script = (
+        "import sys; sys.modules['kfp'] = None; from audit.cli.main import main; "
+        f"sys.exit(main(['ablate', 'export', '--kfp', 'edd.yaml', '-o', 'p.yaml', "
+        f"'--image', '{IMAGE}', '--tracking-uri', 'http://127.0.0.1:1', "
+        "'--trust-ref', 'origin/main']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'mlaudit[kfp]'" in proc.stderr
