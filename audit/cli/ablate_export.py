@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import click
@@ -153,14 +155,16 @@ def export(
         "image": str(study.image),
         "shards": study.shards,
     }
-    code = int(ExitCode.OK)
+    rehearsal = None
     if rehearse_dir is not None:
-        rehearsal = rehearse(study, rehearse_dir)
+        # kfp.local prints every task's output; stdout is for our result (--json).
+        with contextlib.redirect_stdout(sys.stderr):
+            rehearsal = rehearse(study, rehearse_dir)
         summary["rehearsal"] = {
             "succeeded": rehearsal.succeeded,
             "bundle": str(rehearsal.bundle) if rehearsal.bundle else None,
         }
-        code = int(ExitCode.OK if rehearsal.succeeded else ExitCode.CHECK_FAILED)
+    code = int(ExitCode.OK if rehearsal is None or rehearsal.succeeded else ExitCode.CHECK_FAILED)
     if as_json:
         emit_json(summary)
         return code
@@ -168,7 +172,7 @@ def export(
         f"wrote {output}: EDD {printable(study.edd_id)} v{study.edd_version} "
         f"sha256:{study.edd_digest}, commit {study.commit[:12]}, {study.shards} shard(s)"
     )
-    if rehearse_dir is not None:
-        verdict = "every task succeeded" if code == 0 else "a task FAILED (see the log above)"
-        echo(f"local rehearsal: {verdict}; bundle: {summary['rehearsal']['bundle']}")  # type: ignore[index]
+    if rehearsal is not None:
+        verdict = "every task succeeded" if rehearsal.succeeded else "a task FAILED (log above)"
+        echo(f"local rehearsal: {verdict}; bundle: {rehearsal.bundle or 'none'}")
     return code
