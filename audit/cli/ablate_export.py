@@ -127,7 +127,7 @@ def export(
     Needs the kfp SDK (pip install 'mlaudit[kfp]'). See docs/scale.md.
     """
     from audit.protocol.kfp_export import compile_pipeline, rehearse, require_kfp
-    from audit.protocol.kfp_study import ExportRequest, build_kfp_study
+    from audit.protocol.kfp_study import ExportRequest, build_kfp_study, commit_on_a_remote
 
     if not kfp_target:
         raise UsageError("choose what to export: --kfp (Kubeflow Pipelines)")
@@ -147,6 +147,12 @@ def export(
             memory_limit=memory_limit,
         )
     )
+    if not commit_on_a_remote(edd_path, study.commit):
+        echo(
+            f"mlaudit: warning: no remote branch holds commit {study.commit[:12]}; push it, "
+            "or the pipeline's checkout-commit task fails",
+            err=True,
+        )
     compile_pipeline(study, output)
     summary: dict[str, object] = {
         "output": str(output),

@@ -111,3 +111,11 @@ def build_kfp_study(request: ExportRequest) -> KfpStudy:
         cpu_limit=request.cpu_limit,
         memory_limit=request.memory_limit,
     )
+
+
+def commit_on_a_remote(edd_path: Path, commit: str) -> bool:
+    """Whether a remote-tracking branch holds the commit (else a fresh clone lacks it)."""
+    from audit.provenance.git import repo_root
+
+    proc = _git(repo_root(edd_path.resolve()), "branch", "-r", "--contains", commit)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
