@@ -12,6 +12,7 @@ kfp is imported only here, and only when a command asks for it.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,10 @@ def rehearse(study: KfpStudy, workdir: Path) -> Rehearsal:
         workspace_root=str(workspace),
         raise_on_error=False,
     )
-    task = components.load_component_from_file(str(spec))()
+    with warnings.catch_warnings():
+        # Display names are the cluster's; docs/scale.md says what kfp.local ignores.
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner")
+        task = components.load_component_from_file(str(spec))()
     # A failed run returns no outputs, but the bundle task runs after a failed gate too.
     published = task.outputs.get("Output")
     if published is not None:
