@@ -82,6 +82,7 @@ class _Context:
         self.evidence: StudyEvidence | None = None
         self._documents: dict[str, dict[str, Any] | None] = {}
         self.check = ""
+        self.tsa_cert: Path | None = None
 
     def fail(self, file: str, field_: str, message: str) -> None:
         pointer = f"{file}:{field_}" if field_ else file
@@ -114,10 +115,14 @@ class _Context:
         return document
 
 
-def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
+def verify_bundle(
+    path: Path, *, at: datetime | None = None, tsa_cert: Path | None = None
+) -> BundleReport:
+    """Every check on the bundle; with `tsa_cert` a verified checkpoint timestamp is required."""
     report = BundleReport(str(path))
     members = read_archive(path, Limits())
     ctx = _Context(members, report)
+    ctx.tsa_cert = tsa_cert
     for name, check in CHECKS:
         ctx.check = name
         before = len(report.findings)
@@ -322,6 +327,38 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
         _prove_record(ctx, name, cp.size, bytes.fromhex(cp.root))
 
 
+def _check_timestamp(ctx: _Context, at: datetime | None) -> None:
+    """The checkpoint's RFC 3161 token: checked offline against the TSA certificate given."""
+    from audit.documents import parse_checkpoint_document
+    from audit.tracking.checkpoint import check_timestamp
+
+    path = ctx.path("checkpoint")
+    if path is None:
+        if ctx.tsa_cert is not None:
+            ctx.fail(layout.CHECKPOINT, "", "--tsa-cert given but the bundle has no checkpoint")
+        return
+    checkpoint = parse_checkpoint_document(ctx.members[path], path)
+    if checkpoint.timestamp is None:
+        if ctx.tsa_cert is not None:
+            ctx.fail(path, "/timestamp", "--tsa-cert given but the checkpoint is not timestamped")
+        return
+    if ctx.tsa_cert is None:
+        claimed = checkpoint.timestamp.get("gen_time")
+        ctx.report.notes.append(
+            f"checkpoint carries an RFC 3161 timestamp ({claimed}); not checked: give --tsa-cert"
+        )
+        return
+    try:
+        when = check_timestamp(checkpoint, ctx.tsa_cert)
+    except MlauditError as error:
+        ctx.fail(path, "/timestamp", error.message)
+        return
+    ctx.report.notes.append(
+        f"checkpoint existed by {when}: RFC 3161 timestamp verified with openssl ts "
+        f"against {ctx.tsa_cert.name}"
+    )
+
+
 def _prove_record(ctx: _Context, name: str, size: int, root: bytes) -> None:
     from audit.documents import parse_json
     from audit.tracking.sealed import prove_record
@@ -471,6 +508,7 @@ CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("standard-attestations", _check_standard_attestations),
     ("edd-and-approvals", _check_edd),
     ("tracking-records", _check_records),
+    ("checkpoint-timestamp", _check_timestamp),
     ("results-sealed", _check_evidence),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),
