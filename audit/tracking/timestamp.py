@@ -150,6 +150,12 @@ def verify_timestamp(timestamp: Timestamp, data: bytes, tsa_cert: Path) -> str:
         folder = Path(tmp)
         (folder / "data").write_bytes(data)
         (folder / "token.der").write_bytes(timestamp.token)
+        # A copy under a plain name: openssl reads some file options as lists.
+        trusted = folder / "trusted.pem"
+        try:
+            trusted.write_bytes(tsa_cert.read_bytes())
+        except OSError as error:
+            raise InputError(f"cannot read {tsa_cert}: {error.strerror}") from None
         _openssl(
             "-verify",
             "-data",
@@ -158,9 +164,9 @@ def verify_timestamp(timestamp: Timestamp, data: bytes, tsa_cert: Path) -> str:
             folder / "token.der",
             "-token_in",
             "-CAfile",
-            tsa_cert,
+            trusted,
             "-untrusted",
-            tsa_cert,
+            trusted,
             "-partial_chain",
             "-attime",
             str(epoch),
@@ -193,4 +199,5 @@ def _argument(value: str | Path) -> str:
 def _short(line: str) -> str:
     """The reason part of an OpenSSL error line (`...:reason:file:line:detail`)."""
     parts = line.split(":")
-    return ":".join(parts[5:6] + parts[8:]).strip() if len(parts) > 8 else line.strip()
+    text = ":".join(parts[5:6] + parts[8:]) if len(parts) > 8 else line
+    return text.strip().rstrip(":")
