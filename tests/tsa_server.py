@@ -41,10 +41,14 @@ _KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
 
 @dataclass(frozen=True)
 class TimestampAuthority:
-    url: str
+    base: str  # http://127.0.0.1:PORT
     ca_cert: Path
     tsa_cert: Path
     other_ca_cert: Path  # a CA that did not issue the TSA certificate
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/tsa"
 
 
 def _openssl(*argv: str | Path, cwd: Path) -> None:
@@ -79,18 +83,17 @@ def make_authority_files(folder: Path) -> dict[str, Path]:
 
 
 def _handler(folder: Path, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
+    """POST /tsa: a fresh reply. /replay: the previous reply again. /broken: HTTP 500."""
+    last: list[bytes] = []
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with lock, tempfile.TemporaryDirectory(dir=folder) as tmp:
-                query, reply = Path(tmp) / "q.tsq", Path(tmp) / "r.tsr"
-                query.write_bytes(body)
-                _openssl(
-                    "ts", "-reply", "-config", folder / "ts.cnf", "-queryfile", query,
-                    "-inkey", folder / "tsa.key", "-signer", folder / "tsa.crt",
-                    "-out", reply, cwd=folder,
-                )  # fmt: skip
-                answer = reply.read_bytes()
+            if self.path == "/broken":
+                self.send_error(500)
+                return
+            answer = last[-1] if self.path == "/replay" and last else _reply(folder, lock, body)
+            last.append(answer)
             self.send_response(200)
             self.send_header("Content-Type", "application/timestamp-reply")
             self.send_header("Content-Length", str(len(answer)))
@@ -103,6 +106,18 @@ def _handler(folder: Path, lock: threading.Lock) -> type[BaseHTTPRequestHandler]
     return Handler
 
 
+def _reply(folder: Path, lock: threading.Lock, body: bytes) -> bytes:
+    with lock, tempfile.TemporaryDirectory(dir=folder) as tmp:
+        query, reply = Path(tmp) / "q.tsq", Path(tmp) / "r.tsr"
+        query.write_bytes(body)
+        _openssl(
+            "ts", "-reply", "-config", folder / "ts.cnf", "-queryfile", query,
+            "-inkey", folder / "tsa.key", "-signer", folder / "tsa.crt", "-out", reply,
+            cwd=folder,
+        )  # fmt: skip
+        return reply.read_bytes()
+
+
 @contextmanager
 def running_authority(folder: Path) -> Iterator[TimestampAuthority]:
     files = make_authority_files(folder)
@@ -112,7 +127,7 @@ def running_authority(folder: Path) -> Iterator[TimestampAuthority]:
     try:
         port = server.server_address[1]
         yield TimestampAuthority(
-            f"http://127.0.0.1:{port}/tsa", files["ca"], files["tsa"], files["other"]
+            f"http://127.0.0.1:{port}", files["ca"], files["tsa"], files["other"]
         )
     finally:
         server.shutdown()
