@@ -86,9 +86,11 @@ def create(output: Path, edd_file: Path, study_dir: Path | None, **options: obje
     with partial.open("wb") as handle:
         write_bundle(inputs, handle, sign_key if isinstance(sign_key, Path) else None)
     partial.replace(output)
+    why_not = _why_no_standard_signature(sign_key)
     summary = {
         "bundle": str(output),
         "signed": sign_key is not None,
+        "standard_signature": sign_key is not None and not why_not,
         "records": len(inputs.records),
     }
     if options.get("as_json"):
@@ -96,9 +98,19 @@ def create(output: Path, edd_file: Path, study_dir: Path | None, **options: obje
     else:
         echo(
             f"wrote {output} ({len(inputs.records)} sealed record(s), "
-            f"{'signed' if sign_key else 'UNSIGNED'} attestation)"
+            f"{'signed' if sign_key else 'UNSIGNED'} attestations)"
         )
+        if why_not:
+            echo(f"note: SSH signatures only, no standard DSSE signature: {why_not}")
     return int(ExitCode.OK)
+
+
+def _why_no_standard_signature(sign_key: object) -> str:
+    if not isinstance(sign_key, Path):
+        return ""
+    from audit.bundle.signing import BundleSigner
+
+    return BundleSigner.load(sign_key).why_no_standard
 
 
 def _fill_from_dir(study_dir: Path | None, options: dict[str, object]) -> dict[str, object]:

@@ -400,19 +400,30 @@ def test_the_docs_verify_a_bundle_without_mlaudit_as_written(bundle, study, tsa,
     assert "Verification: OK" in output
 
 
-@pytest.mark.parametrize("what", ["results", "signature"])
-def test_the_docs_commands_catch_a_forgery(bundle, study, tsa, tmp_path, what):
-    def change(members: dict[str, bytes]) -> None:
-        if what == "results":
-            _forge_results(members)
-            _reseal_main_statement(members)
-        else:
-            envelope = json.loads(members[layout.TEST_RESULT])
-            payload = json.loads(base64.b64decode(envelope["payload"]))
-            payload["predicate"]["result"] = "FAILED"
-            envelope["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
-            members[layout.TEST_RESULT] = json.dumps(envelope).encode()
+def _forge_payload(members: dict[str, bytes]) -> None:
+    envelope = json.loads(members[layout.TEST_RESULT])
+    payload = json.loads(base64.b64decode(envelope["payload"]))
+    payload["predicate"]["result"] = "FAILED"
+    envelope["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    members[layout.TEST_RESULT] = json.dumps(envelope).encode()
 
+
+def _add_file(members: dict[str, bytes]) -> None:
+    members["results/extra.json"] = b"{}"
+
+
+DOC_FORGERIES = {
+    # signatures intact, a file changed: the test result's digest of it no longer matches
+    "results": (_forge_results, "AssertionError: results/results.json"),
+    "signature": (_forge_payload, "Signature verification failed"),
+    "extra-file": (_add_file, "unlisted or missing files"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(DOC_FORGERIES))
+def test_the_docs_commands_catch_a_forgery(bundle, study, tsa, tmp_path, what):
+    change, expected = DOC_FORGERIES[what]
     forged = _rewrite(bundle, tmp_path / "forged.tar.gz", change)
     done = _run_doc(forged, study, tsa, tmp_path / "run")
     assert done.returncode != 0, done.stdout
+    assert expected in done.stdout + done.stderr
