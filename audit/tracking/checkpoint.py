@@ -191,7 +191,8 @@ def timestamp_checkpoint(checkpoint: Checkpoint, tsa_url: str) -> Checkpoint:
 
 def check_timestamp(checkpoint: Checkpoint, tsa_cert: Path) -> str:
     """Verify the checkpoint's token over its note against `tsa_cert`; the verified time."""
-    from audit.tracking.timestamp import TimestampError, parse_timestamp, verify_timestamp
+    from audit.errors import TimestampError
+    from audit.tracking.timestamp import parse_timestamp, verify_timestamp
 
     if checkpoint.timestamp is None:
         raise TimestampError("the checkpoint carries no RFC 3161 timestamp")

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from audit.errors import CheckFailed, InputError, TrackingError
+from audit.errors import InputError, TimestampError, TrackingError
 
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -40,10 +40,6 @@ MAX_REPLY_BYTES = 1024 * 1024
 _TIME_LINE = re.compile(
     r"^Time stamp: (\w{3}) +(\d+) (\d\d:\d\d:\d\d)(?:\.\d+)? (\d{4}) GMT$", re.M
 )
-
-
-class TimestampError(CheckFailed):
-    """A timestamp token is missing, malformed or does not verify."""
 
 
 @dataclass(frozen=True)

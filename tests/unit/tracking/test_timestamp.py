@@ -8,14 +8,9 @@ import subprocess
 import pytest
 
 from audit.documents import parse_checkpoint_document
-from audit.errors import TrackingError
+from audit.errors import TimestampError, TrackingError
 from audit.tracking.checkpoint import Checkpoint, check_timestamp, timestamp_checkpoint
-from audit.tracking.timestamp import (
-    TimestampError,
-    parse_timestamp,
-    request_timestamp,
-    verify_timestamp,
-)
+from audit.tracking.timestamp import parse_timestamp, request_timestamp, verify_timestamp
 
 ROOT = "ab" * 32
 
