@@ -210,3 +210,7 @@ class PublishError(MlauditError):
 
 class BundleError(CheckFailed):
     """An audit bundle is malformed, hostile or does not verify."""
+
+
+class TimestampError(CheckFailed):
+    """An RFC 3161 timestamp token is missing, malformed, or does not verify."""

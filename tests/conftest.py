@@ -172,3 +172,12 @@ def postgres_uri() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real RFC 3161 timestamp authority on loopback (`openssl ts -reply` over HTTP)."""
+    from tsa_server import running_authority
+
+    with running_authority(tmp_path_factory.mktemp("tsa")) as authority:
+        yield authority

@@ -18,6 +18,7 @@ from audit.bundle import layout
 from audit.bundle.archive import check_member_name, write_archive
 from audit.bundle.attestation import envelope, statement
 from audit.bundle.index import render_index
+from audit.bundle.signing import BundleSigner
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ def build_members(inputs: BundleInputs, sign_key: Path | None = None) -> dict[st
     edd_meta = {k: results["edd"][k] for k in ("id", "version", "digest")}
     members[layout.INDEX] = render_index(edd_meta, gate, sorted([*members, layout.INDEX]))
     roles["index"] = layout.INDEX
+    signer = BundleSigner.load(sign_key) if sign_key is not None else None
+    _add_attestations(members, roles, gate, results, signer)
     manifest = {
         "schema": "mlaudit/bundle/v1",
         "mlaudit_version": __version__,
@@ -130,8 +133,38 @@ def build_members(inputs: BundleInputs, sign_key: Path | None = None) -> dict[st
     members[layout.MANIFEST] = _json_bytes(manifest)
     predicate = {"edd": edd_meta, "decision": manifest["decision"], "signed": sign_key is not None}
     stmt = statement(members, predicate)
-    members[layout.ATTESTATION] = _json_bytes(envelope(stmt, sign_key))
+    members[layout.ATTESTATION] = _json_bytes(envelope(stmt, signer))
     return members
+
+
+def _add_attestations(
+    members: dict[str, bytes],
+    roles: dict[str, str],
+    gate: Mapping[str, Any],
+    results: Mapping[str, Any],
+    signer: BundleSigner | None,
+) -> None:
+    """The standard attestations, and the public key their standard signatures need.
+
+    Added before the manifest, so the manifest and the main statement cover them.
+    """
+    from audit.bundle.predicates import TEST_RESULT_TYPE, gate_test_result
+
+    public = signer.standard_public if signer is not None else None
+    if public is not None:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        from audit.bundle.signing import sslib_key, sslib_keyid
+
+        line = public.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+        members[layout.SIGNER_PUB] = line + b" mlaudit-bundle-signer\n"
+        key = {"keyid": sslib_keyid(public), **sslib_key(public)}
+        members[layout.SIGNER_SSLIB] = _json_bytes(key)
+        roles["signer_sslib"] = layout.SIGNER_SSLIB
+    subjects, predicate = gate_test_result(members, gate, results)
+    stmt = statement({}, predicate, TEST_RESULT_TYPE, subjects)
+    members[layout.TEST_RESULT] = _json_bytes(envelope(stmt, signer))
+    roles["test_result"] = layout.TEST_RESULT
 
 
 def verified_at(results: Mapping[str, Any]) -> str:

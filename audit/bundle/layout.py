@@ -4,6 +4,10 @@ from __future__ import annotations
 
 MANIFEST = "manifest.json"
 ATTESTATION = "attestation/statement.dsse.json"
+# Standard attestations and the public key of the standard DSSE signatures (issue 19).
+TEST_RESULT = "attestation/test-result.dsse.json"
+SIGNER_PUB = "attestation/signer.pub"
+SIGNER_SSLIB = "attestation/signer.sslib.json"
 INDEX = "index.html"
 EDD_DIR = "edd"
 APPROVALS_DIR = "edd/approvals"

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from audit.bundle import layout
 from audit.bundle.archive import Limits, read_archive
-from audit.bundle.attestation import open_envelope
+from audit.bundle.attestation import Signers, open_envelope
 from audit.errors import BundleError, MlauditError
 from audit.findings import Finding, json_list
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from audit.edd import Edd
     from audit.edd.verify import EddVerification
     from audit.evidence import StudyEvidence
@@ -40,6 +42,8 @@ class BundleReport:
     notes: list[str] = field(default_factory=list)
     edd: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
+    # The bundle's DSSE envelopes as read: a verification summary names them by digest.
+    attestations: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -78,6 +82,7 @@ class _Context:
         self.evidence: StudyEvidence | None = None
         self._documents: dict[str, dict[str, Any] | None] = {}
         self.check = ""
+        self.tsa_cert: Path | None = None
 
     def fail(self, file: str, field_: str, message: str) -> None:
         pointer = f"{file}:{field_}" if field_ else file
@@ -110,10 +115,14 @@ class _Context:
         return document
 
 
-def verify_bundle(path: Path, *, at: datetime | None = None) -> BundleReport:
+def verify_bundle(
+    path: Path, *, at: datetime | None = None, tsa_cert: Path | None = None
+) -> BundleReport:
+    """Every check on the bundle; with `tsa_cert` a verified checkpoint timestamp is required."""
     report = BundleReport(str(path))
     members = read_archive(path, Limits())
     ctx = _Context(members, report)
+    ctx.tsa_cert = tsa_cert
     for name, check in CHECKS:
         ctx.check = name
         before = len(report.findings)
@@ -158,7 +167,8 @@ def _check_attestation(ctx: _Context, at: datetime | None) -> None:
     if raw is None:
         ctx.fail(layout.ATTESTATION, "", "missing")
         return
-    stmt, signers = open_envelope(raw)
+    ctx.report.attestations[layout.ATTESTATION] = raw
+    stmt, signers = open_envelope(raw, layout.ATTESTATION, _standard_keys(ctx))
     subjects = {s.get("name"): s.get("digest", {}).get("sha256") for s in stmt.get("subject", [])}
     expected = {
         name: hashlib.sha256(data).hexdigest()
@@ -168,12 +178,84 @@ def _check_attestation(ctx: _Context, at: datetime | None) -> None:
     for name in sorted(set(subjects) | set(expected)):
         if subjects.get(name) != expected.get(name):
             ctx.fail(layout.ATTESTATION, f"/subject/{name}", "does not match the bundle member")
-    if ctx.manifest.get("signed") and not signers:
-        ctx.fail(layout.ATTESTATION, "/signatures", "the manifest says signed but no signature")
-    if signers:
-        ctx.report.notes.append("attestation signed by " + ", ".join(signers))
+    _record_signers(ctx, layout.ATTESTATION, signers)
+
+
+def _standard_keys(ctx: _Context) -> dict[str, Ed25519PublicKey]:
+    """The public key of the standard DSSE signatures, when the bundle has one."""
+    from audit.bundle.signing import public_from_sslib
+    from audit.documents import parse_json
+
+    raw = ctx.members.get(layout.SIGNER_SSLIB)
+    if raw is None:
+        return {}
+    keyid, public = public_from_sslib(parse_json(raw, layout.SIGNER_SSLIB))
+    return {keyid: public}
+
+
+def _record_signers(ctx: _Context, name: str, signers: Signers) -> None:
+    from audit.bundle.signing import openssh_blob
+
+    if ctx.manifest.get("signed") and not signers.ssh:
+        ctx.fail(name, "/signatures", "the manifest says signed but no signature")
+    keys = _standard_keys(ctx)
+    if keys and not signers.standard:
+        ctx.fail(name, "/signatures", "the bundle holds a standard signing key but no signature")
+    blobs = {openssh_blob(key) for key in keys.values()}
+    if signers.standard and not blobs <= set(signers.ssh_blobs):
+        ctx.fail(name, "/signatures", "the standard signature's key did not make the SSH signature")
+    if name != layout.ATTESTATION:
+        return
+    if signers.ssh:
+        ctx.report.notes.append("attestation signed by " + ", ".join(signers.ssh))
     else:
         ctx.report.notes.append("attestation is UNSIGNED (no --sign-key was given)")
+    if signers.standard:
+        ctx.report.notes.append(
+            "standard DSSE signature (ed25519) verifies, keyid " + ", ".join(signers.standard)
+        )
+
+
+def _check_standard_attestations(ctx: _Context, at: datetime | None) -> None:
+    """The in-toto test result: signatures, digests, and the gate's rules as its tests."""
+    from audit.bundle.predicates import TEST_RESULT_TYPE
+
+    raw = ctx.members.get(layout.TEST_RESULT)
+    if raw is None:
+        ctx.report.notes.append("no standard attestations (bundle made before they existed)")
+        return
+    ctx.report.attestations[layout.TEST_RESULT] = raw
+    stmt, signers = open_envelope(raw, layout.TEST_RESULT, _standard_keys(ctx))
+    _record_signers(ctx, layout.TEST_RESULT, signers)
+    if stmt.get("predicateType") != TEST_RESULT_TYPE:
+        ctx.fail(layout.TEST_RESULT, "/predicateType", f"is not {TEST_RESULT_TYPE}")
+        return
+    predicate = stmt.get("predicate") or {}
+    named = [("/subject", d) for d in stmt.get("subject", [])]
+    named += [("/predicate/configuration", d) for d in predicate.get("configuration", [])]
+    for pointer, entry in named:
+        _check_descriptor(ctx, pointer, entry)
+    gate = ctx.json("gate") or {}
+    rules = gate.get("rules", [])
+    tests = {
+        "passedTests": [r.get("rule") for r in rules if r.get("passed")],
+        "failedTests": [r.get("rule") for r in rules if not r.get("passed")],
+    }
+    for key, expected in tests.items():
+        if predicate.get(key) != expected:
+            ctx.fail(layout.TEST_RESULT, f"/predicate/{key}", "differs from the gate's rules")
+
+
+def _check_descriptor(ctx: _Context, pointer: str, entry: Any) -> None:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    digest = (entry.get("digest") or {}).get("sha256") if isinstance(entry, dict) else None
+    if digest is None:
+        return  # a gitCommit: not a bundle member
+    data = ctx.members.get(str(name))
+    if data is None:
+        ctx.fail(layout.TEST_RESULT, f"{pointer}/{name}", "names a member the bundle lacks")
+    elif hashlib.sha256(data).hexdigest() != digest:
+        ctx.fail(layout.TEST_RESULT, f"{pointer}/{name}", "does not match the bundle member")
 
 
 def _verification_time(ctx: _Context, at: datetime | None) -> datetime:
@@ -243,6 +325,38 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
         return
     for name in names:
         _prove_record(ctx, name, cp.size, bytes.fromhex(cp.root))
+
+
+def _check_timestamp(ctx: _Context, at: datetime | None) -> None:
+    """The checkpoint's RFC 3161 token: checked offline against the TSA certificate given."""
+    from audit.documents import parse_checkpoint_document
+    from audit.tracking.checkpoint import check_timestamp
+
+    path = ctx.path("checkpoint")
+    if path is None:
+        if ctx.tsa_cert is not None:
+            ctx.fail(layout.CHECKPOINT, "", "--tsa-cert given but the bundle has no checkpoint")
+        return
+    checkpoint = parse_checkpoint_document(ctx.members[path], path)
+    if checkpoint.timestamp is None:
+        if ctx.tsa_cert is not None:
+            ctx.fail(path, "/timestamp", "--tsa-cert given but the checkpoint is not timestamped")
+        return
+    if ctx.tsa_cert is None:
+        claimed = checkpoint.timestamp.get("gen_time")
+        ctx.report.notes.append(
+            f"checkpoint carries an RFC 3161 timestamp ({claimed}); not checked: give --tsa-cert"
+        )
+        return
+    try:
+        when = check_timestamp(checkpoint, ctx.tsa_cert)
+    except MlauditError as error:
+        ctx.fail(path, "/timestamp", error.message)
+        return
+    ctx.report.notes.append(
+        f"checkpoint existed by {when}: RFC 3161 timestamp verified with openssl ts "
+        f"against {ctx.tsa_cert.name}"
+    )
 
 
 def _prove_record(ctx: _Context, name: str, size: int, root: bytes) -> None:
@@ -391,8 +505,10 @@ def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
 CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("manifest", _check_manifest),
     ("attestation", _check_attestation),
+    ("standard-attestations", _check_standard_attestations),
     ("edd-and-approvals", _check_edd),
     ("tracking-records", _check_records),
+    ("checkpoint-timestamp", _check_timestamp),
     ("results-sealed", _check_evidence),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),

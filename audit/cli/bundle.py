@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,9 +86,11 @@ def create(output: Path, edd_file: Path, study_dir: Path | None, **options: obje
     with partial.open("wb") as handle:
         write_bundle(inputs, handle, sign_key if isinstance(sign_key, Path) else None)
     partial.replace(output)
+    why_not = _why_no_standard_signature(sign_key)
     summary = {
         "bundle": str(output),
         "signed": sign_key is not None,
+        "standard_signature": sign_key is not None and not why_not,
         "records": len(inputs.records),
     }
     if options.get("as_json"):
@@ -95,9 +98,19 @@ def create(output: Path, edd_file: Path, study_dir: Path | None, **options: obje
     else:
         echo(
             f"wrote {output} ({len(inputs.records)} sealed record(s), "
-            f"{'signed' if sign_key else 'UNSIGNED'} attestation)"
+            f"{'signed' if sign_key else 'UNSIGNED'} attestations)"
         )
+        if why_not:
+            echo(f"note: SSH signatures only, no standard DSSE signature: {why_not}")
     return int(ExitCode.OK)
+
+
+def _why_no_standard_signature(sign_key: object) -> str:
+    if not isinstance(sign_key, Path):
+        return ""
+    from audit.bundle.signing import BundleSigner
+
+    return BundleSigner.load(sign_key).why_no_standard
 
 
 def _fill_from_dir(study_dir: Path | None, options: dict[str, object]) -> dict[str, object]:
@@ -114,14 +127,44 @@ def _fill_from_dir(study_dir: Path | None, options: dict[str, object]) -> dict[s
 @click.option(
     "--at", "at_text", metavar="TIME", help="Judge approvals at TIME (default: run time)."
 )
+@click.option(
+    "--tsa-cert",
+    type=_IN,
+    help="PEM certificate of the timestamp authority (or its CA): the checkpoint's "
+    "RFC 3161 timestamp must verify against it (with openssl ts -verify).",
+)
+@click.option(
+    "--vsa",
+    "vsa_file",
+    type=_OUT,
+    help="Write a SLSA verification summary (DSSE envelope) of this verification here.",
+)
+@click.option("--sign-key", type=_IN, help="SSH private key to sign the --vsa with.")
+@click.option(
+    "--resource-uri",
+    metavar="URI",
+    help="The VSA's resourceUri (default: mlaudit:edd:<id>:v<version>).",
+)
 @json_option
-def verify(file: Path, at_text: str | None, as_json: bool) -> int:
+def verify(
+    file: Path,
+    at_text: str | None,
+    tsa_cert: Path | None,
+    vsa_file: Path | None,
+    sign_key: Path | None,
+    resource_uri: str | None,
+    as_json: bool,
+) -> int:
     """Check a bundle offline: digests, approvals, seals and proofs, analysis and gate."""
     from audit.bundle.verify import verify_bundle
     from audit.cli._findings import echo_findings
     from audit.cli.edd import parse_time
 
-    report = verify_bundle(file, at=parse_time(at_text))
+    if sign_key is not None and vsa_file is None:
+        raise UsageError("--sign-key signs the verification summary: give --vsa PATH too")
+    report = verify_bundle(file, at=parse_time(at_text), tsa_cert=tsa_cert)
+    if vsa_file is not None:
+        _write_vsa(report, file, vsa_file, sign_key, resource_uri)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -129,8 +172,42 @@ def verify(file: Path, at_text: str | None, as_json: bool) -> int:
         echo_findings(report.findings, err=True)
         for note in report.notes:
             echo(f"note: {printable(note)}")
+        if vsa_file is not None:
+            echo(f"verification summary written to {vsa_file}")
         echo(("bundle: VERIFIED" if report.passed else "bundle: FAILED") + _study_decision(report))
     return int(ExitCode.OK if report.passed else ExitCode.CHECK_FAILED)
+
+
+def _write_vsa(
+    report: BundleReport,
+    bundle_file: Path,
+    target: Path,
+    sign_key: Path | None,
+    resource_uri: str | None,
+) -> None:
+    import os
+
+    from audit.bundle.signing import BundleSigner
+    from audit.bundle.vsa import summary_envelope
+    from audit.documents import write_document
+
+    signer = BundleSigner.load(sign_key) if sign_key is not None else None
+    document = summary_envelope(
+        report,
+        bundle_file,
+        time_verified=_now(dict(os.environ)),
+        resource_uri=resource_uri,
+        signer=signer,
+    )
+    write_document(target, document)
+
+
+def _now(env: dict[str, str]) -> datetime:
+    """Now, or SOURCE_DATE_EPOCH when set (reproducible summaries, e.g. in tests)."""
+    epoch = env.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def _study_decision(report: BundleReport) -> str:

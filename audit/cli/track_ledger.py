@@ -28,6 +28,12 @@ experiment_option = click.option(
     is_flag=True,
     help="Embed every sealed record, so a later verify can name the exact field that changed.",
 )
+@click.option(
+    "--tsa",
+    "tsa_url",
+    metavar="URL",
+    help="RFC 3161 timestamp authority: get a trusted timestamp over the checkpoint.",
+)
 @json_option
 def checkpoint(
     tracking_uri: str,
@@ -35,10 +41,11 @@ def checkpoint(
     sign_key: Path | None,
     output: Path | None,
     with_records: bool,
+    tsa_url: str | None,
     as_json: bool,
 ) -> int:
     """Print a checkpoint (origin, size, Merkle root) of the sealed runs, optionally signed."""
-    from audit.tracking.checkpoint import sign_checkpoint
+    from audit.tracking.checkpoint import sign_checkpoint, timestamp_checkpoint
     from audit.tracking.client import connect
     from audit.tracking.ledger import fetch_ledger, resolve_experiment
     from audit.tracking.ledger_verify import verify_ledger
@@ -54,6 +61,8 @@ def checkpoint(
     taken = take_checkpoint(ledger, with_records=with_records)
     if sign_key is not None:
         taken = sign_checkpoint(taken, sign_key)
+    if tsa_url is not None:
+        taken = timestamp_checkpoint(taken, tsa_url)
     document = taken.to_json()
     if output is not None:
         from audit.documents import write_document
@@ -66,6 +75,8 @@ def checkpoint(
         echo(f"root (hex): {taken.root}")
         if taken.signer:
             echo(f"signed by {taken.signer} (namespace mlaudit-checkpoint)")
+        if taken.timestamp is not None:
+            echo(f"timestamped by {printable(tsa_url or '')} at {taken.timestamp['gen_time']}")
         if output is not None:
             echo(f"written to {output}")
     return int(ExitCode.OK)

@@ -10,6 +10,7 @@ JSON layout (format `mlaudit.checkpoint/1`)::
     {"format", "origin", "experiment_id", "tracking_uri", "size", "root" (hex),
      "root_base64", "taken_at", "note" (the signed text),
      "signature": armored SSHSIG | null, "signer": "SHA256:..." | null,
+     "timestamp": RFC 3161 token over the note (audit.tracking.timestamp) | absent,
      "leaves": [{"seq", "run_id", "sha256"}, ...],         # names runs in verify
      "records": {run_id: record-object} | absent}           # names fields in verify
 
@@ -54,6 +55,7 @@ class Checkpoint:
     signer: str | None = None
     leaves: list[dict[str, Any]] | None = None
     records: dict[str, Any] | None = field(default=None, repr=False)
+    timestamp: dict[str, Any] | None = field(default=None, repr=False)
 
     def note(self) -> bytes:
         root64 = base64.b64encode(bytes.fromhex(self.root)).decode()
@@ -77,6 +79,8 @@ class Checkpoint:
             data["leaves"] = self.leaves
         if self.records is not None:
             data["records"] = self.records
+        if self.timestamp is not None:
+            data["timestamp"] = self.timestamp
         return data
 
 
@@ -103,6 +107,9 @@ def parse_checkpoint(document: Any, file: str) -> Checkpoint:
     records = document.get("records")
     if records is not None and not isinstance(records, Mapping):
         problems.append(("/records", "must be an object of run id -> record"))
+    timestamp = document.get("timestamp")
+    if timestamp is not None and not isinstance(timestamp, Mapping):
+        problems.append(("/timestamp", "must be an RFC 3161 timestamp object"))
     if problems:
         raise ValidationFailed(file, problems)
     return Checkpoint(
@@ -116,6 +123,7 @@ def parse_checkpoint(document: Any, file: str) -> Checkpoint:
         signer=document.get("signer"),
         leaves=list(leaves) if leaves is not None else None,
         records=dict(records) if records is not None else None,
+        timestamp=dict(timestamp) if timestamp is not None else None,
     )
 
 
@@ -171,3 +179,22 @@ def check_signature(checkpoint: Checkpoint) -> str:
             f"checkpoint names signer {checkpoint.signer} but was signed by {key.fingerprint}"
         )
     return key.fingerprint
+
+
+def timestamp_checkpoint(checkpoint: Checkpoint, tsa_url: str) -> Checkpoint:
+    """Get an RFC 3161 token over the checkpoint's note from the TSA at `tsa_url`."""
+    from audit.tracking.timestamp import request_timestamp
+
+    token = request_timestamp(checkpoint.note(), tsa_url)
+    return replace(checkpoint, timestamp=token.to_json())
+
+
+def check_timestamp(checkpoint: Checkpoint, tsa_cert: Path) -> str:
+    """Verify the checkpoint's token over its note against `tsa_cert`; the verified time."""
+    from audit.errors import TimestampError
+    from audit.tracking.timestamp import parse_timestamp, verify_timestamp
+
+    if checkpoint.timestamp is None:
+        raise TimestampError("the checkpoint carries no RFC 3161 timestamp")
+    token = parse_timestamp(checkpoint.timestamp, "/timestamp")
+    return verify_timestamp(token, checkpoint.note(), tsa_cert)

@@ -13,6 +13,8 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v chromium >/dev/null || need_apt+=(chromium)
 # Data pinned in Git LFS (issue 20) is checked with the real git-lfs.
 command -v git-lfs >/dev/null || need_apt+=(git-lfs)
+# RFC 3161 timestamps (issue 19): mlaudit and the local test TSA both use `openssl ts`.
+command -v openssl >/dev/null || need_apt+=(openssl)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

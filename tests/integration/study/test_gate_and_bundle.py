@@ -13,22 +13,13 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from toystudy import ToyStudy, build_toy_study, gate_args, mlaudit, run_pipeline
+from toystudy import ToyStudy, build_toy_study, gate_args, mlaudit
 
 from audit.bundle import layout
 from audit.bundle.archive import read_archive, write_archive
 from audit.bundle.attestation import envelope, statement
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory, mlflow_server) -> ToyStudy:
-    """One study run through the whole pipeline, logged and sealed on the session server."""
-    root = tmp_path_factory.mktemp("study")
-    toy = build_toy_study(root, edd_id=f"toy-{uuid.uuid4().hex[:8]}")
-    run_pipeline(toy, tracking_uri=mlflow_server.uri)
-    return toy
 
 
 def _edd_id(toy: ToyStudy) -> str:
