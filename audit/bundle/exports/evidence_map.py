@@ -126,12 +126,31 @@ SR_11_7 = (
 )
 
 
+FOLDER_LISTING_LIMIT = 5
+
+
 def _link(path: str) -> str:
     return f"[{md_code(path)}](../{quote(path)})"
 
 
 def _links(paths: Sequence[str]) -> str:
-    return "<br>".join(_link(p) for p in paths) if paths else "none in this bundle"
+    """One link per file; a folder of many (one sealed record per trial) as one link."""
+    if not paths:
+        return "none in this bundle"
+    folders: dict[str, int] = {}
+    for path in paths:
+        folder = path.rsplit("/", 1)[0]
+        folders[folder] = folders.get(folder, 0) + 1
+    shown: list[str] = []
+    listed: set[str] = set()
+    for path in paths:
+        folder = path.rsplit("/", 1)[0]
+        if folders[folder] <= FOLDER_LISTING_LIMIT:
+            shown.append(_link(path))
+        elif folder not in listed:
+            listed.add(folder)
+            shown.append(f"{_link(folder + '/')} ({folders[folder]} files)")
+    return "<br>".join(shown)
 
 
 def _requirement_rows(study: ExportStudy, requirements: Sequence[Requirement]) -> list[str]:
