@@ -7,6 +7,7 @@ Nothing here verifies anything: the bundle's own checks do that.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ class ExportStudy:
     files: Mapping[str, str]  # evidence member path -> sha256
     roles: Mapping[str, str]
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """sha256 over the evidence members' names and digests: what the exports describe."""
         import rfc8785
@@ -41,7 +42,11 @@ class ExportStudy:
 
     def uuid(self, *parts: str) -> str:
         """A version-5 UUID for one object of one export, derived from the evidence digest."""
-        return str(uuid.uuid5(_UUID_ROOT, "/".join([self.digest, *parts])))
+        return str(uuid.uuid5(self._namespace, "/".join(parts)))
+
+    @functools.cached_property
+    def _namespace(self) -> uuid.UUID:
+        return uuid.uuid5(_UUID_ROOT, self.digest)
 
     @property
     def edd_id(self) -> str:
