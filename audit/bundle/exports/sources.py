@@ -31,7 +31,15 @@ RULE_SOURCES: dict[str, tuple[str, ...]] = {
 # Requirement areas of the evidence map -> selectors.
 DESIGN = ("role:edd", *_TRUST)
 DATA = ("role:dvc_lock", *_RESULTS)
-TESTING = (*_RESULTS, "role:analysis", "role:gate", *_LEDGER, "role:report_md", "role:report_html")
+TESTING = (
+    *_RESULTS,
+    "role:analysis",
+    "role:gate",
+    *_LEDGER,
+    "role:report_md",
+    "role:report_html",
+    f"dir:{layout.APPROVALS_DIR}",
+)
 APPROVALS = (f"dir:{layout.APPROVALS_DIR}", *_TRUST)
 CHANGES = (*_RESULTS, "role:trust_source")
 ENVIRONMENT = _ENVIRONMENT
