@@ -379,6 +379,9 @@ def _check_exports(ctx: _Context, at: datetime | None) -> None:
     from audit import __version__
     from audit.bundle.exports import export_problems
 
+    if ctx.edd is None or any(ctx.json(role) is None for role in ("results", "analysis", "gate")):
+        ctx.report.notes.append("exports not re-rendered: the evidence did not load")
+        return
     problems = export_problems(ctx.members, ctx.manifest["layout"])
     built_by = ctx.manifest.get("mlaudit_version")
     if problems and built_by != __version__:

@@ -81,7 +81,11 @@ def export_problems(
     names |= {path for role, path in ROLES.items() if roles.get(role) == path}
     if not names:
         return []
-    fresh = render_exports(members, roles)
+    try:
+        fresh = render_exports(members, roles)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # Evidence of a shape the exports cannot read (a hostile bundle): a finding, not a crash.
+        return [(EXPORTS_DIR, f"cannot be rendered from this bundle's evidence: {error!r}")]
     problems = []
     for path in sorted(names):
         if path not in members:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from audit.bundle import layout
 
 # Namespace of every UUID an export mints (uuid5 of this URL): fixed forever, so the
 # same bundle gives the same identifiers in every version of mlaudit.
-_UUID_ROOT = uuid.uuid5(uuid.NAMESPACE_URL, "https://mlaudit.dev/bundle-exports")
+_UUID_ROOT = uuid5(NAMESPACE_URL, "https://mlaudit.dev/bundle-exports")
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class ExportStudy:
 
     def uuid(self, *parts: str) -> str:
         """A version-5 UUID for one object of one export, derived from the evidence digest."""
-        return str(uuid.uuid5(self._namespace, "/".join(parts)))
+        return str(uuid5(self._namespace, "/".join(parts)))
 
     @functools.cached_property
-    def _namespace(self) -> uuid.UUID:
-        return uuid.uuid5(_UUID_ROOT, self.digest)
+    def _namespace(self) -> UUID:
+        return uuid5(_UUID_ROOT, self.digest)
 
     @property
     def edd_id(self) -> str:
