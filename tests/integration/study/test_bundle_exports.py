@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from toystudy import CLAIM_B_FAILS, ToyStudy, build_toy_study, gate_args, mlaudi
 from audit.bundle import exports, layout
 from audit.bundle.archive import read_archive, write_archive
 from audit.bundle.attestation import envelope, statement
-from audit.bundle.create import BundleInputs, build_members
+from audit.bundle.create import BundleInputs, SealedRecord, build_members
 from audit.bundle.exports.oscal import NS as OSCAL_NS
 from audit.bundle.verify import verify_bundle
 from audit.documents import dumps
@@ -188,6 +189,20 @@ def test_evidence_map_links_requirements_to_files_and_escapes_the_edd():
     assert 'href="../edd/edd.yaml"' in html
     assert 'href="../results/gate.json"' in html
     assert "paraphrase, not the official wording" in markdown
+
+
+def test_evidence_map_shows_a_folder_of_many_records_as_one_link():
+    records = [
+        SealedRecord("1", f"{i:032x}", i, "0" * 64, {"run_id": f"{i:032x}"}, i, [])
+        for i in range(7)
+    ]
+    inputs = _fixture_inputs()
+    members = build_members(replace(inputs, records=records, checkpoint=b"{}"))
+    page = members[exports.EVIDENCE_MAP_MD].decode()
+    assert "[`tracking/records/1/`](../tracking/records/1/) (7 files)" in page
+    assert "00000000-" not in page  # no record listed on its own
+    resources = _oscal(members)["back-matter"]["resources"]
+    assert sum(r["title"].startswith("tracking/records/") for r in resources) == 7
 
 
 def _repack(members: dict[str, bytes], target: Path) -> Path:
