@@ -106,7 +106,10 @@ def _content_members(inputs: BundleInputs) -> tuple[dict[str, bytes], dict[str, 
 def build_members(inputs: BundleInputs, sign_key: Path | None = None) -> dict[str, bytes]:
     """Every member of the bundle, keyed by its path; deterministic for the same inputs."""
     members, roles = _content_members(inputs)
+    from audit.bundle.exports import add_exports
     from audit.documents import parse_object
+
+    add_exports(members, roles)  # OSCAL, CycloneDX, model card, evidence map (listed below)
 
     results = parse_object(inputs.results, layout.RESULTS, "results")
     gate = parse_object(inputs.gate, layout.GATE, "gate")

@@ -488,6 +488,24 @@ def _check_gate(ctx: _Context, at: datetime | None) -> None:
         ctx.fail(layout.GATE, "/passed", "differs from the recomputed decision")
 
 
+def _check_exports(ctx: _Context, at: datetime | None) -> None:
+    """The compliance exports must be what this evidence renders to (audit.bundle.exports)."""
+    from audit import __version__
+    from audit.bundle.exports import export_problems
+
+    if ctx.edd is None or any(ctx.json(role) is None for role in ("results", "analysis", "gate")):
+        ctx.report.notes.append("exports not re-rendered: the evidence did not load")
+        return
+    problems = export_problems(ctx.members, ctx.manifest["layout"])
+    built_by = ctx.manifest.get("mlaudit_version")
+    if problems and built_by != __version__:
+        # Another mlaudit may render differently; the manifest's digests still hold them.
+        ctx.report.notes.append(f"exports were written by mlaudit {built_by}; not re-rendered")
+        return
+    for path, message in problems:
+        ctx.fail(path, "", message)
+
+
 def _verdict(passed: bool | None) -> str:
     return "absent" if passed is None else ("pass" if passed else "fail")
 
@@ -512,4 +530,5 @@ CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("results-sealed", _check_evidence),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),
+    ("exports", _check_exports),
 )

@@ -715,6 +715,7 @@ def summary(demo: Demo, gate_code: int, target: Path) -> None:
         if (demo.out / name).exists():
             say(f"  {rel / 'out' / name}")
     say(f"  {_rel(target)}  (verify: mlaudit bundle verify {_rel(target)})")
+    say("    with exports/: OSCAL assessment-results, CycloneDX ML-BOM, model card, evidence map")
     say(f"  trial directories: {rel / 'out'}/...; EDD and approvals: {rel}/ on {BRANCH}")
     say("\nbrowse the sealed runs in the MLflow UI:")
     say(

@@ -61,7 +61,7 @@ EDD = textwrap.dedent(
       correction: holm
       claims:
         - {{target: a, claim: improves, min_effect: 0.01}}
-        - {{target: b, claim: non-inferior, margin: 0.02}}
+        - {claim_b}
     budget:
       max_trials: {max_trials}
       max_wall_minutes: 30
@@ -98,8 +98,17 @@ class ToyStudy:
     out: Path
 
 
+# Feature b adds at most 0.0005: non-inferior within 0.02 holds, "improves by 0.01" fails.
+CLAIM_B_HOLDS = "{target: b, claim: non-inferior, margin: 0.02}"
+CLAIM_B_FAILS = "{target: b, claim: improves, min_effect: 0.01}"
+
+
 def build_toy_study(
-    root: Path, edd_id: str = "toy-study", seeds: int = 8, promotion: str = ""
+    root: Path,
+    edd_id: str = "toy-study",
+    seeds: int = 8,
+    claim_b: str = CLAIM_B_HOLDS,
+    promotion: str = "",
 ) -> ToyStudy:
     """A git repo whose main holds the trust files and whose feature branch the signed EDD.
 
@@ -138,6 +147,7 @@ def build_toy_study(
             edd_id=edd_id,
             seeds=list(range(seeds)),
             max_trials=max(100, 4 * seeds),
+            claim_b=claim_b,
         )
         + promotion
     )
@@ -163,7 +173,9 @@ def _dvc_project(repo: Path) -> None:
     subprocess.run([*dvc, "commit", "-q", "-f"], cwd=repo, check=True, env=env, capture_output=True)
 
 
-def run_pipeline(toy: ToyStudy, *, tracking_uri: str | None = None) -> None:
+def run_pipeline(
+    toy: ToyStudy, *, tracking_uri: str | None = None, gate_must_pass: bool = True
+) -> None:
     """run -> analyze -> render md/html -> (checkpoint) -> gate, writing into toy.out."""
     repo, out = toy.repo, toy.out
     tracking = ["--tracking-uri", tracking_uri] if tracking_uri else []
@@ -218,6 +230,7 @@ def run_pipeline(toy: ToyStudy, *, tracking_uri: str | None = None) -> None:
         "--junit",
         out / "gate.xml",
         cwd=repo,
+        check=gate_must_pass,
     )
 
 
