@@ -700,8 +700,13 @@ def trial_rows(inputs: ReportInputs, html: bool = False) -> tuple[list[str], lis
     headers = ["Trial", "Arm", "Seed", "Status", "Duration (s)"]
     headers += [text(name, 40) for name in metric_names]
     headers += ["Cached from", "MLflow"]
+    trials = results.get("trials", [])
+    # W&B / ClearML runs the trials made themselves (audit.protocol.foreign_runs).
+    foreign = any(t.get("foreign_runs") for t in trials)
+    if foreign:
+        headers.append("W&B / ClearML")
     rows = []
-    for t in results.get("trials", []):
+    for t in trials:
         metrics = t.get("metrics") or {}
         link = "—"
         if base:
@@ -718,9 +723,20 @@ def trial_rows(inputs: ReportInputs, html: bool = False) -> tuple[list[str], lis
                 *[fmt(metrics.get(name), 6) for name in metric_names],
                 code(t.get("cached_from") or "—", 120),
                 link,
+                *([_foreign_cell(t.get("foreign_runs"), text, code)] if foreign else []),
             ]
         )
     return headers, rows
+
+
+def _foreign_cell(runs: Any, text: Any, code: Any) -> str:
+    if not isinstance(runs, dict) or not runs:
+        return "—"
+    parts = []
+    for tool, ids in sorted(runs.items()):
+        shown = ", ".join(code(i, 80) for i in (ids if isinstance(ids, list) else [ids])[:3])
+        parts.append(f"{text(tool, 20)} {shown}")
+    return "; ".join(parts)
 
 
 def html_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

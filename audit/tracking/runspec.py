@@ -203,6 +203,16 @@ def _times(header: Mapping[str, Any], trial: Mapping[str, Any]) -> tuple[int, in
     return start, max(start, end)
 
 
+def _foreign_tags(trial: Mapping[str, Any]) -> dict[str, Any]:
+    """The W&B / ClearML runs the trial made itself: `mlaudit.foreign.<tool>` = ids."""
+    runs = trial.get("foreign_runs") or {}
+    return {
+        f"mlaudit.foreign.{tool}": ",".join(str(i) for i in ids)
+        for tool, ids in sorted(runs.items())
+        if isinstance(ids, list) and ids
+    }
+
+
 def trial_run(
     header: Mapping[str, Any],
     trial: Mapping[str, Any],
@@ -242,6 +252,7 @@ def trial_run(
         "mlaudit.trial.fingerprint": trial.get("fingerprint"),
         "mlaudit.trial.cached_from": trial.get("cached_from"),
         "mlaudit.trial.shard": trial.get("shard"),
+        **_foreign_tags(trial),
     }.items():
         _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
     artifacts: dict[str, bytes | Path] = {
