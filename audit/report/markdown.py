@@ -540,8 +540,46 @@ def provenance_levels(results: dict[str, Any], options: MarkdownOptions) -> list
         full += "\n\n" + details(
             f"Data hashes ({len(data_rows)})", table(["Path", "Hash"], data_rows), options
         )
+    full += data_pins_section(prov.get("data_pins") or {}, options)
     compact = "### Provenance\n\n" + table(["What", "Value"], [rows[0], rows[3], rows[9]])
     return [full, compact]
+
+
+def data_pins_section(pins: dict[str, Any], options: MarkdownOptions) -> str:
+    """Git LFS objects and lakeFS commits the run read (audit.provenance.pins)."""
+    text = ""
+    lfs_rows = [
+        [
+            md_text(obj.get("path"), 200),
+            md_code(obj.get("oid")),
+            fmt(obj.get("size"), 20),
+            "yes" if obj.get("canonical") else "no ⚠️",
+            "yes" if obj.get("matches") else "no ⚠️",
+        ]
+        for pin in pins.get("git_lfs") or []
+        for obj in pin.get("objects") or []
+    ]
+    if lfs_rows:
+        headers = ["Path", "LFS oid", "Size", "Canonical pointer", "File matches"]
+        text += "\n\n" + details(
+            f"Git LFS objects ({len(lfs_rows)})", table(headers, lfs_rows), options
+        )
+    lakefs_rows = [
+        [
+            md_text(pin.get("uri"), 200),
+            md_text(pin.get("ref_kind"), 20),
+            md_code(pin.get("commit_id")),
+            fmt(pin.get("object_count"), 20),
+            md_code(pin.get("manifest_sha256")),
+        ]
+        for pin in pins.get("lakefs") or []
+    ]
+    if lakefs_rows:
+        headers = ["URI", "Ref", "Commit", "Objects", "Manifest sha256"]
+        text += "\n\n" + details(
+            f"lakeFS data ({len(lakefs_rows)})", table(headers, lakefs_rows), options
+        )
+    return text
 
 
 def reproducibility_levels(results: dict[str, Any]) -> list[str]:

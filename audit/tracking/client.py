@@ -280,6 +280,11 @@ class RunWriter:
                     self.client.log_batch, run_id, metrics, params, tags, synchronous=True
                 )
                 call_with_retry(log, self.policy, describe=f"{spec.label}: log values")
+            if spec.datasets:
+                inputs = functools.partial(
+                    self.client.log_inputs, run_id, datasets=_dataset_inputs(spec)
+                )
+                call_with_retry(inputs, self.policy, describe=f"{spec.label}: log data inputs")
 
         # Values and files are independent requests: send them side by side. Only the
         # end (which seals the run) must wait for both.
@@ -357,6 +362,18 @@ class RunWriter:
                 f"{label}: artifact {path} already uploaded with different content; "
                 "refusing to finish the run"
             )
+
+
+def _dataset_inputs(spec: RunSpec) -> list[Any]:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    return [
+        DatasetInput(
+            Dataset(d.name, d.digest, d.source_type, d.source),
+            [InputTag(k, v) for k, v in sorted(d.tags.items())],
+        )
+        for d in spec.datasets
+    ]
 
 
 def _content(item: bytes | Path) -> bytes:

@@ -15,6 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from audit.tracking.datasets import data_inputs
+from audit.tracking.record import DatasetRef
+
 TRIAL_KEY_TAG = "mlaudit.trial_key"
 EXECUTION_KEY_TAG = "mlaudit.execution_key"
 ROLE_TAG = "mlaudit.role"
@@ -55,6 +58,8 @@ class RunSpec:
     # artifact path inside the run -> bytes or a local file
     artifacts: dict[str, bytes | Path] = field(default_factory=dict)
     label: str = ""
+    # The data the study read (audit.tracking.datasets), logged before the run ends.
+    datasets: tuple[DatasetRef, ...] = ()
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -270,6 +275,7 @@ def trial_run(
         metrics=_metric_points(trial, end),
         artifacts=artifacts,
         label=label,
+        datasets=data_inputs(header.get("provenance") or {}),
     )
 
 
@@ -354,6 +360,7 @@ def parent_run(
         metrics=[],
         artifacts=artifacts,
         label=label,
+        datasets=data_inputs(provenance),
     )
 
 
