@@ -128,12 +128,12 @@ def _blobs(root: Path, commit: str, path: str) -> list[tuple[str, str]]:
     return blobs
 
 
-def _canonical(root: Path, pointer: bytes) -> bool:
-    """git-lfs's own strict check: exit 0 canonical, 2 valid but not canonical."""
+def _pointer_check(root: Path, pointer: bytes) -> int:
+    """git-lfs's own strict check: 0 canonical, 2 a pointer but not canonical, 1 no pointer."""
     code, _, err = _run(root, ["lfs", "pointer", "--check", "--strict", "--stdin"], pointer)
     if code not in (0, 1, 2):
         raise ProvenanceError(f"git lfs pointer --check in {root}: {err or f'exit {code}'}")
-    return code == 0
+    return code
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -148,7 +148,8 @@ def _file_sha256(path: Path) -> str | None:
 
 def _lfs_object(root: Path, path: str, blob: str) -> LfsObject:
     pointer = _git(root, "cat-file", "blob", blob)
-    match = _POINTER.match(pointer) if len(pointer) <= _MAX_POINTER else None
+    check = _pointer_check(root, pointer) if len(pointer) <= _MAX_POINTER else 1
+    match = _POINTER.match(pointer) if check != 1 else None
     if match is None:
         raise ProvenanceError(
             f"data path {path!r} is not stored in Git LFS at HEAD (the committed file is not "
@@ -158,7 +159,7 @@ def _lfs_object(root: Path, path: str, blob: str) -> LfsObject:
         path=path,
         oid=match.group(1).decode(),
         size=int(match.group(2)),
-        canonical=_canonical(root, pointer),
+        canonical=check == 0,
         worktree_sha256=_file_sha256(root / path),
     )
 
