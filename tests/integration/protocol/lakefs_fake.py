@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,12 @@ from werkzeug import Request, Response
 SPEC = OpenApiSubset("lakefs-subset.json", "urn:lakefs-openapi")
 ACCESS_KEY, SECRET_KEY = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 _OBJECTS_LS = re.compile(r"^/api/v1/repositories/([^/]+)/refs/([^/]+)/objects/ls$")
+TRAIN_OBJECTS = {
+    "transactions/2026-01.csv": b"a,b\n1,2\n",
+    "transactions/2026-02.csv": b"a,b\n3,4\n",
+    "transactions-old/x.csv": b"old",
+    "labels.csv": b"y\n1\n",
+}
 _REF = re.compile(r"^/api/v1/repositories/([^/]+)/(branches|tags|commits)/([^/]+)$")
 
 
@@ -49,6 +56,8 @@ class FakeLakeFS:
     repositories: dict[str, FakeRepository] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    # Called once after the first object listing: another writer moving a branch.
+    after_listing: Callable[[], object] | None = None
 
     def __post_init__(self) -> None:
         self.server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
@@ -112,6 +121,9 @@ class FakeLakeFS:
         names = sorted(p for p in repo.commits[resolved] if p.startswith(prefix) and p > after)
         page, more = names[:amount], len(names) > amount
         results = [_stats(path, repo.commits[resolved][path]) for path in page]
+        if self.after_listing is not None:
+            hook, self.after_listing = self.after_listing, None
+            hook()
         return 200, {
             "pagination": {
                 "has_more": more,

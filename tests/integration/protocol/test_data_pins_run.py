@@ -1,0 +1,148 @@
+"""A study reading Git LFS and lakeFS data, end to end: run, report, sealed inputs, bundle.
+
+Real git + git-lfs, real DVC, real ssh signatures, the real MLflow server of the
+session, and the `lakefs` SDK against the loopback fake checked by lakeFS's OpenAPI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from lakefs_fake import TRAIN_OBJECTS, FakeLakeFS
+from protocol_study import Study, edd_document
+
+WEIGHTS = b"pretrained " * 500
+LAKEFS_URI = "lakefs://fraud-data/main/transactions/"
+
+pytestmark = pytest.mark.slow
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def lakefs(httpserver, monkeypatch: pytest.MonkeyPatch) -> FakeLakeFS:
+    fake = FakeLakeFS(httpserver)
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    fake.repository("fraud-data").commit("main", TRAIN_OBJECTS)
+    yield fake
+    assert fake.violations == []
+
+
+@pytest.fixture
+def pinned_study(new_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lakefs) -> Study:
+    """The protocol toy study, plus data/weights.bin in Git LFS and a lakeFS prefix."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "gitconfig"))
+    # Two arms x two seeds: enough trials to log, seal and bundle.
+    document = edd_document(
+        seeds=[0, 1], components=[{"name": "a", "ablate": ["features.a=false"]}], references=[]
+    )
+    document["id"] = f"pins-{uuid.uuid4().hex[:8]}"
+    study = new_study(document)
+    _git(study.root, "lfs", "install", "--local")
+    _git(study.root, "lfs", "track", "*.bin")
+    (study.root / "data" / "weights.bin").write_bytes(WEIGHTS)
+    document["data"] += [
+        {"path": "data/weights.bin", "tracked_by": "git-lfs"},
+        {"lakefs": LAKEFS_URI},
+    ]
+    study.write_edd(document)
+    return study
+
+
+def _pipeline(run_cli, study: Study, out: Path, uri: str) -> None:
+    steps = [
+        study.run_args(out, "--no-cache", "--tracking-uri", uri),
+        ["ablate", "analyze", out / "results.json", "-o", out / "analysis.json"],
+        [
+            *("report", "render", out / "analysis.json", "--results", out / "results.json"),
+            *("--format", "md", "-o", out / "report.md"),
+        ],
+        [
+            *("gate", "--analysis", out / "analysis.json", "--results", out / "results.json"),
+            *("--edd", study.edd, "--trust-ref", "main", "-o", out / "gate.json"),
+        ],
+    ]
+    for step in steps:
+        result = run_cli(*step)
+        # The toy's paired differences are all equal (degenerate): the gate judges it FAILED.
+        assert result.exit_code == (1 if step[0] == "gate" else 0), (step[:2], result.stderr)
+
+
+def test_pins_reach_provenance_report_sealed_inputs_and_bundle(
+    pinned_study, run_cli, mlflow_server, tmp_path, lakefs
+):
+    out = tmp_path / "out"
+    _pipeline(run_cli, pinned_study, out, mlflow_server.uri)
+    results = json.loads((out / "results.json").read_text())
+    provenance = results["provenance"]
+    head = lakefs.repository("fraud-data").branches["main"]
+    oid = hashlib.sha256(WEIGHTS).hexdigest()
+    (lfs,) = provenance["data_pins"]["git_lfs"]
+    assert lfs["objects"][0]["oid"] == f"sha256:{oid}"
+    assert lfs["objects"][0]["matches"]
+    (lake,) = provenance["data_pins"]["lakefs"]
+    assert (lake["ref_kind"], lake["commit_id"]) == ("branch", head)
+    assert set(provenance["data"]) == {"data/train.csv", "data/weights.bin", LAKEFS_URI}
+    rules = {r["rule"]: r["passed"] for r in json.loads((out / "gate.json").read_text())["rules"]}
+    assert rules["protocol-as-signed"]
+    assert rules["provenance"]
+
+    report = (out / "report.md").read_text()
+    assert oid in report
+    assert head in report
+    assert "Git LFS objects" in report
+
+    from audit.tracking.client import connect
+
+    run = connect(mlflow_server.uri).get_run(results["trials"][0]["mlflow_run_id"])
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert inputs["data/weights.bin"].source_type == "git-lfs"
+    assert inputs[LAKEFS_URI].source_type == "lakefs"
+    assert json.loads(inputs[LAKEFS_URI].source)["uri"] == lake["immutable_uri"]
+    assert inputs["data/train.csv"].source_type == "dvc"
+
+    bundle = tmp_path / "bundle.tar.gz"
+    created = run_cli(
+        "bundle", "create", "-o", bundle, "--edd", pinned_study.edd, "--dir", out,
+        "--trust-ref", "main", "--tracking-uri", mlflow_server.uri,
+    )  # fmt: skip
+    assert created.exit_code == 0, created.stderr
+    verified = json.loads(run_cli("bundle", "verify", bundle, "--json").stdout)
+    assert verified["findings"] == [], verified["findings"]
+    assert {c["check"]: c["passed"] for c in verified["checks"]}["data-pins"] is True
+
+
+def test_a_missing_lfs_smudge_refuses_the_run(pinned_study, run_cli, tmp_path, monkeypatch):
+    # A checkout that skipped the LFS objects: the pointer is on disk and git sees no change.
+    (pinned_study.root / "data" / "weights.bin").unlink()
+    monkeypatch.setenv("GIT_LFS_SKIP_SMUDGE", "1")
+    _git(pinned_study.root, "checkout", "--", "data/weights.bin")
+    assert _git(pinned_study.root, "status", "--porcelain") == ""
+    result = run_cli(*pinned_study.run_args(tmp_path / "out", "--no-cache"))
+    assert result.exit_code == 1
+    assert "data/weights.bin" in result.stderr
+    assert "git lfs pull" in result.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_lakefs_branch_moved_during_the_run_is_refused(pinned_study, run_cli, tmp_path, lakefs):
+    repo = lakefs.repository("fraud-data")
+    before = repo.branches["main"]
+    # Another writer commits to the branch right after the run listed it.
+    lakefs.after_listing = lambda: repo.commit("main", {**TRAIN_OBJECTS, "late.csv": b"x"})
+    result = run_cli(*pinned_study.run_args(tmp_path / "out", "--no-cache"))
+    assert result.exit_code == 1
+    assert f"moved from commit {before[:12]} to {repo.branches['main'][:12]}" in result.stderr
