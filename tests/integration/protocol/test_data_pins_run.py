@@ -124,6 +124,35 @@ def test_pins_reach_provenance_report_sealed_inputs_and_bundle(
     assert verified["findings"] == [], verified["findings"]
     assert {c["check"]: c["passed"] for c in verified["checks"]}["data-pins"] is True
 
+    # A forger edits the lakeFS manifest digest in results.json and fixes the manifest.
+    forged = _forge(bundle, tmp_path / "forged.tar.gz")
+    findings = json.loads(run_cli("bundle", "verify", forged, "--json").stdout)["findings"]
+    pointers = {f["pointer"] for f in findings if f["id"] == "data-pins"}
+    assert "results/results.json:/provenance/data_pins/lakefs/0/manifest_sha256" in pointers
+
+
+def _forge(bundle: Path, target: Path) -> Path:
+    from audit.bundle import layout
+    from audit.bundle.archive import read_archive, write_archive
+    from audit.bundle.attestation import envelope, statement
+
+    members = read_archive(bundle)
+    results = json.loads(members[layout.RESULTS])
+    results["provenance"]["data_pins"]["lakefs"][0]["manifest_sha256"] = "0" * 64
+    members[layout.RESULTS] = json.dumps(results).encode()
+    manifest = json.loads(members[layout.MANIFEST])
+    manifest["files"] = {
+        name: hashlib.sha256(data).hexdigest()
+        for name, data in sorted(members.items())
+        if name not in (layout.MANIFEST, layout.ATTESTATION)
+    }
+    members[layout.MANIFEST] = json.dumps(manifest).encode()
+    rest = {n: d for n, d in members.items() if n != layout.ATTESTATION}
+    members[layout.ATTESTATION] = json.dumps(envelope(statement(rest, {}), None)).encode()
+    with target.open("wb") as handle:
+        write_archive(members, handle)
+    return target
+
 
 def test_a_missing_lfs_smudge_refuses_the_run(pinned_study, run_cli, tmp_path, monkeypatch):
     # A checkout that skipped the LFS objects: the pointer is on disk and git sees no change.
