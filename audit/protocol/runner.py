@@ -218,6 +218,8 @@ class Runner:
     def _from_outcome(
         self, trial: Trial, outcome: TrialOutcome, fingerprint: str, started_at: str
     ) -> dict[str, Any]:
+        # W&B / ClearML runs the trial made itself; recorded only when there are some.
+        foreign = foreign_runs(self._trial_dir(trial))
         return self._record(
             trial,
             status=outcome.status,
@@ -230,7 +232,7 @@ class Runner:
             started_at=started_at,
             finished_at=utc_now(),
             trial_dir=self._trial_dir(trial).relative_to(self.out_dir).as_posix(),
-            foreign_runs=foreign_runs(self._trial_dir(trial)),
+            **({"foreign_runs": foreign} if foreign else {}),
         )
 
     def _from_cache(

@@ -19,6 +19,14 @@ from protocol_study import Study, edd_document
 WEIGHTS = b"pretrained " * 500
 LAKEFS_URI = "lakefs://fraud-data/main/transactions/"
 
+WANDB_TRIAL = """
+if arm == "baseline" and seed == 0:
+    import wandb
+    run = wandb.init(project="toy")
+    run.log({"score": metrics["score"]})
+    run.finish()
+"""
+
 pytestmark = pytest.mark.slow
 
 
@@ -51,6 +59,17 @@ def pinned_study(new_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lak
     )
     document["id"] = f"pins-{uuid.uuid4().hex[:8]}"
     study = new_study(document)
+    # One trial also logs to W&B (offline), as a script that already uses it would.
+    train = study.root / "train.py"
+    train.write_text(train.read_text() + WANDB_TRIAL)
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_CONFIG_DIR": str(home / "wandb-config"),
+        "WANDB_CACHE_DIR": str(home / "wandb-cache"),
+        "WANDB_DATA_DIR": str(home / "wandb-data"),
+    }.items():
+        monkeypatch.setenv(name, value)
     _git(study.root, "lfs", "install", "--local")
     _git(study.root, "lfs", "track", "*.bin")
     (study.root / "data" / "weights.bin").write_bytes(WEIGHTS)
@@ -113,6 +132,14 @@ def test_pins_reach_provenance_report_sealed_inputs_and_bundle(
     assert inputs[LAKEFS_URI].source_type == "lakefs"
     assert json.loads(inputs[LAKEFS_URI].source)["uri"] == lake["immutable_uri"]
     assert inputs["data/train.csv"].source_type == "dvc"
+
+    # The W&B run the trial made is linked from its record, its sealed run and the report.
+    trials = {t["trial_id"]: t for t in results["trials"]}
+    (wandb_id,) = trials["baseline/0"]["foreign_runs"]["wandb"]
+    assert "foreign_runs" not in trials["no-a/1"]
+    sealed = connect(mlflow_server.uri).get_run(trials["baseline/0"]["mlflow_run_id"])
+    assert sealed.data.tags["mlaudit.foreign.wandb"] == wandb_id
+    assert f"wandb `{wandb_id}`" in report
 
     bundle = tmp_path / "bundle.tar.gz"
     created = run_cli(
