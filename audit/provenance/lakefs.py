@@ -84,7 +84,16 @@ def default_client() -> Any:
             "the EDD declares lakeFS data but the lakefs SDK is not installed",
             hint="pip install 'mlaudit[lakefs]'",
         ) from None
-    return lakefs.Client()  # type: ignore[no-untyped-call]
+    from lakefs.exceptions import NoAuthenticationFound
+
+    try:
+        return lakefs.Client()  # type: ignore[no-untyped-call]
+    except NoAuthenticationFound:
+        raise ProvenanceError(
+            "the EDD declares lakeFS data but no lakeFS server or credentials are configured",
+            hint="set LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and "
+            "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY, or write ~/.lakectl.yaml",
+        ) from None
 
 
 def lakefs_pins(
@@ -99,12 +108,17 @@ def lakefs_pins(
 
 def _pin(uri: LakeFSUri, client: Any) -> LakeFSPin:
     from lakefs.exceptions import LakeFSException
+    from urllib3.exceptions import HTTPError
 
     try:
         kind, commit_id = _resolve(uri, client)
         objects = _objects(uri, commit_id, client)
     except LakeFSException as error:
         raise ProvenanceError(f"{uri}: lakeFS: {_describe(error)}") from None
+    except HTTPError as error:
+        # The SDK lets connection failures through as urllib3's own errors.
+        reason = getattr(error, "reason", None) or error
+        raise ProvenanceError(f"{uri}: cannot reach the lakeFS server: {reason}") from None
     if not objects:
         raise ProvenanceError(f"{uri}: no objects at {uri.path!r} in commit {commit_id[:12]}")
     return LakeFSPin(str(uri), kind, commit_id, objects)

@@ -93,3 +93,22 @@ def test_a_branch_moved_during_the_run_is_named(lakefs: FakeLakeFS, tmp_path):
         f"{uri}: lakeFS branch 'main' moved from commit {before[:12]} to {after[:12]} "
         "during the run"
     )
+
+
+def test_no_configuration_is_a_clear_refusal(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("LAKECTL_SERVER_ENDPOINT_URL", "LAKECTL_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ProvenanceError, match="no lakeFS server or credentials"):
+        lakefs_pins(["lakefs://fraud-data/main/labels.csv"])
+
+
+def test_an_unreachable_server_is_a_clear_refusal(lakefs: FakeLakeFS, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("LAKECTL_SERVER_ENDPOINT_URL", f"http://127.0.0.1:{port}/api/v1")
+    with pytest.raises(ProvenanceError, match="cannot reach the lakeFS server"):
+        lakefs_pins(["lakefs://fraud-data/main/labels.csv"])
