@@ -20,11 +20,13 @@ WEIGHTS = b"pretrained " * 500
 LAKEFS_URI = "lakefs://fraud-data/main/transactions/"
 
 WANDB_TRIAL = """
-if arm == "baseline" and seed == 0:
+if arm == "baseline" and seed == 0 and trial_dir.parent.parent.name == "trials":
     import wandb
     run = wandb.init(project="toy")
     run.log({"score": metrics["score"]})
+    seen = {"group": run.group, "job_type": run.job_type, "name": run.name, "tags": run.tags}
     run.finish()
+    (trial_dir / "seen.json").write_text(json.dumps({**seen, "tags": list(seen["tags"])}))
 """
 
 pytestmark = pytest.mark.slow
@@ -140,6 +142,13 @@ def test_pins_reach_provenance_report_sealed_inputs_and_bundle(
     sealed = connect(mlflow_server.uri).get_run(trials["baseline/0"]["mlflow_run_id"])
     assert sealed.data.tags["mlaudit.foreign.wandb"] == wandb_id
     assert f"wandb `{wandb_id}`" in report
+    # ... and the W&B run carries the study context back (the variables W&B reads itself).
+    seen = json.loads((out / trials["baseline/0"]["trial_dir"] / "seen.json").read_text())
+    edd_id = results["edd"]["id"]
+    assert (seen["group"], seen["job_type"], seen["name"]) == (edd_id, "baseline", "baseline/0")
+    assert set(seen["tags"]) == {"mlaudit", f"edd:{edd_id}", "arm:baseline", "seed:0"} | {
+        "trial:baseline/0"
+    }
 
     bundle = tmp_path / "bundle.tar.gz"
     created = run_cli(

@@ -1,9 +1,9 @@
-"""W&B and ClearML inside a trial, with their real clients in offline mode.
+"""ClearML inside a trial, with its real client in offline mode.
 
-One trial script calls `wandb.init()` and ClearML's `Task.init()` as a training
-script would; the trial's environment must carry the study context those clients
-group and tag by, and the ids of the runs they made must be found afterwards in
-the trial directory. Offline modes, HOME and config dirs in tmp: nothing leaves
+The trial script calls ClearML's `Task.init()` with the documented MLAUDIT_*
+convention; the offline session must land in the trial directory, carry the study
+context, and its task id be found afterwards. (W&B runs inside a real study in
+test_data_pins_run.py.) Offline mode, HOME and config dirs in tmp: nothing leaves
 the machine.
 """
 
@@ -16,20 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from audit.protocol.foreign_runs import clearml_task_ids, foreign_runs, wandb_run_ids
+from audit.protocol.foreign_runs import clearml_task_ids, foreign_runs
 from audit.protocol.trial import TrialSpec, run_trial, trial_env
 
 SCRIPT = r"""
 import json, os, pathlib
-import wandb
 from clearml import Task
 
 trial_dir = pathlib.Path(os.environ["MLAUDIT_TRIAL_DIR"])
-run = wandb.init(project="toy")
-run.log({"score": 0.5})
-seen = {"group": run.group, "job_type": run.job_type, "tags": list(run.tags),
-        "name": run.name, "id": run.id}
-run.finish()
+seen = {}
 # ClearML has no variables for project, name or tags: the documented convention.
 task = Task.init(
     project_name=os.environ["MLAUDIT_RUN_GROUP"],
@@ -61,11 +56,6 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_CACHE_HOME": str(home / ".cache"),
-        "WANDB_MODE": "offline",
-        "WANDB_CONFIG_DIR": str(home / "wandb-config"),
-        "WANDB_CACHE_DIR": str(home / "wandb-cache"),
-        "WANDB_DATA_DIR": str(home / "wandb-data"),
-        "WANDB_SILENT": "true",
         "CLEARML_OFFLINE_MODE": "1",
         "CLEARML_CONFIG_FILE": str(conf),
         "CLEARML_LOG_ENVIRONMENT": "",
@@ -90,20 +80,9 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     return trial_dir, outcome
 
 
-def test_wandb_run_is_grouped_and_tagged_by_the_study(ran):
+def test_clearml_offline_task_is_found_in_the_trial_directory(ran):
     trial_dir, outcome = ran
     assert outcome.status == "succeeded", outcome.reason
-    seen = json.loads((trial_dir / "seen.json").read_text())
-    assert seen["group"] == "toy-study"
-    assert seen["job_type"] == "no-a"
-    assert seen["name"] == "no-a/3"
-    assert set(seen["tags"]) == {"mlaudit", "edd:toy-study", "arm:no-a", "seed:3", "trial:no-a/3"}
-    # The run directory is the trial's own, and its id is found there.
-    assert wandb_run_ids(trial_dir) == [seen["id"]]
-
-
-def test_clearml_offline_task_is_found_in_the_trial_directory(ran):
-    trial_dir, _ = ran
     seen = json.loads((trial_dir / "seen.json").read_text())
     assert clearml_task_ids(trial_dir) == [seen["clearml_id"]]
     task = json.loads(
@@ -112,4 +91,4 @@ def test_clearml_offline_task_is_found_in_the_trial_directory(ran):
     assert task["project_name"] == "toy-study"
     assert task["name"] == "no-a/3"
     assert set(task["tags"]) >= {"arm:no-a", "seed:3", "trial:no-a/3"}
-    assert foreign_runs(trial_dir) == {"wandb": [seen["id"]], "clearml": [seen["clearml_id"]]}
+    assert foreign_runs(trial_dir) == {"clearml": [seen["clearml_id"]]}
