@@ -208,6 +208,16 @@ def _times(header: Mapping[str, Any], trial: Mapping[str, Any]) -> tuple[int, in
     return start, max(start, end)
 
 
+def _data_tag(provenance: Mapping[str, Any], key: str) -> str:
+    """`mlaudit.dvc.<path>`, `mlaudit.lfs.<path>` or `mlaudit.lakefs.<repo/ref/path>`."""
+    pins = provenance.get("data_pins") or {}
+    if any(p.get("path") == key for p in pins.get("git_lfs") or []):
+        return f"mlaudit.lfs.{key}"
+    if any(p.get("uri") == key for p in pins.get("lakefs") or []):
+        return f"mlaudit.lakefs.{key.removeprefix('lakefs://')}"
+    return f"mlaudit.dvc.{key}"
+
+
 def _foreign_tags(trial: Mapping[str, Any]) -> dict[str, Any]:
     """The W&B / ClearML runs the trial made itself: `mlaudit.foreign.<tool>` = ids."""
     runs = trial.get("foreign_runs") or {}
@@ -331,7 +341,7 @@ def parent_run(
         "mlaudit.trust.commit": trust.get("commit"),
     }
     for path, digest in sorted((provenance.get("data") or {}).items()):
-        values[f"mlaudit.dvc.{path}"] = digest
+        values[_data_tag(provenance, path)] = digest
     for name, value in values.items():
         _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
     artifacts: dict[str, bytes | Path] = {
