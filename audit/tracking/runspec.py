@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -209,13 +210,17 @@ def _times(header: Mapping[str, Any], trial: Mapping[str, Any]) -> tuple[int, in
 
 
 def _data_tag(provenance: Mapping[str, Any], key: str) -> str:
-    """`mlaudit.dvc.<path>`, `mlaudit.lfs.<path>` or `mlaudit.lakefs.<repo/ref/path>`."""
+    """`mlaudit.dvc.<path>`, `mlaudit.lfs.<path>` or `mlaudit.lakefs.<repo/ref/path>`.
+
+    MLflow refuses a tag key that normalises to another path (`a/`, `a//b`).
+    """
     pins = provenance.get("data_pins") or {}
+    kind = "dvc"
     if any(p.get("path") == key for p in pins.get("git_lfs") or []):
-        return f"mlaudit.lfs.{key}"
-    if any(p.get("uri") == key for p in pins.get("lakefs") or []):
-        return f"mlaudit.lakefs.{key.removeprefix('lakefs://')}"
-    return f"mlaudit.dvc.{key}"
+        kind = "lfs"
+    elif any(p.get("uri") == key for p in pins.get("lakefs") or []):
+        kind, key = "lakefs", key.removeprefix("lakefs://")
+    return f"mlaudit.{kind}.{posixpath.normpath(key)}"
 
 
 def _foreign_tags(trial: Mapping[str, Any]) -> dict[str, Any]:

@@ -128,7 +128,11 @@ def test_pins_reach_provenance_report_sealed_inputs_and_bundle(
 
     from audit.tracking.client import connect
 
-    run = connect(mlflow_server.uri).get_run(results["trials"][0]["mlflow_run_id"])
+    client = connect(mlflow_server.uri)
+    parent = client.get_run(results["tracking"]["parent_run_id"])
+    assert parent.info.status == "FINISHED"  # sealed, with the data as inputs
+    assert {d.dataset.name for d in parent.inputs.dataset_inputs} == set(provenance["data"])
+    run = client.get_run(results["trials"][0]["mlflow_run_id"])
     inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
     assert inputs["data/weights.bin"].source_type == "git-lfs"
     assert inputs[LAKEFS_URI].source_type == "lakefs"
@@ -139,7 +143,7 @@ def test_pins_reach_provenance_report_sealed_inputs_and_bundle(
     trials = {t["trial_id"]: t for t in results["trials"]}
     (wandb_id,) = trials["baseline/0"]["foreign_runs"]["wandb"]
     assert "foreign_runs" not in trials["no-a/1"]
-    sealed = connect(mlflow_server.uri).get_run(trials["baseline/0"]["mlflow_run_id"])
+    sealed = client.get_run(trials["baseline/0"]["mlflow_run_id"])
     assert sealed.data.tags["mlaudit.foreign.wandb"] == wandb_id
     assert f"wandb `{wandb_id}`" in report
     # ... and the W&B run carries the study context back (the variables W&B reads itself).
