@@ -15,6 +15,7 @@ from typing import Any
 from audit.designs import Comparison, comparison_problems, design_of
 from audit.documents.gate_result import RULE_KINDS, EddRef, GateResult, RuleResult
 from audit.edd.model import Edd
+from audit.provenance.declared import data_key
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ def rule_protocol_as_signed(inputs: GateInputs) -> RuleResult:
         problems.append("the executed command template differs from the signed one")
     data = inputs.results.get("provenance", {}).get("data", {}) or {}
     for entry in inputs.edd.document["data"]:
-        if not data.get(entry["path"]):
-            problems.append(f"no recorded data hash for signed data path {entry['path']}")
+        key = data_key(entry)
+        if not data.get(key):
+            problems.append(f"no recorded data hash for signed data path {key}")
     return _result(
         "protocol-as-signed",
         "The executed protocol equals the signed one (arms, seeds, command, data)",

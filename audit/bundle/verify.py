@@ -510,6 +510,18 @@ def _verdict(passed: bool | None) -> str:
     return "absent" if passed is None else ("pass" if passed else "fail")
 
 
+def _check_data_pins(ctx: _Context, at: datetime | None) -> None:
+    """Git LFS / lakeFS pins follow from their objects and match the sealed dataset inputs."""
+    from audit.bundle.data_pins import data_pin_problems
+
+    results = ctx.json("results")
+    if results is None:
+        return
+    path = str(ctx.path("results"))
+    for pointer, message in data_pin_problems(results, ctx.proven):
+        ctx.fail(path, pointer, message)
+
+
 def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
     from audit.errors import ProtocolError
     from audit.protocol.plan import build_plan
@@ -528,6 +540,7 @@ CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("tracking-records", _check_records),
     ("checkpoint-timestamp", _check_timestamp),
     ("results-sealed", _check_evidence),
+    ("data-pins", _check_data_pins),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),
     ("exports", _check_exports),

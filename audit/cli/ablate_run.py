@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def run(
     from audit.protocol.results import approval_rows
     from audit.protocol.runner import RunRequest, run_protocol
     from audit.protocol.shards import parse_shard
+    from audit.provenance.declared import declared_data
     from audit.provenance.git import repo_root
     from audit.provenance.record import collect_provenance
 
@@ -123,9 +125,12 @@ def run(
         raise ValidationFailed(str(edd_path), expired)
     plan = build_plan(edd.document, source=str(edd_path))
     cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
+    data = declared_data(edd.document["data"])
     provenance = collect_provenance(
         root,
-        [str(entry["path"]) for entry in edd.document["data"]],
+        data.dvc,
+        lfs_paths=data.git_lfs,
+        lakefs_uris=data.lakefs,
         allow_dirty=allow_dirty,
         image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
         exclude=[out_dir, *([cache] if cache else [])],
@@ -155,12 +160,30 @@ def run(
         runner_python=sys.executable,
     )
     outcome = run_protocol(request)
+    _refuse_moved_data(request.provenance, root)
     if outcome.logger is not None:
         close = getattr(outcome.logger, "close", None)
         if close is not None:
             close(outcome.results)
     _report(outcome.results, outcome.path, as_json, outcome.preflight)
     return _exit_code(outcome.unsuccessful(), attrition_ok)
+
+
+def _refuse_moved_data(provenance: Mapping[str, Any], root: Path) -> None:
+    """Git LFS / lakeFS data that changed while the trials ran: refused, not sealed."""
+    from audit.errors import ProvenanceError
+    from audit.provenance.pins import changed_pins
+
+    pins = provenance.get("data_pins")
+    if not pins:
+        return
+    problems = changed_pins(pins, root)
+    if problems:
+        raise ProvenanceError(
+            f"the data changed between the start of the run and its end: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            hint="the trials may have read different data; pin a tag or commit and run again",
+        )
 
 
 def _exit_code(unsuccessful: list[dict[str, Any]], attrition_ok: bool) -> int:

@@ -25,6 +25,7 @@ def semantic_problems(document: dict[str, Any], *, at: datetime | None = None) -
     """Every semantic problem; with `at`, also whether not_after has passed at that time."""
     problems: list[Problem] = []
     problems += _names(document)
+    problems += _data(document)
     problems += _overrides(document)
     problems += _design(document)
     problems += _metrics_and_claims(document)
@@ -61,6 +62,28 @@ def _names(document: dict[str, Any]) -> Iterator[Problem]:
                 yield pointer, f"duplicate arm name {name!r} (also at {seen[name]})"
             else:
                 seen[name] = pointer
+
+
+def _data(document: dict[str, Any]) -> Iterator[Problem]:
+    """One source per entry, a lakeFS URI of the right shape, no entry declared twice."""
+    from audit.provenance.lakefs import LakeFSUri
+
+    seen: set[str] = set()
+    for index, entry in enumerate(document["data"]):
+        pointer = f"/data/{index}"
+        if "lakefs" in entry:
+            if "path" in entry:
+                yield pointer, "an entry names either a path or a lakefs URI, not both"
+            elif "tracked_by" in entry:
+                yield f"{pointer}/tracked_by", "tracked_by applies to a path, not a lakefs URI"
+            try:
+                LakeFSUri.parse(entry["lakefs"])
+            except ValueError as error:
+                yield f"{pointer}/lakefs", str(error)
+        key = str(entry.get("lakefs") or entry.get("path"))
+        if key in seen:
+            yield pointer, f"{key!r} is declared twice"
+        seen.add(key)
 
 
 def _overrides(document: dict[str, Any]) -> Iterator[Problem]:

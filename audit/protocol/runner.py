@@ -27,6 +27,7 @@ from audit.protocol.budget import TrialBudget, check_plan_fits
 from audit.protocol.cache import TrialCache
 from audit.protocol.determinism import ReproducibilityRule, not_rerun, rerun_result
 from audit.protocol.early_stop import FirstTrialWatch
+from audit.protocol.foreign_runs import foreign_runs
 from audit.protocol.journal import JOURNAL_NAME, Journal
 from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
 from audit.protocol.plan import Plan, Trial
@@ -163,6 +164,7 @@ class Runner:
                 arm=trial.arm,
                 trial_dir=trial_dir,
                 trial_id=trial.trial_id,
+                edd_id=str(self.request.edd.get("id") or "") or None,
             ),
             timeout_seconds=float(self.document["budget"]["trial_timeout_seconds"]),
             metrics_file=str(metrics.get("file", "metrics.json")),
@@ -216,6 +218,8 @@ class Runner:
     def _from_outcome(
         self, trial: Trial, outcome: TrialOutcome, fingerprint: str, started_at: str
     ) -> dict[str, Any]:
+        # W&B / ClearML runs the trial made itself; recorded only when there are some.
+        foreign = foreign_runs(self._trial_dir(trial))
         return self._record(
             trial,
             status=outcome.status,
@@ -228,6 +232,7 @@ class Runner:
             started_at=started_at,
             finished_at=utc_now(),
             trial_dir=self._trial_dir(trial).relative_to(self.out_dir).as_posix(),
+            **({"foreign_runs": foreign} if foreign else {}),
         )
 
     def _from_cache(

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from audit.protocol import containment
+from audit.protocol.foreign_runs import context_env
 from audit.protocol.metrics import printable, read_metrics
 
 OVERRIDES_PLACEHOLDER = "{overrides}"
@@ -78,10 +79,20 @@ def expand_command(
 
 
 def trial_env(
-    base_env: Mapping[str, str], *, seed: int, arm: str, trial_dir: Path, trial_id: str
+    base_env: Mapping[str, str],
+    *,
+    seed: int,
+    arm: str,
+    trial_dir: Path,
+    trial_id: str,
+    edd_id: str | None = None,
 ) -> dict[str, str]:
     return {
         **base_env,
+        # W&B / ClearML grouping and tags (audit.protocol.foreign_runs).
+        **context_env(
+            base_env, edd_id=edd_id, arm=arm, seed=seed, trial_id=trial_id, trial_dir=trial_dir
+        ),
         "MLAUDIT_SEED": str(seed),
         "PYTHONHASHSEED": str(seed),
         "MLAUDIT_ARM": arm,

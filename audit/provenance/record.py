@@ -1,13 +1,14 @@
 """Collect the provenance of a run and derive the fingerprints that key the trial cache.
 
 Refuses (ProvenanceError) what cannot be recorded honestly: a dirty tree without
---allow-dirty, data DVC does not track, and data that no longer matches dvc.lock.
+--allow-dirty, data DVC does not track, data that no longer matches dvc.lock, and
+Git LFS files that are not the objects their pointers name (audit.provenance.pins).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from audit.provenance._hashing import sha256_json
 from audit.provenance.dvc import data_hashes, dvc_status
 from audit.provenance.environment import Environment, describe_environment
 from audit.provenance.git import GitState, git_state
+from audit.provenance.lakefs import ClientFactory
+from audit.provenance.pins import DataPins, collect_pins
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Provenance:
     data: dict[str, str]
     dvc_status_clean: bool | None
     environment: Environment
+    pins: DataPins = field(default_factory=DataPins)
 
     @property
     def fingerprint(self) -> str:
@@ -49,6 +53,8 @@ class Provenance:
             "dvc_status_clean": self.dvc_status_clean,
             "environment": self.environment.to_dict(),
             "fingerprint": self.fingerprint,
+            # Only studies that declare Git LFS or lakeFS data have it.
+            **({"data_pins": self.pins.to_dict()} if self.pins.to_dict() else {}),
         }
 
 
@@ -61,6 +67,9 @@ def collect_provenance(
     exclude: Sequence[Path] = (),
     not_code: Sequence[Path] = (),
     check_dvc_status: bool = True,
+    lfs_paths: Sequence[str] = (),
+    lakefs_uris: Sequence[str] = (),
+    lakefs_client: ClientFactory | None = None,
 ) -> Provenance:
     """Describe code, data and environment of the project at `root`, or refuse.
 
@@ -78,7 +87,7 @@ def collect_provenance(
         )
     hashes = data_hashes(root, data_paths)
     clean: bool | None = None
-    if check_dvc_status:
+    if check_dvc_status and data_paths:
         problems = dvc_status(root, data_paths)
         if problems:
             raise ProvenanceError(
@@ -87,8 +96,10 @@ def collect_provenance(
                 hint="run `dvc commit` / `dvc repro` and commit the lock file",
             )
         clean = True
+    pins = collect_pins(root, lfs_paths, lakefs_uris, lakefs_client)
+    hashes |= pins.hashes()
     environment = describe_environment(root, image_digest=image_digest)
-    return Provenance(git, allow_dirty, hashes, clean, environment)
+    return Provenance(git, allow_dirty, hashes, clean, environment, pins)
 
 
 def trial_fingerprint(

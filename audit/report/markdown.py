@@ -540,8 +540,46 @@ def provenance_levels(results: dict[str, Any], options: MarkdownOptions) -> list
         full += "\n\n" + details(
             f"Data hashes ({len(data_rows)})", table(["Path", "Hash"], data_rows), options
         )
+    full += data_pins_section(prov.get("data_pins") or {}, options)
     compact = "### Provenance\n\n" + table(["What", "Value"], [rows[0], rows[3], rows[9]])
     return [full, compact]
+
+
+def data_pins_section(pins: dict[str, Any], options: MarkdownOptions) -> str:
+    """Git LFS objects and lakeFS commits the run read (audit.provenance.pins)."""
+    text = ""
+    lfs_rows = [
+        [
+            md_text(obj.get("path"), 200),
+            md_code(obj.get("oid")),
+            fmt(obj.get("size"), 20),
+            "yes" if obj.get("canonical") else "no ⚠️",
+            "yes" if obj.get("matches") else "no ⚠️",
+        ]
+        for pin in pins.get("git_lfs") or []
+        for obj in pin.get("objects") or []
+    ]
+    if lfs_rows:
+        headers = ["Path", "LFS oid", "Size", "Canonical pointer", "File matches"]
+        text += "\n\n" + details(
+            f"Git LFS objects ({len(lfs_rows)})", table(headers, lfs_rows), options
+        )
+    lakefs_rows = [
+        [
+            md_text(pin.get("uri"), 200),
+            md_text(pin.get("ref_kind"), 20),
+            md_code(pin.get("commit_id")),
+            fmt(pin.get("object_count"), 20),
+            md_code(pin.get("manifest_sha256")),
+        ]
+        for pin in pins.get("lakefs") or []
+    ]
+    if lakefs_rows:
+        headers = ["URI", "Ref", "Commit", "Objects", "Manifest sha256"]
+        text += "\n\n" + details(
+            f"lakeFS data ({len(lakefs_rows)})", table(headers, lakefs_rows), options
+        )
+    return text
 
 
 def reproducibility_levels(results: dict[str, Any]) -> list[str]:
@@ -700,8 +738,13 @@ def trial_rows(inputs: ReportInputs, html: bool = False) -> tuple[list[str], lis
     headers = ["Trial", "Arm", "Seed", "Status", "Duration (s)"]
     headers += [text(name, 40) for name in metric_names]
     headers += ["Cached from", "MLflow"]
+    trials = results.get("trials", [])
+    # W&B / ClearML runs the trials made themselves (audit.protocol.foreign_runs).
+    foreign = any(t.get("foreign_runs") for t in trials)
+    if foreign:
+        headers.append("W&B / ClearML")
     rows = []
-    for t in results.get("trials", []):
+    for t in trials:
         metrics = t.get("metrics") or {}
         link = "—"
         if base:
@@ -718,9 +761,20 @@ def trial_rows(inputs: ReportInputs, html: bool = False) -> tuple[list[str], lis
                 *[fmt(metrics.get(name), 6) for name in metric_names],
                 code(t.get("cached_from") or "—", 120),
                 link,
+                *([_foreign_cell(t.get("foreign_runs"), text, code)] if foreign else []),
             ]
         )
     return headers, rows
+
+
+def _foreign_cell(runs: Any, text: Any, code: Any) -> str:
+    if not isinstance(runs, dict) or not runs:
+        return "—"
+    parts = []
+    for tool, ids in sorted(runs.items()):
+        shown = ", ".join(code(i, 80) for i in (ids if isinstance(ids, list) else [ids])[:3])
+        parts.append(f"{text(tool, 20)} {shown}")
+    return "; ".join(parts)
 
 
 def html_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

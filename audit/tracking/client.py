@@ -280,6 +280,9 @@ class RunWriter:
                     self.client.log_batch, run_id, metrics, params, tags, synchronous=True
                 )
                 call_with_retry(log, self.policy, describe=f"{spec.label}: log values")
+            if spec.datasets:
+                inputs = functools.partial(_log_inputs, self.client, run_id, spec)
+                call_with_retry(inputs, self.policy, describe=f"{spec.label}: log data inputs")
 
         # Values and files are independent requests: send them side by side. Only the
         # end (which seals the run) must wait for both.
@@ -357,6 +360,35 @@ class RunWriter:
                 f"{label}: artifact {path} already uploaded with different content; "
                 "refusing to finish the run"
             )
+
+
+# The SQL stores reuse a dataset by (experiment, name, digest), but two runs logging the
+# same new dataset at once both insert it; the loser's transaction is rolled back whole.
+_DATASET_RACE = ("UNIQUE constraint failed: datasets", "duplicate key value violates unique")
+
+
+def _log_inputs(client: MlflowClient, run_id: str, spec: RunSpec, attempts: int = 3) -> None:
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            client.log_inputs(run_id, datasets=_dataset_inputs(spec))
+            return
+        except MlflowException as error:
+            if attempt == attempts or not any(m in error.message for m in _DATASET_RACE):
+                raise
+
+
+def _dataset_inputs(spec: RunSpec) -> list[Any]:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    return [
+        DatasetInput(
+            Dataset(d.name, d.digest, d.source_type, d.source),
+            [InputTag(k, v) for k, v in sorted(d.tags.items())],
+        )
+        for d in spec.datasets
+    ]
 
 
 def _content(item: bytes | Path) -> bytes:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from audit.tracking.datasets import data_inputs
+from audit.tracking.record import DatasetRef
 
 TRIAL_KEY_TAG = "mlaudit.trial_key"
 EXECUTION_KEY_TAG = "mlaudit.execution_key"
@@ -55,6 +59,8 @@ class RunSpec:
     # artifact path inside the run -> bytes or a local file
     artifacts: dict[str, bytes | Path] = field(default_factory=dict)
     label: str = ""
+    # The data the study read (audit.tracking.datasets), logged before the run ends.
+    datasets: tuple[DatasetRef, ...] = ()
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -203,6 +209,30 @@ def _times(header: Mapping[str, Any], trial: Mapping[str, Any]) -> tuple[int, in
     return start, max(start, end)
 
 
+def _data_tag(provenance: Mapping[str, Any], key: str) -> str:
+    """`mlaudit.dvc.<path>`, `mlaudit.lfs.<path>` or `mlaudit.lakefs.<repo/ref/path>`.
+
+    MLflow refuses a tag key that normalises to another path (`a/`, `a//b`).
+    """
+    pins = provenance.get("data_pins") or {}
+    kind = "dvc"
+    if any(p.get("path") == key for p in pins.get("git_lfs") or []):
+        kind = "lfs"
+    elif any(p.get("uri") == key for p in pins.get("lakefs") or []):
+        kind, key = "lakefs", key.removeprefix("lakefs://")
+    return f"mlaudit.{kind}.{posixpath.normpath(key)}"
+
+
+def _foreign_tags(trial: Mapping[str, Any]) -> dict[str, Any]:
+    """The W&B / ClearML runs the trial made itself: `mlaudit.foreign.<tool>` = ids."""
+    runs = trial.get("foreign_runs") or {}
+    return {
+        f"mlaudit.foreign.{tool}": ",".join(str(i) for i in ids)
+        for tool, ids in sorted(runs.items())
+        if isinstance(ids, list) and ids
+    }
+
+
 def trial_run(
     header: Mapping[str, Any],
     trial: Mapping[str, Any],
@@ -242,6 +272,7 @@ def trial_run(
         "mlaudit.trial.fingerprint": trial.get("fingerprint"),
         "mlaudit.trial.cached_from": trial.get("cached_from"),
         "mlaudit.trial.shard": trial.get("shard"),
+        **_foreign_tags(trial),
     }.items():
         _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
     artifacts: dict[str, bytes | Path] = {
@@ -259,6 +290,7 @@ def trial_run(
         metrics=_metric_points(trial, end),
         artifacts=artifacts,
         label=label,
+        datasets=data_inputs(header.get("provenance") or {}),
     )
 
 
@@ -314,7 +346,7 @@ def parent_run(
         "mlaudit.trust.commit": trust.get("commit"),
     }
     for path, digest in sorted((provenance.get("data") or {}).items()):
-        values[f"mlaudit.dvc.{path}"] = digest
+        values[_data_tag(provenance, path)] = digest
     for name, value in values.items():
         _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
     artifacts: dict[str, bytes | Path] = {
@@ -343,6 +375,7 @@ def parent_run(
         metrics=[],
         artifacts=artifacts,
         label=label,
+        datasets=data_inputs(provenance),
     )
 
 

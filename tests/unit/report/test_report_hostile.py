@@ -107,6 +107,22 @@ def hostile_inputs(value: str) -> ReportInputs:
     results["trials"][1]["arm"] = value
     results["trials"][1]["trial_id"] = value
     results["trials"][1]["cached_from"] = value
+    results["trials"][1]["foreign_runs"] = {value: [value]}
+    results["provenance"]["data_pins"] = {
+        "git_lfs": [
+            {
+                "path": value,
+                "commit": value,
+                "digest": value,
+                "objects": [
+                    {"path": value, "oid": value, "size": 1, "canonical": False, "matches": False}
+                ],
+            }
+        ],
+        "lakefs": [
+            {"uri": value, "ref_kind": "branch", "commit_id": value, "manifest_sha256": value}
+        ],
+    }
     results["approvals"][0]["reason"] = value
     results["approvals"][0]["key_fingerprint"] = value
     validate(analysis, "analysis", "analysis")
