@@ -29,6 +29,8 @@ from audit.protocol.determinism import ReproducibilityRule, not_rerun, rerun_res
 from audit.protocol.early_stop import FirstTrialWatch
 from audit.protocol.journal import JOURNAL_NAME, Journal
 from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
+from audit.protocol.metric_sources import MetricSource
+from audit.protocol.metric_sources.trial_run import with_trial_run
 from audit.protocol.plan import Plan, Trial
 from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
@@ -57,6 +59,10 @@ class TrialLogger(Protocol):
     """What the runner needs from tracking (audit.tracking.client.ProtocolLogger)."""
 
     def log_trial(self, trial: Mapping[str, Any], trial_dir: Path | None = None) -> str | None: ...
+
+    def open_trial_run(self, arm: str, seed: int, *, rerun: bool = False) -> str: ...
+
+    def end_trial_run(self, run_id: str, status: str) -> None: ...
 
 
 @dataclass
@@ -173,6 +179,7 @@ class Runner:
             if via == "params_file"
             else None,
             params=arm.config if via == "params_file" else None,
+            metric_source=MetricSource.from_document(self.document),
         )
 
     def _fingerprint(self, trial: Trial) -> str:
@@ -188,6 +195,11 @@ class Runner:
                 "overrides_via": via,
                 "params_file": self.protocol.get("params_file", "params.yaml"),
                 "metrics": self.document["metrics"],
+                **(
+                    {"metrics_source": source}
+                    if (source := self.protocol.get("metrics_source"))
+                    else {}
+                ),
             },
         )
 
@@ -216,6 +228,7 @@ class Runner:
     def _from_outcome(
         self, trial: Trial, outcome: TrialOutcome, fingerprint: str, started_at: str
     ) -> dict[str, Any]:
+        source = {} if outcome.source is None else outcome.source.fields(self._source().kind)
         return self._record(
             trial,
             status=outcome.status,
@@ -228,7 +241,23 @@ class Runner:
             started_at=started_at,
             finished_at=utc_now(),
             trial_dir=self._trial_dir(trial).relative_to(self.out_dir).as_posix(),
+            **source,
         )
+
+    def _source(self) -> MetricSource:
+        return MetricSource.from_document(self.document)
+
+    def _logging_into_run(self, spec: TrialSpec, trial: Trial, *, rerun: bool = False) -> TrialSpec:
+        """For metric source mlflow: the spec with the trial's own open run to log into."""
+        if not self._source().in_trial_run:
+            return spec
+        if self.logger is None or self.request.tracking_uri is None:
+            raise UsageError(
+                "the EDD's metrics_source is mlflow: each trial logs into its own run on "
+                "the tracking server, so ablate run needs --tracking-uri"
+            )
+        run_id = self.logger.open_trial_run(trial.arm, trial.seed, rerun=rerun)
+        return with_trial_run(spec, self.request.tracking_uri, run_id)
 
     def _from_cache(
         self, trial: Trial, entry: Mapping[str, Any], fingerprint: str
@@ -421,7 +450,7 @@ class Runner:
                 return
             queue.pop(0)
             budget.take()
-            spec = self._spec(trial, self._trial_dir(trial))
+            spec = self._logging_into_run(self._spec(trial, self._trial_dir(trial)), trial)
             future = pool.submit(self._start, spec, budget, self._on_start(journal, trial))
             running[future] = (trial, fingerprint)
 
@@ -540,8 +569,11 @@ class Runner:
         else:
             budget.take()
             spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
+            spec = self._logging_into_run(spec, target, rerun=True)
             self.request.progress.note(f"determinism check: re-running {target.trial_id}")
             outcome = run_trial(spec, lambda pid, attempt: None)
+            if spec.trial_run is not None and self.logger is not None:
+                self.logger.end_trial_run(spec.trial_run.run_id, outcome.status)
             result = rerun_result(rule, target.arm, target.seed, original["metrics"], outcome)
         journal.append(
             {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}
