@@ -388,12 +388,26 @@ def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
         return None, error.user_message()
 
 
+def _check_metric_sources(ctx: _Context, at: datetime | None) -> None:
+    """Each trial's metric source files against results.json, and its digest against the seal."""
+    from audit.bundle import metric_sources
+
+    results = ctx.json("results")
+    if results is not None:
+        notes = metric_sources.check(results, ctx.members, ctx.proven, ctx.fail)
+        if notes:
+            ctx.report.notes.append(
+                f"{len(notes)} metric source file(s) not in the bundle, e.g. {notes[0]}"
+            )
+
+
 CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("manifest", _check_manifest),
     ("attestation", _check_attestation),
     ("edd-and-approvals", _check_edd),
     ("tracking-records", _check_records),
     ("results-sealed", _check_evidence),
+    ("metric-sources", _check_metric_sources),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),
 )

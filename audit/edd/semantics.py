@@ -152,8 +152,9 @@ def _metrics_source(document: dict[str, Any]) -> Iterator[Problem]:
             yield f"{at}/last_k", "last_k goes with reduce: mean"
         if reduce != "last" and rule.get("key", name) == name:
             # The history is logged under its key, whose latest value MLflow reports.
+            field = "key" if "key" in rule else "reduce"
             yield (
-                f"{at}/key",
+                f"{at}/{field}",
                 (
                     f"a metric reduced by {reduce} needs a name other than its key {name!r}, "
                     "whose history is logged as it is"

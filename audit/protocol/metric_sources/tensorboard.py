@@ -1,10 +1,11 @@
 """TensorBoard: every scalar point of the event files under a declared log directory.
 
-Read with tensorboard's own event file loader, event by event: nothing is sampled
-(the EventAccumulator that TensorBoard's UI uses keeps a reservoir sample of 1,000
-scalars per tag by default). A tag of an event file directly in the log directory
-is its key; one in a sub-directory (a TensorBoard "run", such as `train/`) is
-`<sub-directory>/<tag>`. The import is lazy: tensorboard is an extra.
+Read with tensorboard's own record reader, event by event: nothing is sampled (the
+EventAccumulator that TensorBoard's UI uses keeps a reservoir sample of 1,000 scalars
+per tag by default) and nothing is skipped (its loader stops quietly at a bad
+record). A tag of an event file directly in the log directory is its key; one in a
+sub-directory (a TensorBoard "run", such as `train/`) is `<sub-directory>/<tag>`.
+The import is lazy: tensorboard is an extra.
 """
 
 from __future__ import annotations
@@ -57,16 +58,34 @@ def read_tensorboard(
     return SourceReading(metrics, history=histories, files=files)
 
 
-def _loader(path: Path) -> Any:
+def _events(path: Path, shown: str) -> Iterator[Any]:
+    """Every event of the file, refusing a corrupt or truncated record.
+
+    tensorboard's EventFileLoader stops quietly at a bad record (a file still being
+    written may complete it later); a finished trial's file must be whole, or the
+    points after the bad record would be lost without a word. So the records come
+    from tensorboard's own TF-free record reader, each through its data_compat layer.
+    """
     try:
-        from tensorboard.backend.event_processing.event_file_loader import (  # type: ignore[import-untyped]
-            EventFileLoader,
+        from tensorboard import data_compat  # type: ignore[import-untyped]
+        from tensorboard.compat.proto import event_pb2  # type: ignore[import-untyped]
+        from tensorboard.compat.tensorflow_stub import (  # type: ignore[import-untyped]
+            errors,
+            pywrap_tensorflow,
         )
     except ImportError:
         raise SourceProblem(
             f"reading TensorBoard event files needs tensorboard: {INSTALL_HINT}"
         ) from None
-    return EventFileLoader(str(path))
+    reader = pywrap_tensorflow.PyRecordReader_New(str(path))
+    while True:
+        try:
+            reader.GetNext()
+        except errors.OutOfRangeError:
+            return
+        except errors.DataLossError:
+            raise SourceProblem(f"{shown}: a corrupt or truncated record") from None
+        yield data_compat.migrate_event(event_pb2.Event.FromString(reader.record()))
 
 
 def _scalars(path: Path, shown: str) -> Iterator[tuple[str, MetricPoint]]:
@@ -75,10 +94,10 @@ def _scalars(path: Path, shown: str) -> Iterator[tuple[str, MetricPoint]]:
 
     scalar_tags: set[str] = set()
     try:
-        for event in _loader(path).Load():
+        for event in _events(path, shown):
             for value in event.summary.value:
-                # The loader's data_compat gives legacy simple_value scalars this metadata
-                # too; TensorBoard writes it on a tag's first value only.
+                # data_compat gives legacy simple_value scalars this metadata too;
+                # TensorBoard writes it on a tag's first value only.
                 if value.metadata.plugin_data.plugin_name == SCALARS_PLUGIN:
                     scalar_tags.add(value.tag)
                 if value.tag not in scalar_tags:
@@ -86,12 +105,8 @@ def _scalars(path: Path, shown: str) -> Iterator[tuple[str, MetricPoint]]:
                 number = tensor_util.make_ndarray(value.tensor)
                 if number.size != 1:
                     raise SourceProblem(f"{shown}: tag {value.tag!r} is not a scalar")
-                yield (
-                    str(value.tag),
-                    MetricPoint(
-                        int(event.step), float(number.item()), round(event.wall_time * 1000)
-                    ),
-                )
+                stamp = round(event.wall_time * 1000)
+                yield str(value.tag), MetricPoint(int(event.step), float(number.item()), stamp)
     except SourceProblem:
         raise
     except Exception as error:  # a corrupt file may raise anything from protobuf
