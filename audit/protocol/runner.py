@@ -156,6 +156,7 @@ class Runner:
         via = str(self.protocol.get("overrides_via", "argv"))
         metrics = self.document["metrics"]
         required = [metrics["primary"]["name"]] + [m["name"] for m in metrics.get("secondary", [])]
+        source = MetricSource.from_document(self.document)
         return TrialSpec(
             trial_id=trial.trial_id,
             arm=trial.arm,
@@ -169,7 +170,8 @@ class Runner:
                 arm=trial.arm,
                 trial_dir=trial_dir,
                 trial_id=trial.trial_id,
-            ),
+            )
+            | source.env(),
             timeout_seconds=float(self.document["budget"]["trial_timeout_seconds"]),
             metrics_file=str(metrics.get("file", "metrics.json")),
             required_metrics=tuple(required),
@@ -179,7 +181,7 @@ class Runner:
             if via == "params_file"
             else None,
             params=arm.config if via == "params_file" else None,
-            metric_source=MetricSource.from_document(self.document),
+            metric_source=source,
         )
 
     def _fingerprint(self, trial: Trial) -> str:

@@ -72,6 +72,13 @@ class MetricSource:
     def rule(self, metric: str) -> MetricRule:
         return self.rules.get(metric) or MetricRule(key=metric)
 
+    def env(self) -> dict[str, str]:
+        """What tells the trial's script where its metrics go (one EDD field switches it)."""
+        env = {"MLAUDIT_METRICS_SOURCE": self.kind}
+        if self.dir is not None:
+            env["MLAUDIT_METRICS_DIR"] = self.dir
+        return env
+
     @property
     def in_trial_run(self) -> bool:
         """Whether the trial logs into its own MLflow run (opened before it starts)."""
