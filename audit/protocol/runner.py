@@ -249,15 +249,21 @@ class Runner:
     def _source(self) -> MetricSource:
         return MetricSource.from_document(self.document)
 
+    def _check_tracking_for_source(self) -> None:
+        if self._source().in_trial_run and (
+            self.request.logger_factory is None or self.request.tracking_uri is None
+        ):
+            raise UsageError(
+                "the EDD's protocol.metrics_source is mlflow: each trial logs into its own "
+                "run on the tracking server, so ablate run needs --tracking-uri"
+            )
+
     def _logging_into_run(self, spec: TrialSpec, trial: Trial, *, rerun: bool = False) -> TrialSpec:
         """For metric source mlflow: the spec with the trial's own open run to log into."""
         if not self._source().in_trial_run:
             return spec
-        if self.logger is None or self.request.tracking_uri is None:
-            raise UsageError(
-                "the EDD's metrics_source is mlflow: each trial logs into its own run on "
-                "the tracking server, so ablate run needs --tracking-uri"
-            )
+        assert self.logger is not None
+        assert self.request.tracking_uri is not None
         run_id = self.logger.open_trial_run(trial.arm, trial.seed, rerun=rerun)
         return with_trial_run(spec, self.request.tracking_uri, run_id)
 
@@ -304,6 +310,7 @@ class Runner:
     # -- the run ------------------------------------------------------------------
     def run(self) -> RunOutcome:
         check_plan_fits(self.request.planned_trial_count, self.document["budget"])
+        self._check_tracking_for_source()
         self.preflight = self._preflight()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir):

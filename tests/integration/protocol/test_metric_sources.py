@@ -207,3 +207,24 @@ def test_mlflow_in_the_trial_gives_the_analysis_and_seals_the_model(
     assert run.info.run_id in line
     assert models[0].model_id in line, line
     assert "model_accuracy" in line, line
+    # A resumed or retried trial gets the same run, found by its key; a sealed one is refused.
+    from audit.errors import TrackingError
+    from audit.tracking.client import ProtocolLogger
+
+    header = {k: v for k, v in ran.results.items() if k != "trials"}
+    with pytest.raises(TrackingError, match="is already sealed"):
+        ProtocolLogger(mlflow_server.uri, header, None).open_trial_run("baseline", 0)
+    other = {**header, "edd": {**header["edd"], "digest": "0" * 64}}
+    first = ProtocolLogger(mlflow_server.uri, other, None).open_trial_run("no-a", 1)
+    again = ProtocolLogger(mlflow_server.uri, other, None).open_trial_run("no-a", 1)
+    assert first == again
+
+
+def test_mlflow_source_without_a_tracking_server_is_a_usage_error(
+    study_template: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    study = make_study(study_template, tmp_path / "repo", _document("mlflow"))
+    result = run_cli(*study.run_args(tmp_path / "out", "--no-cache"))
+    assert result.exit_code == 2
+    assert "metrics_source is mlflow" in result.stderr
+    assert "--tracking-uri" in result.stderr
