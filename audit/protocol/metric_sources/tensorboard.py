@@ -58,6 +58,23 @@ def read_tensorboard(
     return SourceReading(metrics, history=histories, files=files)
 
 
+def _tensorboard() -> tuple[Any, ...]:
+    """tensorboard's modules this reader uses, or a problem saying how to install them."""
+    try:
+        from tensorboard import data_compat  # type: ignore[import-untyped]
+        from tensorboard.compat.proto import event_pb2  # type: ignore[import-untyped]
+        from tensorboard.compat.tensorflow_stub import (  # type: ignore[import-untyped]
+            errors,
+            pywrap_tensorflow,
+        )
+        from tensorboard.util import tensor_util  # type: ignore[import-untyped]
+    except ImportError:
+        raise SourceProblem(
+            f"reading TensorBoard event files needs tensorboard: {INSTALL_HINT}"
+        ) from None
+    return data_compat, event_pb2, errors, pywrap_tensorflow, tensor_util
+
+
 def _events(path: Path, shown: str) -> Iterator[Any]:
     """Every event of the file, refusing a corrupt or truncated record.
 
@@ -66,17 +83,7 @@ def _events(path: Path, shown: str) -> Iterator[Any]:
     points after the bad record would be lost without a word. So the records come
     from tensorboard's own TF-free record reader, each through its data_compat layer.
     """
-    try:
-        from tensorboard import data_compat  # type: ignore[import-untyped]
-        from tensorboard.compat.proto import event_pb2  # type: ignore[import-untyped]
-        from tensorboard.compat.tensorflow_stub import (  # type: ignore[import-untyped]
-            errors,
-            pywrap_tensorflow,
-        )
-    except ImportError:
-        raise SourceProblem(
-            f"reading TensorBoard event files needs tensorboard: {INSTALL_HINT}"
-        ) from None
+    data_compat, event_pb2, errors, pywrap_tensorflow, _ = _tensorboard()
     reader = pywrap_tensorflow.PyRecordReader_New(str(path))
     while True:
         try:
@@ -90,8 +97,7 @@ def _events(path: Path, shown: str) -> Iterator[Any]:
 
 def _scalars(path: Path, shown: str) -> Iterator[tuple[str, MetricPoint]]:
     """(tag, point) for every scalar value of one event file, in file order."""
-    from tensorboard.util import tensor_util  # type: ignore[import-untyped]
-
+    tensor_util = _tensorboard()[-1]
     scalar_tags: set[str] = set()
     try:
         for event in _events(path, shown):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,16 @@ def test_the_metrics_file_is_read_by_digest(tmp_path: Path) -> None:
     record = reading.record("metrics_file")
     assert record["files"] == {"metrics.json": digest}
     assert len(record["sha256"]) == 64
+
+
+def test_tensorboard_missing_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tensorboard(tmp_path / "tb", {"score": [1.0]})
+    for name in [m for m in sys.modules if m == "tensorboard" or m.startswith("tensorboard.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # what a missing package looks like
+    problem = read_source(_source("tensorboard", dir="tb"), tmp_path, ["score"]).problem
+    assert problem == (
+        "reading TensorBoard event files needs tensorboard: pip install 'mlaudit[tensorboard]'"
+    )
