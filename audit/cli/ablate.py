@@ -22,6 +22,10 @@ from audit.cli._lazy import LazyGroup
             "audit.cli.ablate_collect:collect",
             "Merge shard outputs into one results.json.",
         ),
+        "export": (
+            "audit.cli.ablate_export:export",
+            "Compile the signed plan into a Kubeflow pipeline (--kfp) that runs it by digest.",
+        ),
         "analyze": (
             "audit.cli.ablate_analyze:analyze",
             "Paired statistics, multiplicity correction and the decision -> analysis.json.",

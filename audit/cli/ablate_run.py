@@ -56,6 +56,12 @@ from audit.errors import PolicyError, UsageError, ValidationFailed
 @click.option("--no-cache", is_flag=True, help="Neither reuse nor store cached trials.")
 @click.option("--allow-dirty", is_flag=True, help="Run on uncommitted code (recorded).")
 @click.option(
+    "--expect-digest",
+    metavar="SHA256",
+    help="Refuse to run unless the EDD's digest is this one (`mlaudit edd digest`): pins an "
+    "orchestrated run, e.g. a Kubeflow pipeline, to the plan it was compiled for.",
+)
+@click.option(
     "--attrition-ok",
     is_flag=True,
     envvar="MLAUDIT_ATTRITION_OK",
@@ -77,11 +83,13 @@ def run(
     cache_dir: Path | None,
     no_cache: bool,
     allow_dirty: bool,
+    expect_digest: str | None,
     attrition_ok: bool,
     as_json: bool,
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
     from audit.edd import load_edd, planned_trial_count, verify_edd
+    from audit.edd.pin import check_pinned_digest, parse_expected_digest
     from audit.edd.semantics import semantic_problems
     from audit.edd.trust import locate_project
     from audit.protocol.plan import build_plan
@@ -92,6 +100,8 @@ def run(
     from audit.provenance.record import collect_provenance
 
     shard_range = parse_shard(shard) if shard else None
+    if expect_digest is not None:
+        parse_expected_digest(expect_digest)
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
     start = repo.resolve() if repo else edd_path.resolve().parent
@@ -104,6 +114,7 @@ def run(
         echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
     # One load: the bytes whose approvals verify are the bytes that run.
     edd = load_edd(edd_path)
+    check_pinned_digest(edd, expect_digest)
     verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
     if not verification.passed:
         raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")

@@ -38,6 +38,11 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 )
 @click.option("--junit", "junit_file", type=_OUT, help="Also write JUnit XML, a testcase per rule.")
 @click.option("-o", "--output", type=_OUT, help="Write the gate result (gate.json) here.")
+@click.option(
+    "--expect-digest",
+    metavar="SHA256",
+    help="Refuse to judge unless the EDD's digest is this one (a pinned, orchestrated study).",
+)
 @json_option
 def gate(
     analysis_file: Path,
@@ -53,6 +58,7 @@ def gate(
     sealed_out: Path | None,
     junit_file: Path | None,
     output: Path | None,
+    expect_digest: str | None,
     as_json: bool,
 ) -> int:
     """Decide whether the change may merge: every rule passes, or exit 1 with the reasons.
@@ -67,6 +73,7 @@ def gate(
     from audit.cli._findings import echo_findings
     from audit.cli.edd import parse_time
     from audit.documents import write_document
+    from audit.edd.pin import check_pinned_digest, parse_expected_digest
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gate_inputs, gather
     from audit.gate import decide
     from audit.report.junit import render_junit
@@ -75,6 +82,8 @@ def gate(
         raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
     if sealed_out is not None and not tracking_uri:
         raise UsageError("--sealed-out needs --tracking-uri (the sealed runs to write)")
+    if expect_digest is not None:
+        parse_expected_digest(expect_digest)
     if trust_dir is not None:
         echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
     evidence = gather(
@@ -82,6 +91,8 @@ def gate(
         TrustSource(trust_ref, repo, trust_dir),
         at=parse_time(at_text),
     )
+    # The judged EDD is the one loaded above: a pinned study refuses any other.
+    check_pinned_digest(evidence.edd, expect_digest)
     if tracking_uri:
         attach_ledger(
             evidence, tracking_uri, experiment=experiment, checkpoint_file=checkpoint_file

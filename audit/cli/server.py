@@ -50,6 +50,15 @@ def _store_uri(uri: str) -> str:
     default=None,
     help="Host headers to accept (MLflow's DNS-rebinding guard); set it with --host 0.0.0.0.",
 )
+@click.option(
+    "--gated-alias",
+    "gated_aliases",
+    multiple=True,
+    default=("champion",),
+    show_default=True,
+    metavar="ALIAS",
+    help="A registry alias only `mlaudit promote` may move (repeatable; '' gates none).",
+)
 @json_option
 @click.pass_context
 def server(
@@ -60,6 +69,7 @@ def server(
     port: int,
     workers: int,
     allowed_hosts: str | None,
+    gated_aliases: tuple[str, ...],
     as_json: bool,
 ) -> int:
     """Run the real `mlflow server` with the append-only, sealing tracking store.
@@ -67,9 +77,15 @@ def server(
     Runs until interrupted (Ctrl-C or SIGTERM), then stops the whole process group.
     The MLflow UI is served at the printed address. With --json, one JSON line
     (uri, backend, log) is printed once the server answers, for scripts to read.
+
+    The model registry on the same database keeps every version and alias move.
+    A gated alias (`champion` by default) can only be moved to a version that
+    `mlaudit promote` tagged after checking the study's audit bundle, and whose run
+    is sealed; the UI, the REST API and every client get the same refusal.
     """
     if ctx.invoked_subcommand is not None:
         return 0
+    from audit.tracking.promote import GATED_ALIASES_ENV
     from audit.tracking.server import (
         ManagedServer,
         default_artifacts_destination,
@@ -83,6 +99,7 @@ def server(
         port=port,
         workers=workers,
         allowed_hosts=allowed_hosts,
+        extra_env={GATED_ALIASES_ENV: ",".join(a for a in gated_aliases if a)},
     )
     _stop_on_sigterm()
     with managed:
@@ -91,7 +108,14 @@ def server(
         backend = display_uri(managed.backend_store_uri)
         if as_json:
             click.echo(
-                json.dumps({"uri": managed.uri, "backend": backend, "log": str(managed.log_path)})
+                json.dumps(
+                    {
+                        "uri": managed.uri,
+                        "backend": backend,
+                        "log": str(managed.log_path),
+                        "gated_aliases": [a for a in gated_aliases if a],
+                    }
+                )
             )
         else:
             echo(f"mlaudit server: {managed.uri} (backend {backend})")

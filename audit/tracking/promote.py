@@ -1,9 +1,11 @@
 """Gated promotion: move a registry alias only to a version a verified, passing bundle vouches for.
 
-The rule: the audit bundle verifies offline, its gate passed, the model version was
-produced by a run the bundle names among its sealed records, and that run on the
-server still carries the seal the bundle recorded. Only then is the alias moved
-(the append-only registry keeps the move in its history). Every refusal says why.
+The rule: the audit bundle verifies offline, its gate passed, the study's signed EDD
+names this model and alias under `promotion`, the model version was produced by a
+run the bundle names among its sealed records, and that run on the server still
+carries the seal the bundle recorded. Only then is the alias moved (the append-only
+registry keeps the move in its history, and refuses a gated alias moved any other
+way: audit/tracking/registry.py). Every refusal says why.
 Never moves anything on a failed check; never reads argv or prints (the CLI does).
 """
 
@@ -18,7 +20,12 @@ from typing import Any
 from audit.errors import CheckFailed, Location
 from audit.tracking import record as run_record
 
+# Set to the verified bundle's sha256 before the alias moves; the registry keeps it write-once.
 PROMOTED_TAG = "mlaudit.promoted_by_bundle"
+# Aliases the registry lets only a promoted version take. Comma-separated;
+# `mlaudit server --gated-alias` sets it for the server's workers.
+GATED_ALIASES_ENV = "MLAUDIT_GATED_ALIASES"
+DEFAULT_GATED_ALIASES = ("champion",)
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,44 @@ def sealed_runs_of(members: dict[str, bytes]) -> dict[str, str]:
     return runs
 
 
+def promotion_allowed(members: dict[str, bytes], edd_member: str) -> tuple[str, list[str]] | None:
+    """(model, aliases) the bundle's signed EDD lets this study move; None without `promotion`."""
+    from audit.edd.safe_yaml import parse_yaml_bytes
+
+    document = parse_yaml_bytes(members[edd_member], edd_member).value
+    block = document.get("promotion") if isinstance(document, dict) else None
+    if not isinstance(block, dict):
+        return None
+    return str(block["model"]), [str(alias) for alias in block["aliases"]]
+
+
+def check_allowed(
+    members: dict[str, bytes], edd_member: str, model: str, alias: str, where: Location
+) -> None:
+    allowed = promotion_allowed(members, edd_member)
+    if allowed is None:
+        raise CheckFailed(
+            "the study's EDD names no `promotion` (which model and aliases its result may "
+            "move), so nothing can be promoted on its evidence; add it and have it signed",
+            location=where,
+        )
+    allowed_model, aliases = allowed
+    if model != allowed_model:
+        raise CheckFailed(
+            f"the study's EDD lets it promote model {allowed_model!r}, not {model!r}",
+            location=where,
+        )
+    if alias not in aliases:
+        raise CheckFailed(
+            f"the study's EDD lets it move the alias {' or '.join(map(repr, aliases))} "
+            f"of {model!r}, not {alias!r}",
+            location=where,
+        )
+
+
 def promote(client: Any, bundle: Path, model: str, version: str, alias: str) -> Promotion:
     """Check the evidence, then move `alias` of `model` to `version`; raise CheckFailed if not."""
+    from audit.bundle import layout
     from audit.bundle.archive import read_archive
     from audit.bundle.verify import verify_bundle
 
@@ -73,7 +116,11 @@ def promote(client: Any, bundle: Path, model: str, version: str, alias: str) -> 
             f"the bundle's gate did not pass; {model} version {version} cannot become {alias}",
             location=where,
         )
-    sealed = sealed_runs_of(read_archive(bundle))
+    members = read_archive(bundle)
+    # verify_bundle has checked the manifest, so its layout names the EDD it verified.
+    manifest = json.loads(members[layout.MANIFEST])
+    check_allowed(members, str(manifest["layout"]["edd"]), model, alias, where)
+    sealed = sealed_runs_of(members)
     model_version = client.get_model_version(model, version)
     run_id = str(model_version.run_id or "")
     if run_id not in sealed:

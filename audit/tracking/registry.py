@@ -7,13 +7,19 @@ transition is appended to `mlaudit_alias_moves`, a hash chain (each entry's sha2
 covers the previous one) that triggers keep append-only, so `verify_moves` can show
 that the history is whole and that each alias points where its last move says.
 
-Not here (yet): gating who may move an alias (`mlaudit promote`, issue 17).
+Gated aliases (`champion` unless the server is told otherwise): the registry refuses
+to move one to a version that `mlaudit promote` has not vouched for, i.e. a version
+without the write-once `mlaudit.promoted_by_bundle` tag or whose run is not sealed.
+The check is here, in the store, so the UI, the REST API and every client meet it;
+what it cannot know (the bundle itself) `mlaudit promote` checks before it tags.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from mlflow.store.model_registry.sqlalchemy_store import (
     SqlAlchemyStore as SqlRegistryStore,
 )
 
+from audit.tracking.promote import DEFAULT_GATED_ALIASES, GATED_ALIASES_ENV, PROMOTED_TAG
 from audit.tracking.store import plain_db_uri
 from audit.tracking.store_policy import not_offered, policed
 
@@ -83,6 +90,17 @@ CREATE TABLE IF NOT EXISTS {MOVES_TABLE} (
 )
 """
 _GENESIS = "0" * 64
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def gated_aliases() -> frozenset[str]:
+    """The aliases only `mlaudit promote` may move (MLAUDIT_GATED_ALIASES, else `champion`)."""
+    configured = os.environ.get(GATED_ALIASES_ENV)
+    if configured is None:
+        return frozenset(DEFAULT_GATED_ALIASES)
+    return frozenset(alias.strip() for alias in configured.split(",") if alias.strip())
+
+
 _DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("mlaudit_registry_depth", default=0)
 
 
@@ -209,8 +227,57 @@ class AppendOnlyRegistryStore(SqlRegistryStore):
         return _refuser(name)
 
     def set_registered_model_alias(self, name: str, alias: str, version: Any) -> None:
+        if alias in gated_aliases():
+            self._check_vouched_for(name, alias, str(version))
         super().set_registered_model_alias(name, alias, version)  # type: ignore[no-untyped-call]
         self._append_move(name, alias, int(version))
+
+    def set_model_version_tag(self, name: str, version: Any, tag: Any) -> None:
+        if tag.key == PROMOTED_TAG:
+            existing = self.get_model_version(name, str(version)).tags.get(PROMOTED_TAG)  # type: ignore[no-untyped-call]
+            if existing is not None and existing != tag.value:
+                from audit.tracking.store_policy import refusal
+
+                raise refusal(
+                    f"{name} version {version} was already promoted on bundle sha256 "
+                    f"{existing[:16]}...: that record is write-once"
+                )
+            if not _SHA256.fullmatch(str(tag.value)):
+                from audit.tracking.store_policy import refusal
+
+                raise refusal(f"tag {PROMOTED_TAG} must be a bundle's sha256 (64 hex digits)")
+        super().set_model_version_tag(name, version, tag)  # type: ignore[no-untyped-call]
+
+    def _check_vouched_for(self, name: str, alias: str, version: str) -> None:
+        """Refuse a gated alias move that `mlaudit promote` did not make."""
+        from audit.tracking.store_policy import refusal
+
+        model_version = self.get_model_version(name, version)  # type: ignore[no-untyped-call]
+        how = "move it with `mlaudit promote`, which checks the study's audit bundle first"
+        if PROMOTED_TAG not in model_version.tags:
+            raise refusal(
+                f"moving alias {alias!r} of {name} to version {version} is refused: "
+                f"{alias!r} is gated and this version was never promoted; {how}"
+            )
+        run_id = model_version.run_id or ""
+        if not run_id or not self._is_sealed(run_id):
+            raise refusal(
+                f"moving alias {alias!r} of {name} to version {version} is refused: "
+                f"the version's run ({run_id or 'none'}) is not a sealed run; {how}"
+            )
+
+    def _is_sealed(self, run_id: str) -> bool:
+        from audit.tracking.triggers import SEALS_TABLE
+
+        with self.ManagedSessionMaker() as session:
+            try:
+                row = session.execute(
+                    sqlalchemy.text(f"SELECT 1 FROM {SEALS_TABLE} WHERE run_id = :r"),  # noqa: S608
+                    {"r": run_id},
+                ).first()
+            except sqlalchemy.exc.OperationalError:
+                return False  # no seal table: nothing on this database was ever sealed
+        return row is not None
 
     def transition_model_version_stage(
         self, name: str, version: Any, stage: str, archive_existing_versions: bool

@@ -40,6 +40,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import copy
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -307,6 +308,10 @@ def run(config: dict[str, Any], seed: int, out_dir: Path) -> dict[str, Any]:
     seconds = round(time.perf_counter() - started, 3)
     trial = {"seed": seed, "config": config, "feature_columns": columns, "seconds": seconds}
     (out_dir / "trial.json").write_text(json.dumps(trial, indent=2, sort_keys=True) + "\n")
+    # The fitted model: mlaudit logs every file of the trial directory with the trial's
+    # sealed run, so a model version can be registered from it and promoted on the gate.
+    with (out_dir / "model.pkl").open("wb") as handle:
+        pickle.dump(model, handle, protocol=5)
     return metrics
 
 

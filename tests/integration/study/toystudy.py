@@ -98,8 +98,13 @@ class ToyStudy:
     out: Path
 
 
-def build_toy_study(root: Path, edd_id: str = "toy-study", seeds: int = 8) -> ToyStudy:
-    """A git repo whose main holds the trust files and whose feature branch the signed EDD."""
+def build_toy_study(
+    root: Path, edd_id: str = "toy-study", seeds: int = 8, promotion: str = ""
+) -> ToyStudy:
+    """A git repo whose main holds the trust files and whose feature branch the signed EDD.
+
+    `promotion`: YAML appended to the EDD (its `promotion` block), signed with the rest.
+    """
     repo = root / "project"
     keys = root / "keys"
     repo.mkdir(parents=True)
@@ -134,6 +139,7 @@ def build_toy_study(root: Path, edd_id: str = "toy-study", seeds: int = 8) -> To
             seeds=list(range(seeds)),
             max_trials=max(100, 4 * seeds),
         )
+        + promotion
     )
     for name in ("alice", "carol"):
         principal = f"{name}@example.com"

@@ -436,22 +436,28 @@ def test_the_registry_reads_alike_and_refuses_deletes_on_mlaudit(
     for kind in KINDS:
         client = use(servers[kind])
         version = mlflow.register_model(f"models:/{trained[kind].model_id}", name)
-        client.set_registered_model_alias(name, "champion", version.version)
-        champion = client.get_model_version_by_alias(name, "champion")
-        seen[kind] = (version.version, champion.version, champion.run_id == trained[kind].run_id)
+        client.set_registered_model_alias(name, "candidate", version.version)
+        candidate = client.get_model_version_by_alias(name, "candidate")
+        seen[kind] = (version.version, candidate.version, candidate.run_id == trained[kind].run_id)
         refused[kind] = [
             rest(servers[kind], path, body, method).status_code
             for method, path, body in (
-                ("DELETE", "registered-models/alias", {"name": name, "alias": "champion"}),
+                # `champion` is gated on mlaudit: only `mlaudit promote` moves it.
+                (
+                    "POST",
+                    "registered-models/alias",
+                    {"name": name, "alias": "champion", "version": "1"},
+                ),
+                ("DELETE", "registered-models/alias", {"name": name, "alias": "candidate"}),
                 ("DELETE", "model-versions/delete", {"name": name, "version": "1"}),
                 ("POST", "registered-models/rename", {"name": name, "new_name": f"{name}-x"}),
             )
         ]
     assert seen["mlaudit"] == seen["mlflow"] == ("1", "1", True)
-    assert refused["mlflow"] == [200, 200, 200]
+    assert refused["mlflow"] == [200, 200, 200, 200]
     if not registry_is_append_only(servers["mlaudit"]):
         pytest.skip("registry refusals: no mlflow.model_registry_store entry point for mlaudit+")
-    assert refused["mlaudit"] == [409, 409, 409]
+    assert refused["mlaudit"] == [409, 409, 409, 409]
 
 
 def test_track_verify_checks_the_runs_that_produced_models_and_traces(

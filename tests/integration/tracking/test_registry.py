@@ -56,31 +56,31 @@ def current_aliases(store: AppendOnlyRegistryStore) -> dict[tuple[str, str], int
         (lambda s, n: s.delete_model_version(n, "1"), "deleting a model version"),
         (lambda s, n: s.delete_registered_model(n), "deleting a registered model"),
         (lambda s, n: s.rename_registered_model(n, "other"), "renaming a registered model"),
-        (lambda s, n: s.delete_registered_model_alias(n, "champion"), "deleting an alias"),
+        (lambda s, n: s.delete_registered_model_alias(n, "challenger"), "deleting an alias"),
     ],
 )
 def test_deletes_and_renames_are_refused_in_words(
     store: AppendOnlyRegistryStore, call: object, words: str
 ) -> None:
     name = two_versions(store)
-    store.set_registered_model_alias(name, "champion", "1")
+    store.set_registered_model_alias(name, "challenger", "1")
     with pytest.raises(MlflowException) as caught:
         call(store, name)  # type: ignore[operator]
     assert caught.value.error_code == "RESOURCE_CONFLICT"
     assert words in caught.value.message
     assert sorted(int(v.version) for v in store.search_model_versions(f"name = '{name}'")) == [1, 2]
-    assert store.get_registered_model(name).aliases == {"champion": 1}
+    assert store.get_registered_model(name).aliases == {"challenger": 1}
 
 
 def test_alias_moves_are_appended_to_a_chained_history(store: AppendOnlyRegistryStore) -> None:
     name = two_versions(store)
-    store.set_registered_model_alias(name, "champion", "1")
-    store.set_registered_model_alias(name, "champion", "2")
+    store.set_registered_model_alias(name, "challenger", "1")
+    store.set_registered_model_alias(name, "challenger", "2")
     store.transition_model_version_stage(name, "2", "Production", False)
     mine = [m for m in store.moves() if m.name == name]
     assert [(m.alias, m.version, m.run_id) for m in mine] == [
-        ("champion", 1, "a" * 32),
-        ("champion", 2, "b" * 32),
+        ("challenger", 1, "a" * 32),
+        ("challenger", 2, "b" * 32),
         ("stage:Production", 2, "b" * 32),
     ]
     assert registry.verify_moves(store.moves(), current_aliases(store)) == []
@@ -90,7 +90,7 @@ def test_direct_edits_are_refused_by_triggers_and_named_by_verify(
     store: AppendOnlyRegistryStore, db_path: Path
 ) -> None:
     name = two_versions(store)
-    store.set_registered_model_alias(name, "champion", "1")
+    store.set_registered_model_alias(name, "challenger", "1")
     with sqlite3.connect(db_path, timeout=30) as db:
         for statement in (
             f"DELETE FROM model_versions WHERE name = '{name}'",
@@ -103,11 +103,11 @@ def test_direct_edits_are_refused_by_triggers_and_named_by_verify(
         # Moving the alias row itself is not refused by SQL; verify names it.
         db.execute(
             "UPDATE registered_model_aliases SET version = 2 WHERE name = ? AND alias = ?",
-            (name, "champion"),
+            (name, "challenger"),
         )
     findings = registry.verify_moves(store.moves(), current_aliases(store))
     assert findings == [
-        f"alias {name}@champion points at version 2, but its history says 1: "
+        f"alias {name}@challenger points at version 2, but its history says 1: "
         "it was moved outside the registry"
     ]
 
@@ -116,13 +116,13 @@ def test_a_changed_move_breaks_the_chain() -> None:
     moves = []
     previous = "0" * 64
     for seq, version in enumerate((1, 2)):
-        digest = registry.move_sha256(seq, "m", "champion", version, None, 5, previous)
-        moves.append(registry.Move(seq, "m", "champion", version, None, 5, previous, digest))
+        digest = registry.move_sha256(seq, "m", "challenger", version, None, 5, previous)
+        moves.append(registry.Move(seq, "m", "challenger", version, None, 5, previous, digest))
         previous = digest
-    assert registry.verify_moves(moves, {("m", "champion"): 2}) == []
-    forged = [moves[0], registry.Move(1, "m", "champion", 1, None, 5, moves[0].sha256, previous)]
-    assert registry.verify_moves(forged, {("m", "champion"): 1}) == [
-        "alias history: move 1 (m@champion) changed"
+    assert registry.verify_moves(moves, {("m", "challenger"): 2}) == []
+    forged = [moves[0], registry.Move(1, "m", "challenger", 1, None, 5, moves[0].sha256, previous)]
+    assert registry.verify_moves(forged, {("m", "challenger"): 1}) == [
+        "alias history: move 1 (m@challenger) changed"
     ]
 
 
@@ -133,7 +133,7 @@ def test_on_postgresql_versions_stay_and_moves_are_kept(postgres_uri: str, tmp_p
     AppendOnlyTrackingStore(f"mlaudit+{postgres_uri}", str(tmp_path))
     store = AppendOnlyRegistryStore(f"mlaudit+{postgres_uri}")
     name = two_versions(store)
-    store.set_registered_model_alias(name, "champion", "2")
+    store.set_registered_model_alias(name, "challenger", "2")
     with psycopg.connect(postgres_uri, autocommit=True) as db:
         for statement in (
             "DELETE FROM model_versions WHERE name = %(n)s",
@@ -175,12 +175,13 @@ def test_over_rest_a_version_delete_is_refused_and_an_alias_move_is_kept(
     assert deleted.status_code == 409, deleted.get_data(as_text=True)
     assert "deleting a model version is refused" in deleted.get_json()["message"]
     moved = client.post(  # type: ignore[attr-defined]
-        f"{base}/registered-models/alias", json={"name": name, "alias": "champion", "version": "2"}
+        f"{base}/registered-models/alias",
+        json={"name": name, "alias": "challenger", "version": "2"},
     )
     assert moved.status_code == 200, moved.get_data(as_text=True)
     unset = client.delete(  # type: ignore[attr-defined]
-        f"{base}/registered-models/alias", json={"name": name, "alias": "champion"}
+        f"{base}/registered-models/alias", json={"name": name, "alias": "challenger"}
     )
     assert unset.status_code == 409, unset.get_data(as_text=True)
-    assert [(m.alias, m.version) for m in store.moves() if m.name == name] == [("champion", 2)]
-    assert store.get_registered_model(name).aliases == {"champion": 2}
+    assert [(m.alias, m.version) for m in store.moves() if m.name == name] == [("challenger", 2)]
+    assert store.get_registered_model(name).aliases == {"challenger": 2}
