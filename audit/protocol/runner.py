@@ -459,19 +459,33 @@ class Runner:
                 return
             queue.pop(0)
             budget.take()
-            spec = self._logging_into_run(self._spec(trial, self._trial_dir(trial)), trial)
-            future = pool.submit(self._start, spec, budget, self._on_start(journal, trial))
+            spec = self._spec(trial, self._trial_dir(trial))
+            future = pool.submit(
+                self._start, spec, budget, self._on_start(journal, trial), self._preparer(trial)
+            )
             running[future] = (trial, fingerprint)
 
     @staticmethod
     def _start(
-        spec: TrialSpec, budget: TrialBudget, on_start: Callable[[int, int], None]
+        spec: TrialSpec,
+        budget: TrialBudget,
+        on_start: Callable[[int, int], None],
+        prepare: Callable[[TrialSpec], TrialSpec] | None = None,
     ) -> _Started | None:
         """Run a queued trial on a worker, unless the wall budget ran out while it waited."""
         if not budget.time_left():
             return None
         at = utc_now()
+        if prepare is not None:
+            spec = prepare(spec)
         return _Started(run_trial(spec, on_start), at)
+
+    def _preparer(self, trial: Trial) -> Callable[[TrialSpec], TrialSpec] | None:
+        """What a worker does just before the trial starts: open the run it logs into
+        (metric source mlflow), so a trial cancelled while queued leaves no open run."""
+        if not self._source().in_trial_run:
+            return None
+        return lambda spec: self._logging_into_run(spec, trial)
 
     @staticmethod
     def _cancel_queued(
