@@ -178,6 +178,13 @@ def test_mlflow_in_the_trial_gives_the_analysis_and_seals_the_model(
     assert baseline["metric_source"]["run_id"] == run.info.run_id
     assert run.info.status == "FINISHED"
     assert "mlaudit.seal.sha256" in run.data.tags
+    # Sealed by mlaudit after the script ended it: the trial's outcome, params and files
+    # are in the sealed run, beside what the script logged.
+    tags = run.data.tags
+    assert tags["mlaudit.trial.status"] == "succeeded"
+    assert tags["mlaudit.trial.metrics_source.sha256"] == baseline["metric_source"]["sha256"]
+    assert run.data.params["arm"] == "baseline"
+    assert "trial" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [0, 1, 2, 3]
     experiment = run.info.experiment_id
     runs = client.search_runs([experiment], "tags.`mlaudit.role` = 'trial'")
