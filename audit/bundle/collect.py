@@ -88,6 +88,8 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
         records, checkpoint_json = sealed_part
     checkpoint = dumps(checkpoint_json) if checkpoint_json is not None else None
     results = evidence.results.document
+    from audit.bundle import metric_sources
+
     return BundleInputs(
         edd_name=request.edd.name,
         edd=evidence.edd.raw,
@@ -106,6 +108,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
         checkpoint=checkpoint,
         environment=_environment(request, results),
         dvc_lock=_dvc_lock(request),
+        metric_sources=metric_sources.collect(results, request.results_file.parent),
     )
 
 

@@ -60,6 +60,7 @@ class BundleInputs:
     checkpoint: bytes | None = None
     environment: Mapping[str, bytes] = field(default_factory=dict)
     dvc_lock: bytes | None = None
+    metric_sources: Mapping[str, bytes] = field(default_factory=dict)  # member name -> bytes
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -100,6 +101,8 @@ def _content_members(inputs: BundleInputs) -> tuple[dict[str, bytes], dict[str, 
         put(f"{layout.ENVIRONMENT_DIR}/{Path(name).name}", data)
     if inputs.dvc_lock is not None:
         put(layout.DVC_LOCK, inputs.dvc_lock, "dvc_lock")
+    for name, data in sorted(inputs.metric_sources.items()):
+        put(name, data)
     return members, roles
 
 

@@ -22,6 +22,7 @@ RECORDS_DIR = "tracking/records"
 CHECKPOINT = "tracking/checkpoint.json"
 ENVIRONMENT_DIR = "environment"
 DVC_LOCK = "dvc/dvc.lock"
+METRIC_SOURCES_DIR = "metric-sources"  # + <trial dir>/<file the trial metrics came from>
 
 # Names the trust root may have inside the bundle (as under .mlaudit/ on the base branch).
 TRUST_FILES = ("allowed_signers", "policy.yaml", "revoked_keys")

@@ -532,6 +532,19 @@ def _expected_plan(edd: Edd) -> tuple[dict[str, Any] | None, str | None]:
         return None, error.user_message()
 
 
+def _check_metric_sources(ctx: _Context, at: datetime | None) -> None:
+    """Each trial's metric source files against results.json, and its digest against the seal."""
+    from audit.bundle import metric_sources
+
+    results = ctx.json("results")
+    if results is not None:
+        notes = metric_sources.check(results, ctx.members, ctx.proven, ctx.fail)
+        if notes:
+            ctx.report.notes.append(
+                f"{len(notes)} metric source file(s) not in the bundle, e.g. {notes[0]}"
+            )
+
+
 CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("manifest", _check_manifest),
     ("attestation", _check_attestation),
@@ -541,6 +554,7 @@ CHECKS: tuple[tuple[str, Callable[[_Context, datetime | None], None]], ...] = (
     ("checkpoint-timestamp", _check_timestamp),
     ("results-sealed", _check_evidence),
     ("data-pins", _check_data_pins),
+    ("metric-sources", _check_metric_sources),
     ("analysis-recomputed", _check_analysis),
     ("gate-recomputed", _check_gate),
     ("exports", _check_exports),

@@ -29,6 +29,7 @@ def semantic_problems(document: dict[str, Any], *, at: datetime | None = None) -
     problems += _overrides(document)
     problems += _design(document)
     problems += _metrics_and_claims(document)
+    problems += _metrics_source(document)
     problems += _reproducibility(document)
     problems += _budget(document)
     problems += _not_after(document, at)
@@ -142,6 +143,46 @@ def _design(document: dict[str, Any]) -> Iterator[Problem]:
                 )
     if protocol.get("overrides_via", "argv") == "argv" and "{overrides}" not in protocol["command"]:
         yield "/protocol/command", 'must contain the item "{overrides}" when overrides_via is argv'
+
+
+def _metrics_source(document: dict[str, Any]) -> Iterator[Problem]:
+    source = document["protocol"].get("metrics_source")
+    if source is None:
+        return
+    pointer, kind = "/protocol/metrics_source", source["kind"]
+    with_dir = ("dvclive", "tensorboard")
+    if kind == "tensorboard" and "dir" not in source:
+        yield (
+            pointer,
+            "a tensorboard source needs dir: the log directory inside the trial directory",
+        )
+    if "dir" in source and kind not in with_dir:
+        yield f"{pointer}/dir", f"dir is for the dvclive and tensorboard sources, not {kind}"
+    rules = source.get("metrics") or {}
+    if rules and kind not in with_dir:
+        yield (
+            f"{pointer}/metrics",
+            f"metrics rules are for the dvclive and tensorboard sources, not {kind}",
+        )
+    metrics = document["metrics"]
+    declared = {metrics["primary"]["name"]} | {m["name"] for m in metrics.get("secondary", [])}
+    for name, rule in rules.items():
+        at = f"{pointer}/metrics/{escape_pointer_token(name)}"
+        reduce = rule.get("reduce", "last")
+        if name not in declared:
+            yield at, f"{name!r} is not a metric declared under metrics"
+        if "last_k" in rule and reduce != "mean":
+            yield f"{at}/last_k", "last_k goes with reduce: mean"
+        if reduce != "last" and rule.get("key", name) == name:
+            # The history is logged under its key, whose latest value MLflow reports.
+            field = "key" if "key" in rule else "reduce"
+            yield (
+                f"{at}/{field}",
+                (
+                    f"a metric reduced by {reduce} needs a name other than its key {name!r}, "
+                    "whose history is logged as it is"
+                ),
+            )
 
 
 def _metrics_and_claims(document: dict[str, Any]) -> Iterator[Problem]:

@@ -30,6 +30,8 @@ from audit.protocol.early_stop import FirstTrialWatch
 from audit.protocol.foreign_runs import foreign_runs
 from audit.protocol.journal import JOURNAL_NAME, Journal
 from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
+from audit.protocol.metric_sources import MetricSource
+from audit.protocol.metric_sources.trial_run import with_trial_run
 from audit.protocol.plan import Plan, Trial
 from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
@@ -58,6 +60,10 @@ class TrialLogger(Protocol):
     """What the runner needs from tracking (audit.tracking.client.ProtocolLogger)."""
 
     def log_trial(self, trial: Mapping[str, Any], trial_dir: Path | None = None) -> str | None: ...
+
+    def open_trial_run(self, arm: str, seed: int, *, rerun: bool = False) -> str: ...
+
+    def end_trial_run(self, run_id: str, status: str) -> None: ...
 
 
 @dataclass
@@ -151,6 +157,7 @@ class Runner:
         via = str(self.protocol.get("overrides_via", "argv"))
         metrics = self.document["metrics"]
         required = [metrics["primary"]["name"]] + [m["name"] for m in metrics.get("secondary", [])]
+        source = MetricSource.from_document(self.document)
         return TrialSpec(
             trial_id=trial.trial_id,
             arm=trial.arm,
@@ -165,7 +172,8 @@ class Runner:
                 trial_dir=trial_dir,
                 trial_id=trial.trial_id,
                 edd_id=str(self.request.edd.get("id") or "") or None,
-            ),
+            )
+            | source.env(),
             timeout_seconds=float(self.document["budget"]["trial_timeout_seconds"]),
             metrics_file=str(metrics.get("file", "metrics.json")),
             required_metrics=tuple(required),
@@ -175,6 +183,7 @@ class Runner:
             if via == "params_file"
             else None,
             params=arm.config if via == "params_file" else None,
+            metric_source=source,
         )
 
     def _fingerprint(self, trial: Trial) -> str:
@@ -190,6 +199,11 @@ class Runner:
                 "overrides_via": via,
                 "params_file": self.protocol.get("params_file", "params.yaml"),
                 "metrics": self.document["metrics"],
+                **(
+                    {"metrics_source": source}
+                    if (source := self.protocol.get("metrics_source"))
+                    else {}
+                ),
             },
         )
 
@@ -220,6 +234,7 @@ class Runner:
     ) -> dict[str, Any]:
         # W&B / ClearML runs the trial made itself; recorded only when there are some.
         foreign = foreign_runs(self._trial_dir(trial))
+        source = {} if outcome.source is None else outcome.source.fields(self._source().kind)
         return self._record(
             trial,
             status=outcome.status,
@@ -233,7 +248,29 @@ class Runner:
             finished_at=utc_now(),
             trial_dir=self._trial_dir(trial).relative_to(self.out_dir).as_posix(),
             **({"foreign_runs": foreign} if foreign else {}),
+            **source,
         )
+
+    def _source(self) -> MetricSource:
+        return MetricSource.from_document(self.document)
+
+    def _check_tracking_for_source(self) -> None:
+        if self._source().in_trial_run and (
+            self.request.logger_factory is None or self.request.tracking_uri is None
+        ):
+            raise UsageError(
+                "the EDD's protocol.metrics_source is mlflow: each trial logs into its own "
+                "run on the tracking server, so ablate run needs --tracking-uri"
+            )
+
+    def _logging_into_run(self, spec: TrialSpec, trial: Trial, *, rerun: bool = False) -> TrialSpec:
+        """For metric source mlflow: the spec with the trial's own open run to log into."""
+        if not self._source().in_trial_run:
+            return spec
+        assert self.logger is not None
+        assert self.request.tracking_uri is not None
+        run_id = self.logger.open_trial_run(trial.arm, trial.seed, rerun=rerun)
+        return with_trial_run(spec, self.request.tracking_uri, run_id)
 
     def _from_cache(
         self, trial: Trial, entry: Mapping[str, Any], fingerprint: str
@@ -278,6 +315,7 @@ class Runner:
     # -- the run ------------------------------------------------------------------
     def run(self) -> RunOutcome:
         check_plan_fits(self.request.planned_trial_count, self.document["budget"])
+        self._check_tracking_for_source()
         self.preflight = self._preflight()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir):
@@ -427,18 +465,32 @@ class Runner:
             queue.pop(0)
             budget.take()
             spec = self._spec(trial, self._trial_dir(trial))
-            future = pool.submit(self._start, spec, budget, self._on_start(journal, trial))
+            future = pool.submit(
+                self._start, spec, budget, self._on_start(journal, trial), self._preparer(trial)
+            )
             running[future] = (trial, fingerprint)
 
     @staticmethod
     def _start(
-        spec: TrialSpec, budget: TrialBudget, on_start: Callable[[int, int], None]
+        spec: TrialSpec,
+        budget: TrialBudget,
+        on_start: Callable[[int, int], None],
+        prepare: Callable[[TrialSpec], TrialSpec] | None = None,
     ) -> _Started | None:
         """Run a queued trial on a worker, unless the wall budget ran out while it waited."""
         if not budget.time_left():
             return None
         at = utc_now()
+        if prepare is not None:
+            spec = prepare(spec)
         return _Started(run_trial(spec, on_start), at)
+
+    def _preparer(self, trial: Trial) -> Callable[[TrialSpec], TrialSpec] | None:
+        """What a worker does just before the trial starts: open the run it logs into
+        (metric source mlflow), so a trial cancelled while queued leaves no open run."""
+        if not self._source().in_trial_run:
+            return None
+        return lambda spec: self._logging_into_run(spec, trial)
 
     @staticmethod
     def _cancel_queued(
@@ -545,8 +597,11 @@ class Runner:
         else:
             budget.take()
             spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
+            spec = self._logging_into_run(spec, target, rerun=True)
             self.request.progress.note(f"determinism check: re-running {target.trial_id}")
             outcome = run_trial(spec, lambda pid, attempt: None)
+            if spec.trial_run is not None and self.logger is not None:
+                self.logger.end_trial_run(spec.trial_run.run_id, outcome.status)
             result = rerun_result(rule, target.arm, target.seed, original["metrics"], outcome)
         journal.append(
             {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}

@@ -29,7 +29,8 @@ import yaml
 
 from audit.protocol import containment
 from audit.protocol.foreign_runs import context_env
-from audit.protocol.metrics import printable, read_metrics
+from audit.protocol.metric_sources import MetricSource, SourceReading, TrialRun, read_source
+from audit.protocol.metrics import printable
 
 OVERRIDES_PLACEHOLDER = "{overrides}"
 STDOUT_NAME = "stdout.log"
@@ -52,6 +53,8 @@ class TrialSpec:
     max_retries: int = 0
     params_file: str | None = None
     params: Mapping[str, Any] | None = None
+    metric_source: MetricSource | None = None  # None: the metrics file `metrics_file`
+    trial_run: TrialRun | None = None  # metric source mlflow: the run the trial logs into
 
 
 @dataclass
@@ -62,6 +65,7 @@ class TrialOutcome:
     reason: str | None = None
     attempts: int = 0
     duration_seconds: float = 0.0
+    source: SourceReading | None = None  # what the metrics were read from, by digest
 
 
 def expand_command(
@@ -209,10 +213,21 @@ def _prepare(spec: TrialSpec, attempt: int) -> None:
             if old.exists():
                 old.replace(spec.trial_dir / f"attempt-{attempt - 1}.{name}")
     (spec.trial_dir / spec.metrics_file).unlink(missing_ok=True)
+    source_dir = spec.metric_source.dir if spec.metric_source else None
+    if source_dir and attempt > 1:
+        _remove(spec.trial_dir / source_dir)
     if spec.params_file is not None and spec.params is not None:
         target = spec.trial_dir / spec.params_file
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(dict(spec.params), sort_keys=True), encoding="utf-8")
+
+
+def _remove(path: Path) -> None:
+    """An earlier attempt's DVCLive or TensorBoard directory: its points are not this one's."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def _attempt(
@@ -275,6 +290,20 @@ def _run_contained(
 
 def run_trial(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOutcome:
     """Run the trial, retrying only exit codes the EDD marks transient."""
+    outcome = _run_attempts(spec, on_start)
+    if spec.trial_run is not None and outcome.source is None:
+        # A failed or timed-out trial logged into its run too: the sealed run and the record
+        # must hold the same metrics, whatever the trial's status.
+        outcome.source = read_source(_source(spec), spec.trial_dir, (), spec.trial_run)
+        outcome.metrics = outcome.source.metrics or {}
+    return outcome
+
+
+def _source(spec: TrialSpec) -> MetricSource:
+    return spec.metric_source or MetricSource(file=spec.metrics_file)
+
+
+def _run_attempts(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOutcome:
     started = time.monotonic()
     attempt = 0
     while True:
@@ -293,8 +322,8 @@ def run_trial(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOut
                 duration_seconds=elapsed,
             )
         if code == 0:
-            reading = read_metrics(
-                spec.trial_dir / spec.metrics_file, spec.required_metrics, within=spec.trial_dir
+            reading = read_source(
+                _source(spec), spec.trial_dir, spec.required_metrics, spec.trial_run
             )
             if reading.metrics is None:
                 return TrialOutcome(
@@ -304,7 +333,7 @@ def run_trial(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOut
                     attempts=attempt,
                     duration_seconds=elapsed,
                 )
-            return TrialOutcome("succeeded", reading.metrics, 0, None, attempt, elapsed)
+            return TrialOutcome("succeeded", reading.metrics, 0, None, attempt, elapsed, reading)
         assert code is not None
         if code in spec.transient_exit_codes and attempt <= spec.max_retries:
             continue

@@ -38,9 +38,12 @@ from audit.tracking.runspec import (
     EXECUTION_KEY_TAG,
     PARENT_RUN_TAG,
     ROLE_TAG,
+    TRIAL_KEY_TAG,
+    TRIAL_STATUS_TAG,
     RunSpec,
     canonical_json,
     execution_key,
+    in_trial_run,
     parent_run,
     trial_run,
 )
@@ -171,7 +174,8 @@ class RunWriter:
         )
         for run in runs:
             tags = run.data.tags
-            key_tag = "mlaudit.trial_key" if tags.get(ROLE_TAG) == "trial" else EXECUTION_KEY_TAG
+            # A trial's run (or a determinism re-run's) is known by its own key.
+            key_tag = TRIAL_KEY_TAG if TRIAL_KEY_TAG in tags else EXECUTION_KEY_TAG
             if key_tag in tags:
                 self._known.setdefault(tags[key_tag], run)
         self._prefetched.add(execution)
@@ -273,6 +277,11 @@ class RunWriter:
         manifest_bytes = canonical_json(manifest)
         files[ARTIFACT_MANIFEST_PATH] = manifest_bytes
         extra = {ARTIFACTS_SHA256_TAG: hashlib.sha256(manifest_bytes).hexdigest()}
+        if outcome.state == "resumed":
+            # A run opened before its trial ran (metric source mlflow) or left by a
+            # crashed logger: the outcome tags are not there yet (a new run gets them
+            # when it is created).
+            extra = {**spec.tags, **extra}
 
         def log_values() -> None:
             for params, metrics, tags in _batches(spec, extra):
@@ -553,6 +562,47 @@ class ProtocolLogger:
         self._spool().append_trial(self.uri, self.experiment, self.header, trial, files)
         self.summary.spooled.append(trial_id)
         return None
+
+    def open_trial_run(self, arm: str, seed: int, *, rerun: bool = False) -> str:
+        """The run a trial logs into itself (metric source mlflow), open before it starts.
+
+        Found by the trial's key, so a resumed or retried trial logs into the same run.
+        The server must be up: such a trial has no spool to fall back on.
+        """
+        spec = in_trial_run(self.header, arm, seed, round(time.time() * 1000), rerun=rerun)
+        try:
+            parent = self._parent_run()
+            outcome = self._live().open(spec, parent.run_id)
+        except ServerUnavailable as error:
+            raise TrackingError(
+                f"{spec.label} logs into its own MLflow run, but the tracking server "
+                f"{self.uri} is unavailable: {error}"
+            ) from error
+        if outcome.state == "existing":
+            raise TrackingError(
+                f"{spec.label}: its MLflow run {outcome.run_id} is already sealed (an earlier "
+                "execution of this very plan logged it); run the study against a fresh "
+                "experiment to log it again"
+            )
+        return outcome.run_id
+
+    def end_trial_run(self, run_id: str, status: str) -> None:
+        """End (and so seal) a determinism re-run's own run with its status."""
+        from mlflow.entities import RunStatus, RunTag
+
+        writer = self._live()
+        run_status = {"succeeded": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+
+        def end() -> None:
+            if writer.client.get_run(run_id).info.status != "RUNNING":
+                return  # an earlier attempt ended (and sealed) it
+            writer.client.log_batch(run_id, tags=[RunTag(TRIAL_STATUS_TAG, status)])
+            store = writer.client._tracking_client.store
+            store.update_run_info(
+                run_id, RunStatus.from_string(run_status), round(time.time() * 1000), None
+            )
+
+        call_with_retry(end, self.policy, describe=f"end re-run {run_id}")
 
     def log_trials(
         self,

@@ -25,6 +25,14 @@ ROLE_TAG = "mlaudit.role"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# A trial whose metric source is its own MLflow run (kind mlflow) carries this tag from
+# creation: the store leaves such a run open when the trial's script ends it, and
+# seals it when mlaudit ends it with its outcome (the tag TRIAL_STATUS_TAG).
+METRICS_SOURCE_TAG = "mlaudit.trial.metrics_source"
+METRICS_SOURCE_SHA256_TAG = "mlaudit.trial.metrics_source.sha256"
+TRIAL_STATUS_TAG = "mlaudit.trial.status"
+IN_TRIAL_RUN = "mlflow"
+REPRODUCIBILITY_ROLE = "reproducibility"
 
 # MLflow's per-value limits (mlflow.utils.validation); checked here so a bad value is
 # reported with its trial and key, not as a server 400 half-way through a run.
@@ -172,7 +180,13 @@ def _put(target: dict[str, str], key: str, value: Any, limit: int, what: str, la
 
 
 def _metric_points(trial: Mapping[str, Any], at: int) -> list[MetricPoint]:
-    """Histories when the trial has them (`metric_history`), else each final value at step 0."""
+    """Histories when the trial has them (`metric_history`), else each final value at step 0.
+
+    None for a trial that logged into its own run (metric source mlflow): the run
+    already holds every point, and logging the final values again would add points.
+    """
+    if (trial.get("metric_source") or {}).get("kind") == IN_TRIAL_RUN:
+        return []
     histories = trial.get("metric_history") or {}
     points: list[MetricPoint] = []
     for key, history in sorted(histories.items()):
@@ -253,19 +267,12 @@ def trial_run(
     _put(params, "arm", arm, MAX_PARAM_VALUE, "param", label)
     _put(params, "seed", seed, MAX_PARAM_VALUE, "param", label)
     tags: dict[str, str] = {}
-    arm_info = _find_arm(header, arm) or {}
+    source = trial.get("metric_source") or {}
     for name, value in {
-        **_common_tags(header),
-        TRIAL_KEY_TAG: key,
-        ROLE_TAG: "trial",
-        RUN_NAME_TAG: trial_id,
-        "mlaudit.trial_id": trial_id,
-        "mlaudit.arm": arm,
-        "mlaudit.arm.kind": arm_info.get("kind"),
-        "mlaudit.arm.component": arm_info.get("component"),
-        "mlaudit.arm.config_sha256": arm_info.get("config_sha256"),
-        "mlaudit.seed": seed,
-        "mlaudit.trial.status": trial.get("status"),
+        **_static_trial_tags(header, arm, seed, trial_id),
+        METRICS_SOURCE_TAG: source.get("kind"),
+        METRICS_SOURCE_SHA256_TAG: source.get("sha256"),
+        TRIAL_STATUS_TAG: trial.get("status"),
         "mlaudit.trial.attempts": trial.get("attempts"),
         "mlaudit.trial.exit_code": trial.get("exit_code"),
         "mlaudit.trial.reason": trial.get("reason"),
@@ -291,6 +298,64 @@ def trial_run(
         artifacts=artifacts,
         label=label,
         datasets=data_inputs(header.get("provenance") or {}),
+    )
+
+
+def _static_trial_tags(
+    header: Mapping[str, Any], arm: str, seed: int, trial_id: str, key: str | None = None
+) -> dict[str, Any]:
+    """The tags a trial run has from its creation: who it is, not how it went."""
+    arm_info = _find_arm(header, arm) or {}
+    return {
+        **_common_tags(header),
+        TRIAL_KEY_TAG: key or trial_key(header, arm, seed),
+        ROLE_TAG: "trial",
+        RUN_NAME_TAG: trial_id,
+        "mlaudit.trial_id": trial_id,
+        "mlaudit.arm": arm,
+        "mlaudit.arm.kind": arm_info.get("kind"),
+        "mlaudit.arm.component": arm_info.get("component"),
+        "mlaudit.arm.config_sha256": arm_info.get("config_sha256"),
+        "mlaudit.seed": seed,
+    }
+
+
+def rerun_key(header: Mapping[str, Any], arm: str, seed: int) -> str:
+    """The determinism re-run's own run: a trial logging into its run needs a fresh one."""
+    return _sha256_hex(canonical_json(["reproducibility", trial_key(header, arm, seed)]))
+
+
+def in_trial_run(
+    header: Mapping[str, Any], arm: str, seed: int, start_time: int, *, rerun: bool = False
+) -> RunSpec:
+    """The run a trial logs into itself (metric source mlflow), opened before it starts.
+
+    Only who the trial is: its outcome, params and files are logged when it ends
+    (trial_run), under the same key, before mlaudit ends and seals the run. The
+    determinism re-run gets a run of its own (role reproducibility, its own key).
+    """
+    trial_id = f"{arm}/{seed}"
+    key = rerun_key(header, arm, seed) if rerun else trial_key(header, arm, seed)
+    label = f"{'re-run of ' if rerun else ''}trial {trial_id}"
+    values = _static_trial_tags(header, arm, seed, trial_id, key)
+    values[METRICS_SOURCE_TAG] = IN_TRIAL_RUN
+    if rerun:
+        values[ROLE_TAG] = REPRODUCIBILITY_ROLE
+        values[RUN_NAME_TAG] = f"{trial_id} (re-run)"
+    tags: dict[str, str] = {}
+    for name, value in values.items():
+        _put(tags, name, value, MAX_TAG_VALUE, "tag", label)
+    return RunSpec(
+        key=key,
+        key_tag=TRIAL_KEY_TAG,
+        name=tags[RUN_NAME_TAG],
+        start_time=start_time,
+        end_time=start_time,
+        status="RUNNING",
+        params={},
+        tags=tags,
+        metrics=[],
+        label=label,
     )
 
 

@@ -37,7 +37,14 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
 from audit.tracking import triggers
-from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
+from audit.tracking.runspec import (
+    EXECUTION_KEY_TAG,
+    IN_TRIAL_RUN,
+    METRICS_SOURCE_TAG,
+    ROLE_TAG,
+    TRIAL_KEY_TAG,
+    TRIAL_STATUS_TAG,
+)
 from audit.tracking.store_outputs import ProducedWrites
 from audit.tracking.store_policy import (
     ALLOWED,
@@ -355,6 +362,10 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 raise sealed_refusal(seal, what)
             if run.status in run_record.TERMINAL_STATUSES:
                 raise run_ended(str(run.status), what)
+            if status in run_record.TERMINAL_STATUSES and _ended_by_mlaudit(session, run_id):
+                # The trial's script ending its run (end_run, or MLflow's atexit hook): the
+                # run stays open for mlaudit to read back, log the outcome and seal.
+                return run.to_mlflow_entity().info
             if status is not None:
                 run.status = status
             if end_time is not None:
@@ -509,6 +520,16 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _ended_by_mlaudit(session: Any, run_id: str) -> bool:
+    """A trial that logs into its own run, whose outcome mlaudit has not logged yet."""
+    tags = dict(
+        session.query(SqlTag.key, SqlTag.value).filter(
+            SqlTag.run_uuid == run_id, SqlTag.key.in_([METRICS_SOURCE_TAG, TRIAL_STATUS_TAG])
+        )
+    )
+    return tags.get(METRICS_SOURCE_TAG) == IN_TRIAL_RUN and TRIAL_STATUS_TAG not in tags
 
 
 def _seal_row(session: Any, run_id: str) -> Seal | None:

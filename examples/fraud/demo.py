@@ -25,7 +25,11 @@ ed25519 signatures), so the trial cache, DVC cache and keys are all reused.
 A step whose command is not available in this build stops the demo with a clear
 message (exit 1) instead of pretending.
 
-Usage: python examples/fraud/demo.py [--quick] [--workers N]
+Usage: python examples/fraud/demo.py [--quick] [--workers N] [--metrics-source KIND]
+
+--metrics-source dvclive|mlflow sets the EDD's protocol.metrics_source before it is
+signed: train.py then logs with DVCLive or into its own MLflow run on the demo's
+server instead of writing metrics.json (the default).
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ class Demo:
     started: float = field(default_factory=time.monotonic)
     server: subprocess.Popen[str] | None = None
     tracking_uri: str | None = None
+    metrics_source: str = "metrics_file"
     promoted: str = ""  # "fraud-detector version N is champion" once promoted
 
     @property
@@ -291,7 +296,7 @@ def build_workspace(demo: Demo) -> None:
     for candidate in ("edd.yaml", "edd.quick.yaml"):
         if demo.ws / candidate != edd_source:
             (demo.ws / candidate).unlink()
-    edd_text = edd_source.read_text()
+    edd_text = with_metrics_source(edd_source.read_text(), demo.metrics_source)
     edd_source.unlink()
     # The demo's own approvers replace the repository's (whose private keys are gone).
     (demo.ws / ".mlaudit" / "allowed_signers").write_text(allowed_signers(demo))
@@ -315,6 +320,16 @@ def build_workspace(demo: Demo) -> None:
         started,
         f"trust files on main, {demo.edd}{' (quick variant)' if demo.quick else ''} on {BRANCH}",
     )
+
+
+def with_metrics_source(edd_text: str, kind: str) -> str:
+    """The EDD with protocol.metrics_source set (one field switches train.py's logger)."""
+    if kind == "metrics_file":
+        return edd_text
+    anchor = "  max_retries: 0\n"
+    if anchor not in edd_text:
+        raise DemoFailed("the EDD has no protocol.max_retries line to put metrics_source after")
+    return edd_text.replace(anchor, f"{anchor}  metrics_source: {{kind: {kind}}}\n", 1)
 
 
 def reproduce_data(demo: Demo) -> None:
@@ -730,8 +745,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30%% of the cards, smaller model")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--metrics-source",
+        choices=["metrics_file", "dvclive", "mlflow"],
+        default="metrics_file",
+        help="how train.py logs its metrics (the EDD's protocol.metrics_source)",
+    )
     args = parser.parse_args(argv)
-    demo = Demo(quick=args.quick, workers=args.workers)
+    demo = Demo(quick=args.quick, workers=args.workers, metrics_source=args.metrics_source)
     say(f"mlaudit demo{' (quick)' if demo.quick else ''}: workspace {demo.ws}")
     try:
         prepare_env(demo)

@@ -21,7 +21,10 @@ The seed changes (a) which fit rows are used (a `data.train_fraction` subsample)
 (b) the encoding folds and (c) the model's feature subsampling, so repeated seeds
 give a real spread and paired comparisons between arms are meaningful.
 
-Metrics (metrics.json, flat, DVC metrics format):
+Metrics go where the EDD's protocol.metrics_source says (mlaudit passes its kind in
+MLAUDIT_METRICS_SOURCE): metrics.json by default, or DVCLive (`dvclive/` in the trial
+directory), or MLflow (the trial's own run, from MLFLOW_TRACKING_URI and MLFLOW_RUN_ID).
+Metrics (flat, DVC metrics format):
   pr_auc               average precision on the test period
   recall_at_1pct_fpr   share of fraud caught while flagging at most 1% of legit traffic
   expected_cost        (missed fraud amounts + review_fee x false alarms) / test transactions
@@ -299,7 +302,7 @@ def run(config: dict[str, Any], seed: int, out_dir: Path) -> dict[str, Any]:
         test_frauds=int(test["is_fraud"].sum()),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    log_metrics(metrics, out_dir)
     # Wall time varies run to run, so it stays out of metrics.json: the protocol's
     # determinism check re-runs a trial and expects every metric to match exactly.
     seconds = round(time.perf_counter() - started, 3)
@@ -310,6 +313,25 @@ def run(config: dict[str, Any], seed: int, out_dir: Path) -> dict[str, Any]:
     with (out_dir / "model.pkl").open("wb") as handle:
         pickle.dump(model, handle, protocol=5)
     return metrics
+
+
+def log_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
+    """Log the trial's metrics with the logger the study declares (one EDD field)."""
+    source = os.environ.get("MLAUDIT_METRICS_SOURCE", "metrics_file")
+    if source == "dvclive":
+        from dvclive import Live
+
+        folder = out_dir / os.environ.get("MLAUDIT_METRICS_DIR", "dvclive")
+        with Live(str(folder), save_dvc_exp=False, dvcyaml=None) as live:
+            for key, value in metrics.items():
+                live.log_metric(key, value, plot=False)
+    elif source == "mlflow":
+        import mlflow
+
+        with mlflow.start_run():  # resumes the run in MLFLOW_RUN_ID
+            mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+    else:
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv: list[str]) -> int:

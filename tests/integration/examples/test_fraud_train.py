@@ -140,3 +140,20 @@ def test_test_rows_are_encoded_from_fit_labels_only(small_data: Path) -> None:
     _, flipped = _encoded(small_data, lambda frame: frame["ts"] >= split)
     assert test[ENCODED].equals(flipped[ENCODED])
     assert test["device_fraud_cards"].max() > 0  # the test rows do see fit-time fraud
+
+
+@pytest.mark.slow
+def test_dvclive_source_logs_the_same_metrics(
+    train: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.protocol.metric_sources import MetricSource, read_source
+
+    assert train("data.sample=0.3", seed=1, trial="file").returncode == 0
+    monkeypatch.setenv("MLAUDIT_METRICS_SOURCE", "dvclive")
+    proc = train("data.sample=0.3", seed=1, trial="live")
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "live" / "metrics.json").exists()
+    reading = read_source(
+        MetricSource(kind="dvclive", dir="dvclive"), tmp_path / "live", ["pr_auc"]
+    )
+    assert reading.metrics == _metrics(tmp_path / "file")

@@ -119,6 +119,26 @@ def test_signed_bundle_verifies_offline(signed_bundle, study):
     )
 
 
+def test_bundle_verify_names_a_metrics_file_changed_after_the_run(study, mlflow_server, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(study.out, out)
+    trial = json.loads((out / "results.json").read_text())["trials"][0]
+    changed = out / trial["trial_dir"] / "metrics.json"
+    changed.write_text(changed.read_text().replace("0", "1", 1))
+    copy = ToyStudy(study.repo, study.edd, study.keys, out)
+    bundle = _bundle(copy, tmp_path / "bundle.tar.gz", mlflow_server.uri)
+    member = f"{layout.METRIC_SOURCES_DIR}/{trial['trial_dir']}/metrics.json"
+    assert member in read_archive(bundle)
+    report = json.loads(mlaudit("bundle", "verify", bundle, "--json", cwd=study.repo, check=False))
+    assert not report["passed"]
+    (finding,) = report["findings"]
+    assert finding["id"] == "metric-sources"
+    assert finding["pointer"] == member
+    assert "changed after the run" in finding["reason"]
+
+
 def _rewrite(source: Path, target: Path, change, *, reseal: bool) -> Path:
     """Change members; with reseal, also fix the manifest and attestation like a forger would."""
     members = read_archive(source)

@@ -1,0 +1,21 @@
+"""The default source: the trial's metrics file (DVC metrics format), read by digest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from audit.protocol.metric_sources import MetricSource, SourceReading
+from audit.protocol.metric_sources.digest import file_sha256
+from audit.protocol.metrics import read_metrics
+
+
+def read_metrics_file(
+    source: MetricSource, trial_dir: Path, required: Sequence[str]
+) -> SourceReading:
+    path = trial_dir / source.file
+    reading = read_metrics(path, required, within=trial_dir)
+    if reading.metrics is None:
+        return SourceReading.failed(str(reading.problem))
+    # read_metrics refused symlinks and paths outside the trial directory already.
+    return SourceReading(reading.metrics, files={source.file: file_sha256(path)})
