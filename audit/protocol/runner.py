@@ -131,6 +131,7 @@ class Runner:
         self._session_started = time.monotonic()
         self._wall_offset = 0.0
         self.executor: Executor | None = None
+        self._interrupted: dict[str, dict[str, Any]] = {}  # trial id -> its last `started`
         self.preflight: Preflight | None = None
         self.watch = FirstTrialWatch(())
 
@@ -254,6 +255,7 @@ class Runner:
             here = socket.gethostname()
             containment.kill_leftovers([e for e in replay.in_flight if e.get("host", here) == here])
         self._wall_offset = replay.wall_seconds
+        self._interrupted = {str(e["trial_id"]): e for e in replay.in_flight}
         return open_session(path, replay, self._identity()), replay
 
     def _identity(self) -> dict[str, Any]:
@@ -377,6 +379,7 @@ class Runner:
                             continue
                         record = self._from_outcome(trial, started.outcome, fingerprint, started.at)
                         record.update(started.record)
+                        self._note_interrupted(record)
                         self._journal_finished(journal, record)
                         batch.append(record)
                     # Workers get their next trial before we wait on the disk.
@@ -438,6 +441,22 @@ class Runner:
             if future.cancel():
                 running.pop(future)
                 budget.give_back()
+
+    def _note_interrupted(self, record: dict[str, Any]) -> None:
+        """An executor that logs attempts also shows the one a killed earlier session lost."""
+        event = self._interrupted.get(record["trial_id"])
+        if event is None or "attempt_log" not in record:
+            return
+        where: dict[str, Any] = {
+            k: event[k] for k in ("ray_job_id", "ray_task_id", "node_id") if k in event
+        }
+        lost: dict[str, Any] = {
+            "attempt": event.get("attempt"),
+            **where,
+            "outcome": "lost",
+            "reason": "the run stopped before the attempt ended; run again on --resume",
+        }
+        record["attempt_log"] = [lost, *record["attempt_log"]]
 
     def _journal_finished(self, journal: Journal, record: dict[str, Any]) -> None:
         journal.append(
