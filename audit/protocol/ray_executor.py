@@ -213,9 +213,11 @@ class _Attempt:
                 if outcome is not None or event["kind"] == "not_started":
                     return outcome
         except ray.exceptions.RayTaskError as error:  # the task's own code failed: a bug
-            return self._close(
-                "failed", _failed(f"the Ray task failed: {_first_line(error)}", self.first)
-            )
+            cause = getattr(error, "cause", None) or error
+            reason = f"the Ray task failed: {type(cause).__name__}: {_first_line(cause)}"
+            if isinstance(cause, ImportError):
+                reason += " (is mlaudit installed on the Ray nodes?)"
+            return self._close("failed", _failed(reason, self.first))
         except ray.exceptions.RayError as error:  # infrastructure: the attempt was lost
             reason = f"{type(error).__name__}: {_first_line(error)}"
             self.entry.update(outcome="lost", reason=reason)
@@ -275,5 +277,7 @@ def _failed(reason: str, attempts: int) -> TrialOutcome:
 
 
 def _first_line(error: BaseException) -> str:
+    from audit.protocol.metrics import printable
+
     lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else type(error).__name__
+    return printable(lines[0], 300) if lines else type(error).__name__
