@@ -24,7 +24,7 @@ from protocol_study import VENV_BIN, Study, edd_document
 pytest.importorskip("ray")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-from ray_common import LocalRay  # noqa: E402
+from ray_common import LocalRay
 
 pytestmark = pytest.mark.slow
 
@@ -105,9 +105,12 @@ def test_ray_results_equal_the_local_pools(ray_cluster, new_study, tmp_path):
     assert all(t["status"] == "succeeded" for t in ray_results["trials"])
     # Where each trial ran, on which environment, under which Ray job and task.
     node = ray_results["trials"][0]["node"]
-    assert node["ip"] == "127.0.0.1" and len(node["environment"]) == 64
+    assert node["ip"] == "127.0.0.1"
+    assert len(node["environment"]) == 64
     entry = ray_results["trials"][0]["attempt_log"][0]
-    assert entry["outcome"] == "succeeded" and entry["ray_task_id"] and entry["ray_job_id"]
+    assert entry["outcome"] == "succeeded"
+    assert entry["ray_task_id"]
+    assert entry["ray_job_id"]
     assert all(e.get("node_id") for e in _events(tmp_path / "ray", "started"))
     assert _analyze(tmp_path / "ray" / "results.json", tmp_path / "a-ray.json") == _analyze(
         tmp_path / "local" / "results.json", tmp_path / "a-local.json"
@@ -147,13 +150,17 @@ def test_a_killed_worker_is_an_infrastructure_retry_and_a_failing_trial_is_attri
     assert [a["outcome"] for a in retried["attempt_log"]] == ["lost", "succeeded"]
     assert "WorkerCrashedError" in retried["attempt_log"][0]["reason"]
     [lost] = _events(out, "attempt_lost")
-    assert lost["trial_id"] == "production/0" and lost["ray_task_id"]
-    done = Counter(p.name.split("~")[0] + "/" + p.name.split("~")[1] for p in markers.glob("*.done"))
+    assert lost["trial_id"] == "production/0"
+    assert lost["ray_task_id"]
+    done = Counter(
+        p.name.split("~")[0] + "/" + p.name.split("~")[1] for p in markers.glob("*.done")
+    )
     assert done["production/0"] == 1  # completed once
 
     for seed in (0, 1):
         crashed = trials[f"no-b/{seed}"]
-        assert crashed["status"] == "failed" and crashed["exit_code"] == 3
+        assert crashed["status"] == "failed"
+        assert crashed["exit_code"] == 3
         assert crashed["attempts"] == 2  # 1 + max_retries, never more
         assert "boom" in crashed["reason"]
     assert "no-b/0 failed" in stderr or "did not succeed" in stderr
