@@ -32,6 +32,7 @@ from audit.protocol.results import utc_now
 from audit.protocol.trial import TrialOutcome, TrialSpec
 
 INSTALL_HINT = "pip install mlaudit[ray]"
+_OUT_OF_TIME = "the signed wall-clock budget ran out"
 
 
 def import_ray() -> Any:
@@ -129,6 +130,7 @@ class RayExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.ray.shutdown()
 
     # -- one trial -------------------------------------------------------------------
     def _drive(
@@ -138,44 +140,39 @@ class RayExecutor:
         history: list[dict[str, Any]] = []
         attempt = 1
         while True:
-            if budget is not None and not budget.time_left():
+            result: TrialOutcome | str | None = None
+            if budget is None or budget.time_left():
+                deadline = None if budget is None else time.time() + budget.seconds_left()
+                left = dataclasses.replace(spec, max_retries=max(0, spec.max_retries - attempt + 1))
+                task = _Attempt(self, spec.trial_id, attempt, history)
+                result = task.run(left, deadline, log)
+            if result is None:  # out of wall time, here or when Ray started the task
                 if attempt == 1:
                     return None
-                return self._ended(
-                    spec, history, _failed(f"not retried: {budget.exhausted_reason}", attempt - 1)
-                )
-            deadline = None if budget is None else time.time() + budget.seconds_left()
-            remaining = dataclasses.replace(
-                spec, max_retries=max(0, spec.max_retries - attempt + 1)
-            )
-            task = _Attempt(self, spec.trial_id, attempt, history)
-            result = task.run(remaining, deadline, log)
-            if result is None:  # Ray started the task after the budget ran out
-                return (
-                    None
-                    if attempt == 1
-                    else self._ended(spec, history, _failed("budget", attempt - 1))
-                )
+                return self._ended(history, _failed(f"not retried: {_OUT_OF_TIME}", attempt - 1))
             if isinstance(result, TrialOutcome):
                 result.attempts += attempt - 1
-                return self._ended(spec, history, result, task.started_at)
-            # The engine lost the attempt.
-            lost = attempt + max(0, task.last_attempt - attempt)
+                return self._ended(history, result, task.started_at)
+            lost = max(attempt, task.last_attempt)
             log.lost(lost, result, task.where)
-            if (spec.trial_dir / spec.metrics_file).exists():
-                reason = (
-                    f"attempt {lost} was lost to the engine ({result}) after the trial wrote its "
-                    "metrics; not run again (a re-run after a result would be seed shopping)"
-                )
-                return self._ended(spec, history, _failed(reason, lost))
-            if lost > spec.max_retries or self._stopping:
-                reason = f"lost to the engine on attempt {lost} of {spec.max_retries + 1}: {result}"
-                return self._ended(spec, history, _failed(reason, lost))
+            refusal = self._no_retry(spec, lost, result)
+            if refusal is not None:
+                return self._ended(history, _failed(refusal, lost))
             attempt = lost + 1
+
+    def _no_retry(self, spec: TrialSpec, lost: int, why: str) -> str | None:
+        """Why a trial whose attempt the engine lost may not be submitted again, if so."""
+        if (spec.trial_dir / spec.metrics_file).exists():
+            return (
+                f"attempt {lost} was lost to the engine ({why}) after the trial wrote its "
+                "metrics; not run again (a re-run after a result would be seed shopping)"
+            )
+        if lost > spec.max_retries or self._stopping:
+            return f"lost to the engine on attempt {lost} of {spec.max_retries + 1}: {why}"
+        return None
 
     def _ended(
         self,
-        spec: TrialSpec,
         history: list[dict[str, Any]],
         outcome: TrialOutcome,
         at: str | None = None,

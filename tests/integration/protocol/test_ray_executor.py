@@ -142,7 +142,10 @@ def test_a_killed_worker_is_an_infrastructure_retry_and_a_failing_trial_is_attri
     os.kill(int(hung.read_text()), signal.SIGKILL)  # the Ray worker running production/0
     _, stderr = driver.communicate(timeout=240)
     assert driver.returncode == 4, stderr  # planned trials did not succeed: attrition
-    trials = {t["trial_id"]: t for t in _results(out)["trials"]}
+    results = _results(out)
+    trials = {t["trial_id"]: t for t in results["trials"]}
+    # The budget counts trials (and the determinism re-run), never a lost attempt.
+    assert results["budget"]["trials_run"] == len(trials) + 1
 
     retried = trials["production/0"]
     assert retried["status"] == "succeeded", retried
