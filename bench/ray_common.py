@@ -53,6 +53,8 @@ class LocalRay:
             f"--temp-dir={self.temp_dir}",
             f"--ray-client-server-port={free_port()}",
             f"--dashboard-port={free_port()}",
+            # Ports with fixed defaults: free ones, so a user's own cluster may run beside.
+            f"--dashboard-agent-listen-port={free_port()}",
         ]
         with (self.temp_dir / "ray-start.log").open("wb") as log:
             process = subprocess.Popen(
