@@ -72,7 +72,8 @@ class LocalRay:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
+            # gcs_server may sit out a SIGTERM; a throwaway cluster has nothing to flush.
+            deadline = time.monotonic() + 3
             while _alive_in_group(self.pgid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             os.killpg(self.pgid, signal.SIGKILL)
