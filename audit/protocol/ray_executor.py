@@ -85,9 +85,10 @@ class RayExecutor:
 
         self._options = task_options(resources)
         self._task = self.ray.remote(**self._options)(trial_task)
-        # One driver thread per trial in flight, each waiting on its task; twice what the
-        # cluster can run at once, so a freed slot finds the next trial already queued.
-        self.slots = 2 * self._capacity()
+        # One driver thread per trial in flight, each waiting on its task; four times what
+        # the cluster can run at once, so a freed slot finds the next trial queued in Ray
+        # (and Ray keeps its worker leases) while the driver journals the last one.
+        self.slots = 4 * self._capacity()
         self._pool = futures.ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="ray")
         self._refs: dict[str, Any] = {}  # trial id -> its task's generator
         self._stopping = False
@@ -230,14 +231,14 @@ class _Attempt:
 
     def _on(self, event: dict[str, Any], log: AttemptLog) -> TrialOutcome | None:
         kind = event["kind"]
-        if kind == "placed":
+        if "node" in event:  # the task's first event says where it runs
             self.where.update(
                 node_id=event["node"]["node_id"],
                 ray_task_id=event["ray_task_id"],
                 host=event["host"],
             )
             self.entry.update(node=event["node"], ray_task_id=event["ray_task_id"])
-        elif kind == "not_started":
+        if kind == "not_started":
             self.entry.update(
                 outcome="not_started", reason="the wall budget ran out before it began"
             )

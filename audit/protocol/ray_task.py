@@ -1,9 +1,9 @@
 """The body of one Ray task: run a trial on whichever node Ray placed it, and say where.
 
 It runs on a Ray worker, so mlaudit must be importable there (the training image
-or the cluster's environment installs it). It yields, in order: where it runs
-(node, task id, this node's environment fingerprint), one event per attempt the
-trial starts, and the trial's outcome. It decides nothing and writes no journal;
+or the cluster's environment installs it). It yields one event per attempt the
+trial starts and then the trial's outcome; the first event also says where it runs
+(node, task id, this node's environment fingerprint). It decides nothing and writes no journal;
 the driver journals what it yields. `import ray` happens only inside the task.
 """
 
@@ -56,14 +56,14 @@ def trial_task(
     """Run `spec` here; `deadline` (epoch seconds) is when the signed wall budget runs out."""
     import ray
 
+    # Where it runs travels with the first event: one round trip less per trial.
     where = {
         "node": node_record(project_root),
         "ray_task_id": ray.get_runtime_context().get_task_id(),
         "host": socket.gethostname(),
     }
-    yield {"kind": "placed", **where}
     if deadline is not None and time.time() >= deadline:
-        yield {"kind": "not_started"}
+        yield {"kind": "not_started", **where}
         return
     events: queue.Queue[dict[str, Any]] = queue.Queue()
 
@@ -86,8 +86,10 @@ def trial_task(
 
     # A thread runs the trial so this generator can report each attempt as it starts.
     threading.Thread(target=run, name="trial", daemon=True).start()
+    first = True
     while True:
         event = events.get()
-        yield event
+        yield {**event, **where} if first else event
+        first = False
         if event["kind"] in ("finished", "error"):
             return
