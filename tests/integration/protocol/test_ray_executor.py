@@ -78,7 +78,16 @@ def _without_timing(results: dict[str, Any]) -> dict[str, Any]:
 
 def _analyze(results: Path, output: Path) -> dict[str, Any]:
     subprocess.run(
-        [f"{VENV_BIN}/mlaudit", "ablate", "analyze", str(results), "-o", str(output)],
+        [
+            f"{VENV_BIN}/mlaudit",
+            "ablate",
+            "analyze",
+            str(results),
+            "-o",
+            str(output),
+            "--resamples",
+            "99",
+        ],
         check=True,
         capture_output=True,
     )
