@@ -188,6 +188,10 @@ class BudgetError(ProtocolError):
     """The planned or executed work does not fit the signed budget."""
 
 
+class ExecutorError(MlauditError):
+    """The engine trials run on (a Ray cluster) cannot be reached or cannot run them."""
+
+
 class ProvenanceError(MlauditError):
     """The code, data or environment is not in a state that can be recorded honestly."""
 

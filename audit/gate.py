@@ -7,6 +7,7 @@ JSON or JUnit. The gate passes only when every rule passes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,12 +176,15 @@ def rule_no_attrition(inputs: GateInputs) -> RuleResult:
             f"{len(lost_metrics)} metric value(s) missing or not finite in succeeded "
             f"trials: {shown}{more}"
         )
-    return _result(
+    result = _result(
         "no-attrition",
         "No attrition and no failed trials beyond what the EDD allows",
         problems,
         f"{len(bad)} non-succeeded trial(s), {allowed} allowed",
     )
+    # Every attempt is accounted for in the gate, pass or fail.
+    attempts = attempts_summary(inputs.results.get("trials", []))
+    return dataclasses.replace(result, evidence=f"{result.evidence}; {attempts}")
 
 
 def rule_provenance(inputs: GateInputs) -> RuleResult:
@@ -197,14 +201,81 @@ def rule_provenance(inputs: GateInputs) -> RuleResult:
         problems.append("DVC-tracked data did not match dvc.lock")
     if inputs.plan_error and "confound" in inputs.plan_error.lower():
         problems.append("a confound was found in the plan")
-    shards = {t.get("shard") for t in inputs.results.get("trials", [])} - {None}
+    trials = inputs.results.get("trials", [])
+    problems += node_environment_problems(prov, trials)
+    shards = {t.get("shard") for t in trials} - {None}
+    nodes = {str((t.get("node") or {}).get("node_id")) for t in trials if t.get("node")}
+    on_nodes = f", {len(nodes)} node(s) with one environment" if nodes else ""
     return _result(
         "provenance",
         "No confound; provenance identical across all trials and shards",
         problems,
         f"commit {str(git.get('commit'))[:12]}, clean tree, {max(len(shards), 1)} shard(s) "
-        "with one provenance fingerprint",
+        f"with one provenance fingerprint{on_nodes}",
     )
+
+
+def node_environment_problems(
+    provenance: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Trials a cluster ran must share one environment: the one the run's provenance records.
+
+    Each node reports the fingerprint of its own software (python, lock, image); the
+    provenance fingerprint (and so the trial cache) assumes the driver's.
+    """
+    from audit.provenance._hashing import sha256_json
+
+    by_environment: dict[str, list[str]] = {}
+    for trial in trials:
+        node = trial.get("node") or {}
+        if node.get("environment"):
+            where = f"{trial.get('trial_id')} on {node.get('hostname') or node.get('node_id')}"
+            by_environment.setdefault(str(node["environment"]), []).append(where)
+    if not by_environment:
+        return []
+    env = provenance.get("environment") or {}
+    recorded = sha256_json(
+        {
+            "python": env.get("python"),
+            "lock": env.get("lock_sha256") or env.get("distributions_sha256"),
+            "image": env.get("image_digest"),
+        }
+    )
+    problems = []
+    if len(by_environment) > 1:
+        groups = "; ".join(
+            f"{fingerprint[:12]}: {', '.join(where[:3])}"
+            + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+            for fingerprint, where in sorted(by_environment.items())
+        )
+        problems.append(f"trials ran in {len(by_environment)} different environments ({groups})")
+    elif recorded not in by_environment:
+        (fingerprint,) = by_environment
+        problems.append(
+            f"trials ran in environment {fingerprint[:12]}, not the {recorded[:12]} "
+            "the run's provenance records"
+        )
+    return problems
+
+
+def attempts_summary(trials: Sequence[Mapping[str, Any]]) -> str:
+    """Attempts per trial, naming every trial that needed more than one or lost one."""
+    counts: dict[int, int] = {}
+    notable = []
+    for trial in trials:
+        attempts = int(trial.get("attempts") or 0)
+        counts[attempts] = counts.get(attempts, 0) + 1
+        lost = sum(1 for a in trial.get("attempt_log") or [] if a.get("outcome") == "lost")
+        if attempts > 1 or lost:
+            notable.append(
+                f"{trial.get('trial_id')}: {attempts} attempt(s)"
+                + (f", {lost} lost to infrastructure" if lost else "")
+            )
+    text = ", ".join(f"{n} trial(s) x {a}" for a, n in sorted(counts.items()))
+    if notable:
+        text += "; " + ", ".join(notable[:10])
+        text += f" and {len(notable) - 10} more" if len(notable) > 10 else ""
+    return f"attempts: {text}"
 
 
 def rule_reproducible(inputs: GateInputs) -> RuleResult:

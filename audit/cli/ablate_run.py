@@ -40,7 +40,24 @@ from audit.errors import PolicyError, UsageError, ValidationFailed
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder for trial directories, the journal and results.json.",
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Parallel trials (default: cores).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Parallel trials, local pool (default: cores)."
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where trials run: a local process pool, or one Ray task per trial "
+    "(resources from the EDD's protocol.resources; needs mlaudit[ray]).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    envvar="RAY_ADDRESS",
+    help="Ray cluster to run on, host:port of its head (default: $RAY_ADDRESS, else `auto`: "
+    "the cluster started on this machine).",
+)
 @click.option(
     "--shard",
     envvar="MLAUDIT_SHARD",
@@ -78,6 +95,8 @@ def run(
     repo: Path | None,
     out_dir: Path,
     workers: int | None,
+    executor: str,
+    ray_address: str | None,
     shard: str | None,
     resume: bool,
     tracking_uri: str | None,
@@ -104,6 +123,8 @@ def run(
     shard_range = parse_shard(shard) if shard else None
     if expect_digest is not None:
         parse_expected_digest(expect_digest)
+    if executor == "ray" and workers is not None:
+        raise UsageError("--workers is for the local pool; on Ray, protocol.resources decides")
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
     start = repo.resolve() if repo else edd_path.resolve().parent
@@ -158,6 +179,7 @@ def run(
         logger_factory=_logger_factory(tracking_uri, out_dir) if tracking_uri else None,
         tracking_uri=tracking_uri,
         runner_python=sys.executable,
+        executor_factory=_ray_factory(ray_address) if executor == "ray" else None,
     )
     outcome = run_protocol(request)
     _refuse_moved_data(request.provenance, root)
@@ -243,6 +265,16 @@ def _progress(as_json: bool) -> Any:
     if not as_json and sys.stderr.isatty():
         return RichProgress(sys.stderr)
     return LineProgress(sys.stderr)
+
+
+def _ray_factory(address: str | None) -> Any:
+    def make(request: Any) -> Any:
+        from audit.protocol.ray_executor import RayExecutor
+
+        resources = request.edd["document"]["protocol"].get("resources", {})
+        return RayExecutor(address, resources=resources, project_root=request.project_root)
+
+    return make
 
 
 def _logger_factory(uri: str, out_dir: Path) -> Any:

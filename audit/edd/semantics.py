@@ -32,6 +32,7 @@ def semantic_problems(document: dict[str, Any], *, at: datetime | None = None) -
     problems += _metrics_source(document)
     problems += _reproducibility(document)
     problems += _budget(document)
+    problems += _resources(document)
     problems += _not_after(document, at)
     return problems
 
@@ -320,6 +321,18 @@ def _budget(document: dict[str, Any]) -> Iterator[Problem]:
             f"planned {planned} trials ({arms} arms x {seeds} seeds + {rerun} re-run) "
             f"exceed max_trials {limit}",
         )
+
+
+def _resources(document: dict[str, Any]) -> Iterator[Problem]:
+    """A cluster engine shares a CPU or GPU between trials, but never splits more than one."""
+    resources = document["protocol"].get("resources", {})
+    for name in ("cpus", "gpus"):
+        value = resources.get(name)
+        if isinstance(value, int | float) and value > 1 and value != int(value):
+            yield (
+                f"/protocol/resources/{name}",
+                f"{value:g} {name} per trial: above 1 it must be a whole number",
+            )
 
 
 def _not_after(document: dict[str, Any], at: datetime | None) -> Iterator[Problem]:

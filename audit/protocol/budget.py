@@ -56,6 +56,10 @@ class TrialBudget:
         """Uncount a taken trial that never started (cancelled, or out of wall time in queue)."""
         self.trials_run -= 1
 
+    def seconds_left(self) -> float:
+        """Wall seconds the budget still allows (an executor sends it on as a deadline)."""
+        return max(0.0, self.max_wall_seconds - self.wall_seconds())
+
     def time_left(self) -> bool:
         """Whether the wall budget still allows a start (asked again by a trial that queued)."""
         if self.wall_seconds() < self.max_wall_seconds:

@@ -1,6 +1,7 @@
-"""Execute a plan: schedule trials on a local pool of processes, journaled and cached.
+"""Execute a plan: schedule trials on an executor (local pool, Ray), journaled and cached.
 
-The runner owns the order of events. Workers only run processes; the main thread
+The runner owns the order of events. Executors only run trials (audit.protocol.executor)
+and report their attempts; the main thread
 journals each finished trial (fsynced) before anything else hears of it, then
 fills the cache and the tracking server. On --resume the replayed journal
 (audit.protocol.journal_replay) says which trials finished: those are never run
@@ -15,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import contextlib
 import fcntl
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from audit.protocol.budget import TrialBudget, check_plan_fits
 from audit.protocol.cache import TrialCache
 from audit.protocol.determinism import ReproducibilityRule, not_rerun, rerun_result
 from audit.protocol.early_stop import FirstTrialWatch
+from audit.protocol.executor import AttemptStart, Executor, LocalExecutor, Started
 from audit.protocol.foreign_runs import foreign_runs
 from audit.protocol.journal import JOURNAL_NAME, Journal
 from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
@@ -43,13 +46,7 @@ from audit.protocol.results import (
     write_json,
 )
 from audit.protocol.shards import format_shard, shard_trials
-from audit.protocol.trial import (
-    TrialOutcome,
-    TrialSpec,
-    expand_command,
-    run_trial,
-    trial_env,
-)
+from audit.protocol.trial import TrialOutcome, TrialSpec, expand_command, trial_env
 from audit.provenance.record import trial_fingerprint
 
 TRIALS_DIR = "trials"
@@ -87,6 +84,8 @@ class RunRequest:
     logger_factory: Callable[[dict[str, Any]], TrialLogger] | None = None
     tracking_uri: str | None = None
     runner_python: str | None = None  # to say when the trials' python is another one
+    # Where trials run (audit.protocol.executor); None: the local pool of `workers`.
+    executor_factory: Callable[[RunRequest], Executor] | None = None
 
 
 @dataclass
@@ -118,12 +117,6 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-@dataclass(frozen=True)
-class _Started:
-    outcome: TrialOutcome
-    at: str  # when a worker actually started it (it may have queued)
-
-
 class Runner:
     def __init__(self, request: RunRequest) -> None:
         self.request = request
@@ -144,7 +137,8 @@ class Runner:
         self.logger: TrialLogger | None = None
         self._session_started = time.monotonic()
         self._wall_offset = 0.0
-        self._live_pids: dict[str, int] = {}  # trial id -> process group of its attempt
+        self.executor: Executor | None = None
+        self._interrupted: dict[str, dict[str, Any]] = {}  # trial id -> its last `started`
         self.preflight: Preflight | None = None
         self.watch = FirstTrialWatch(())
 
@@ -299,8 +293,11 @@ class Runner:
         replay = replay_journal(path)
         check_resume(replay, self._identity(), resume=self.request.resume, out_dir=self.out_dir)
         if replay.header is not None:
-            containment.kill_leftovers(replay.in_flight)
+            # A process group is ours to kill only on the machine that started it.
+            here = socket.gethostname()
+            containment.kill_leftovers([e for e in replay.in_flight if e.get("host", here) == here])
         self._wall_offset = replay.wall_seconds
+        self._interrupted = {str(e["trial_id"]): e for e in replay.in_flight}
         return open_session(path, replay, self._identity()), replay
 
     def _identity(self) -> dict[str, Any]:
@@ -319,7 +316,15 @@ class Runner:
         self.preflight = self._preflight()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir):
-            outcome = self._run_journaled()
+            factory = self.request.executor_factory
+            # Opened before the journal: an engine that cannot be reached changes nothing.
+            self.executor = (
+                factory(self.request) if factory else LocalExecutor(self.request.workers)
+            )
+            try:
+                outcome = self._run_journaled()
+            finally:
+                self.executor.close()
         outcome.preflight = self.preflight
         return outcome
 
@@ -399,57 +404,59 @@ class Runner:
         records: dict[str, dict[str, Any]],
         budget: TrialBudget,
     ) -> None:
-        workers = max(1, self.request.workers)
-        running: dict[futures.Future[_Started | None], tuple[Trial, str]] = {}
+        executor = self._executor()
+        running: dict[futures.Future[Started | None], tuple[Trial, str]] = {}
         queue = list(pending)
-        with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
-            try:
-                while queue or running:
-                    batch: list[dict[str, Any]] = []
-                    self._fill(pool, workers, queue, running, journal, budget, batch)
-                    if running:
-                        done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                        for future in done:
-                            trial, fingerprint = running.pop(future)
-                            started = future.result()
-                            if started is None:  # the wall budget ran out while it queued
-                                budget.give_back()
-                                queue.clear()
-                                continue
-                            record = self._from_outcome(
-                                trial, started.outcome, fingerprint, started.at
-                            )
-                            self._journal_finished(journal, record)
-                            batch.append(record)
-                        # Workers get their next trial before we wait on the disk.
-                        self._fill(pool, workers, queue, running, journal, budget, batch)
-                    # Group commit: one fsync makes the whole batch durable, and nobody
-                    # (cache, tracking, progress) hears of a trial before that.
-                    journal.sync()
-                    for record in batch:
-                        records[record["trial_id"]] = record
-                        self._after_finish(journal, record)
-                        if self.watch.observe(record):
-                            self.request.progress.note(str(self.watch.stop_reason))
+        try:
+            while queue or running:
+                batch: list[dict[str, Any]] = []
+                self._fill(executor, queue, running, journal, budget, batch)
+                if running:
+                    done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                    for future in done:
+                        trial, fingerprint = running.pop(future)
+                        started = future.result()
+                        if started is None:  # the wall budget ran out while it queued
+                            budget.give_back()
                             queue.clear()
-                            self._cancel_queued(running, budget)
-            except BaseException:
-                self._abort(running)
-                raise
+                            continue
+                        record = self._from_outcome(trial, started.outcome, fingerprint, started.at)
+                        record.update(started.record)
+                        self._note_interrupted(record)
+                        self._journal_finished(journal, record)
+                        batch.append(record)
+                    # Workers get their next trial before we wait on the disk.
+                    self._fill(executor, queue, running, journal, budget, batch)
+                # Group commit: one fsync makes the whole batch durable, and nobody
+                # (cache, tracking, progress) hears of a trial before that.
+                journal.sync()
+                for record in batch:
+                    records[record["trial_id"]] = record
+                    self._after_finish(journal, record)
+                    if self.watch.observe(record):
+                        self.request.progress.note(str(self.watch.stop_reason))
+                        queue.clear()
+                        self._cancel_queued(running, budget)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            executor.abort()
+            raise
+
+    def _executor(self) -> Executor:
+        assert self.executor is not None, "the executor is opened by run()"
+        return self.executor
 
     def _fill(
         self,
-        pool: futures.ThreadPoolExecutor,
-        workers: int,
+        executor: Executor,
         queue: list[Trial],
-        running: dict[futures.Future[_Started | None], tuple[Trial, str]],
+        running: dict[futures.Future[Started | None], tuple[Trial, str]],
         journal: Journal,
         budget: TrialBudget,
         batch: list[dict[str, Any]],
     ) -> None:
-        # One trial queued behind each busy worker: a worker that finishes starts its
-        # next trial at once instead of waiting for this thread to finish an fsync.
-        while queue and len(running) < 2 * workers:
+        while queue and len(running) < executor.slots:
             trial = queue[0]
             fingerprint = self._fingerprint(trial)
             entry = self.cache.get(fingerprint) if self.cache else None
@@ -465,25 +472,13 @@ class Runner:
             queue.pop(0)
             budget.take()
             spec = self._spec(trial, self._trial_dir(trial))
-            future = pool.submit(
-                self._start, spec, budget, self._on_start(journal, trial), self._preparer(trial)
+            future = executor.submit(
+                spec,
+                budget,
+                _JournalAttempts(self, journal, trial.trial_id),
+                self._preparer(trial),
             )
             running[future] = (trial, fingerprint)
-
-    @staticmethod
-    def _start(
-        spec: TrialSpec,
-        budget: TrialBudget,
-        on_start: Callable[[int, int], None],
-        prepare: Callable[[TrialSpec], TrialSpec] | None = None,
-    ) -> _Started | None:
-        """Run a queued trial on a worker, unless the wall budget ran out while it waited."""
-        if not budget.time_left():
-            return None
-        at = utc_now()
-        if prepare is not None:
-            spec = prepare(spec)
-        return _Started(run_trial(spec, on_start), at)
 
     def _preparer(self, trial: Trial) -> Callable[[TrialSpec], TrialSpec] | None:
         """What a worker does just before the trial starts: open the run it logs into
@@ -494,7 +489,7 @@ class Runner:
 
     @staticmethod
     def _cancel_queued(
-        running: dict[futures.Future[_Started | None], tuple[Trial, str]], budget: TrialBudget
+        running: dict[futures.Future[Started | None], tuple[Trial, str]], budget: TrialBudget
     ) -> None:
         """Take back trials queued behind a busy worker; those already running finish."""
         for future in list(running):
@@ -502,35 +497,27 @@ class Runner:
                 running.pop(future)
                 budget.give_back()
 
-    def _abort(self, running: Mapping[futures.Future[_Started | None], Any]) -> None:
-        for future in running:
-            future.cancel()
-        for pid in list(self._live_pids.values()):
-            containment.kill_group(pid)
-
-    def _on_start(self, journal: Journal, trial: Trial) -> Callable[[int, int], None]:
-        def started(pid: int, attempt: int) -> None:
-            self._live_pids[trial.trial_id] = pid
-            journal.append(
-                {
-                    "event": "started",
-                    "trial_id": trial.trial_id,
-                    "attempt": attempt,
-                    "pid": pid,
-                    "pid_start": containment.process_start_ticks(pid),
-                    "monotonic_wall": self._stamp(),
-                },
-                durable=False,
-            )
-
-        return started
+    def _note_interrupted(self, record: dict[str, Any]) -> None:
+        """An executor that logs attempts also shows the one a killed earlier session lost."""
+        event = self._interrupted.get(record["trial_id"])
+        if event is None or "attempt_log" not in record:
+            return
+        where: dict[str, Any] = {
+            k: event[k] for k in ("ray_job_id", "ray_task_id", "node_id") if k in event
+        }
+        lost: dict[str, Any] = {
+            "attempt": event.get("attempt"),
+            **where,
+            "outcome": "lost",
+            "reason": "the run stopped before the attempt ended; run again on --resume",
+        }
+        record["attempt_log"] = [lost, *record["attempt_log"]]
 
     def _journal_finished(self, journal: Journal, record: dict[str, Any]) -> None:
         journal.append(
             {"event": "finished", "trial": record, "monotonic_wall": self._stamp()},
             durable=False,
         )
-        self._live_pids.pop(record["trial_id"], None)
 
     def _after_finish(self, journal: Journal, record: dict[str, Any]) -> None:
         if self.cache and record["status"] == "succeeded" and not record.get("cached_from"):
@@ -599,7 +586,7 @@ class Runner:
             spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
             spec = self._logging_into_run(spec, target, rerun=True)
             self.request.progress.note(f"determinism check: re-running {target.trial_id}")
-            outcome = run_trial(spec, lambda pid, attempt: None)
+            outcome = self._executor().run_one(spec)
             if spec.trial_run is not None and self.logger is not None:
                 self.logger.end_trial_run(spec.trial_run.run_id, outcome.status)
             result = rerun_result(rule, target.arm, target.seed, original["metrics"], outcome)
@@ -612,3 +599,36 @@ class Runner:
 def run_protocol(request: RunRequest) -> RunOutcome:
     """Run (or resume) the plan as requested and write `<out>/results.json`."""
     return Runner(request).run()
+
+
+class _JournalAttempts:
+    """A trial's AttemptLog: each attempt an executor reports becomes a journal event."""
+
+    def __init__(self, runner: Runner, journal: Journal, trial_id: str) -> None:
+        self.runner, self.journal, self.trial_id = runner, journal, trial_id
+
+    def started(self, start: AttemptStart) -> None:
+        self.journal.append(
+            {
+                "event": "started",
+                "trial_id": self.trial_id,
+                "attempt": start.attempt,
+                "pid": start.pid,
+                "pid_start": start.pid_start,
+                **start.where,
+                "monotonic_wall": self.runner._stamp(),
+            },
+            durable=False,
+        )
+
+    def lost(self, attempt: int, reason: str, where: Mapping[str, Any]) -> None:
+        self.journal.append(
+            {
+                "event": "attempt_lost",
+                "trial_id": self.trial_id,
+                "attempt": attempt,
+                "reason": reason,
+                **where,
+                "monotonic_wall": self.runner._stamp(),
+            }
+        )

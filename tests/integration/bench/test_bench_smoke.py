@@ -22,6 +22,7 @@ BENCH = REPO / "bench"
 RUNS = {
     "bundle_create_verify": ["--seeds", "10"],  # fewer cannot pass the gate
     "cli_startup": ["--rounds", "1"],
+    "executor_ray": ["--seeds", "3", "--no-target"],  # starts its own 2-CPU Ray cluster
     "protocol_cache": ["--seeds", "2"],
     "protocol_cpu": ["--seeds", "1", "--work", "0.05"],
     "protocol_dvc_queue": ["--seeds", "1"],

@@ -45,6 +45,18 @@ if markers:
     pathlib.Path(markers, tag + ".start").touch()
 behaviour = config.get("behaviour", "ok")
 time.sleep(float(config.get("sleep", 0)))
+if behaviour == "hang_once" and seed == 0:  # the first attempt names its parent and hangs
+    hung = pathlib.Path(markers, f"{arm}~{seed}.hung")
+    if not hung.exists():
+        partial = pathlib.Path(markers, "hung.partial")
+        partial.write_text(str(os.getppid()))
+        partial.rename(hung)
+        time.sleep(600)
+block = os.environ.get("STUDY_BLOCK_SEED")
+if block and seed == int(block):  # hold until the test releases it
+    pathlib.Path(markers, tag + ".blocked").touch()
+    while not pathlib.Path(markers, "release").exists():
+        time.sleep(0.02)
 if behaviour == "hang":
     import subprocess
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])

@@ -1,0 +1,95 @@
+"""The body of one Ray task: run a trial on whichever node Ray placed it, and say where.
+
+It runs on a Ray worker, so mlaudit must be importable there (the training image
+or the cluster's environment installs it). It yields one event per attempt the
+trial starts and then the trial's outcome; the first event also says where it runs
+(node, task id, this node's environment fingerprint). It decides nothing and writes no journal;
+the driver journals what it yields. `import ray` happens only inside the task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audit.protocol import containment
+from audit.protocol.trial import TrialSpec, run_trial
+
+
+@functools.cache
+def environment_fingerprint(project_root: str) -> str:
+    """sha256 of this node's software environment as provenance keys it (python, lock, image).
+
+    Cached per worker process: a Ray worker runs many trials and its software does
+    not change under it.
+    """
+    from audit.provenance._hashing import sha256_json
+    from audit.provenance.environment import describe_environment
+
+    image = os.environ.get("MLAUDIT_IMAGE_DIGEST") or None
+    return sha256_json(describe_environment(Path(project_root), image_digest=image).key)
+
+
+def node_record(project_root: str) -> dict[str, Any]:
+    import ray
+
+    context = ray.get_runtime_context()
+    return {
+        "node_id": context.get_node_id(),
+        "ip": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
+        "hostname": socket.gethostname(),
+        "environment": environment_fingerprint(project_root),
+    }
+
+
+def trial_task(
+    spec: TrialSpec, first_attempt: int, deadline: float | None, project_root: str
+) -> Iterator[dict[str, Any]]:
+    """Run `spec` here; `deadline` (epoch seconds) is when the signed wall budget runs out."""
+    import ray
+
+    # Where it runs travels with the first event: one round trip less per trial.
+    where = {
+        "node": node_record(project_root),
+        "ray_task_id": ray.get_runtime_context().get_task_id(),
+        "host": socket.gethostname(),
+    }
+    if deadline is not None and time.time() >= deadline:
+        yield {"kind": "not_started", **where}
+        return
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    def started(pid: int, attempt: int) -> None:
+        events.put(
+            {
+                "kind": "started",
+                "attempt": first_attempt + attempt - 1,
+                "pid": pid,
+                "pid_start": containment.process_start_ticks(pid),
+            }
+        )
+
+    def run() -> None:
+        try:
+            outcome = run_trial(spec, started)
+            events.put({"kind": "finished", "outcome": dataclasses.asdict(outcome)})
+        except BaseException as error:  # reported to the driver, which fails the trial
+            events.put({"kind": "error", "reason": f"{type(error).__name__}: {error}"})
+
+    # A thread runs the trial so this generator can report each attempt as it starts.
+    threading.Thread(target=run, name="trial", daemon=True).start()
+    first = True
+    while True:
+        event = events.get()
+        yield {**event, **where} if first else event
+        first = False
+        if event["kind"] in ("finished", "error"):
+            return
