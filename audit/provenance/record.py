@@ -6,7 +6,7 @@ Refuses (ProvenanceError) what cannot be recorded honestly: a dirty tree without
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,14 @@ def collect_provenance(
     exclude: Sequence[Path] = (),
     not_code: Sequence[Path] = (),
     check_dvc_status: bool = True,
+    dvc_check: Callable[[], list[str]] | None = None,
 ) -> Provenance:
     """Describe code, data and environment of the project at `root`, or refuse.
 
     The code is the whole git repository holding `root` (a project may import
     from beside it); data (dvc.lock, .dvc files) and the environment's lock file
-    are the project's own.
+    are the project's own. `dvc_check` answers `dvc status` when it was started earlier
+    (audit.provenance.dvc.start_dvc_status); it is waited for here, before any trial.
     """
     git = git_state(root, exclude=exclude, not_code=not_code)
     if git.dirty and not allow_dirty:
@@ -79,7 +81,7 @@ def collect_provenance(
     hashes = data_hashes(root, data_paths)
     clean: bool | None = None
     if check_dvc_status:
-        problems = dvc_status(root, data_paths)
+        problems = dvc_check() if dvc_check is not None else dvc_status(root, data_paths)
         if problems:
             raise ProvenanceError(
                 f"data does not match dvc.lock: {problems[0]}"
