@@ -175,11 +175,11 @@ def attach_ledger(
 
 def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
     from audit.documents import read_checkpoint
-    from audit.tracking.client import connect
     from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.rest import connect_reader
 
     checkpoint = read_checkpoint(source.checkpoint) if source.checkpoint else None
-    client = connect(source.uri)
+    client = connect_reader(source.uri)
     experiment_id = resolve_experiment(client, source.experiment or results.experiment_id)
     ledger = fetch_ledger(client, source.uri, experiment_id)
     return _sealed_runs(ledger, source.uri, checkpoint)

@@ -111,11 +111,11 @@ def _checkpoint(request: FinishRequest) -> tuple[Any, Path | None]:
         return None, request.checkpoint
     from audit.documents import read_results, write_document
     from audit.errors import TamperError
-    from audit.tracking.client import connect
     from audit.tracking.ledger import fetch_ledger, resolve_experiment
     from audit.tracking.ledger_verify import verify_ledger
+    from audit.tracking.rest import connect_reader
 
-    client = connect(request.tracking_uri)
+    client = connect_reader(request.tracking_uri)
     experiment = request.experiment or read_results(request.path("results")).experiment_id
     ledger = fetch_ledger(client, request.tracking_uri, resolve_experiment(client, experiment))
     if request.checkpoint is not None:
