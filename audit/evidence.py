@@ -10,6 +10,15 @@ Deliberate recomputation: `gate_inputs` recomputes the analysis (with the seed a
 resample count analysis.json records) from the sealed values when sealed runs are
 available, else from results.json; the gate then compares analysis.json with it, so a
 hand-edited analysis or edited results cannot pass. Each document is parsed once.
+
+The gate's recomputation is the cheap one (`descriptive=False`): every value a verdict
+or the decision depends on (pairs, deltas, t-tests, bounds, verdicts, the decision) is
+recomputed from the evidence; only what nothing decides on is left out (the Wilcoxon
+cross-check, sample-size hints, factorial effects). `bundle verify` recomputes the full
+analysis and compares it leaf by leaf. Within one process (`mlaudit finish`) an analysis
+just computed from results.json is adopted as the recomputation only when the document
+the gate would analyse (the sealed values) equals results.json and the method matches,
+so the same computation is never run twice and never skipped when it could differ.
 """
 
 from __future__ import annotations
@@ -82,6 +91,7 @@ class StudyEvidence:
     sealed: SealedRuns | None = None
     _comparison: SealedComparison | None = field(default=None, repr=False)
     _recomputed: dict[str, Any] | None = field(default=None, repr=False)
+    _recomputed_core: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def results_sha256(self) -> str:
@@ -160,21 +170,35 @@ def attach_ledger(
     )
     evidence._comparison = None
     evidence._recomputed = None
+    evidence._recomputed_core = None
 
 
 def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
+    from audit.documents import read_checkpoint
+    from audit.tracking.ledger import fetch_ledger, resolve_experiment
+    from audit.tracking.rest import connect_reader
+
+    checkpoint = read_checkpoint(source.checkpoint) if source.checkpoint else None
+    client = connect_reader(source.uri)
+    experiment_id = resolve_experiment(client, source.experiment or results.experiment_id)
+    ledger = fetch_ledger(client, source.uri, experiment_id)
+    return _sealed_runs(ledger, source.uri, checkpoint)
+
+
+def sealed_runs_from_ledger(ledger: Ledger, uri: str, checkpoint_file: Path | None) -> SealedRuns:
+    """The sealed runs of a ledger already fetched in this process (`mlaudit finish`)."""
+    from audit.documents import read_checkpoint
+
+    checkpoint = read_checkpoint(checkpoint_file) if checkpoint_file else None
+    return _sealed_runs(ledger, uri, checkpoint)
+
+
+def _sealed_runs(ledger: Ledger, uri: str, checkpoint: Checkpoint | None) -> SealedRuns:
     import hashlib
     import json
 
-    from audit.documents import read_checkpoint
-    from audit.tracking.client import connect
-    from audit.tracking.ledger import fetch_ledger, resolve_experiment
     from audit.tracking.ledger_verify import verify_ledger
 
-    checkpoint = read_checkpoint(source.checkpoint) if source.checkpoint else None
-    client = connect(source.uri)
-    experiment_id = resolve_experiment(client, source.experiment or results.experiment_id)
-    ledger = fetch_ledger(client, source.uri, experiment_id)
     verification = verify_ledger(ledger, checkpoint)
     # Only records that still match their seal are evidence; a run changed below
     # MLflow is a ledger finding, and its trial counts as unsealed, not as a value.
@@ -185,7 +209,7 @@ def fetch_sealed_runs(source: TrackingSource, results: Results) -> SealedRuns:
         and hashlib.sha256(ledger.records[leaf.run_id]).hexdigest() == leaf.sha256
     }
     problems = tuple(f.message for f in verification.findings)
-    return SealedRuns(source.uri, records, verification.ok, problems, ledger, checkpoint)
+    return SealedRuns(uri, records, verification.ok, problems, ledger, checkpoint)
 
 
 def recompute_analysis(evidence: StudyEvidence) -> dict[str, Any]:
@@ -194,24 +218,60 @@ def recompute_analysis(evidence: StudyEvidence) -> dict[str, Any]:
     Computed once per study evidence: the gate and `bundle verify` both judge this one.
     """
     if evidence._recomputed is None:
-        evidence._recomputed = _recompute(evidence)
+        evidence._recomputed = _recompute(evidence, descriptive=True)
     return evidence._recomputed
 
 
-def _recompute(evidence: StudyEvidence) -> dict[str, Any]:
+def recompute_decision(evidence: StudyEvidence) -> dict[str, Any]:
+    """What the gate compares: the full recomputation when there is one, else the cheap one
+    (every decision-bearing value recomputed, the descriptive extras left out)."""
+    if evidence._recomputed is not None:
+        return evidence._recomputed
+    if evidence._recomputed_core is None:
+        evidence._recomputed_core = _recompute(evidence, descriptive=False)
+    return evidence._recomputed_core
+
+
+def adopt_analysis(evidence: StudyEvidence, analysis: Mapping[str, Any]) -> bool:
+    """Use an analysis computed in this process from results.json as the recomputation.
+
+    Only when it is exactly what `recompute_analysis` would compute: the document the
+    gate analyses (the sealed values, when there are sealed runs) equals results.json,
+    and the analysis was made with the seed and resample count analysis.json records,
+    from these results bytes. Otherwise nothing is adopted and the gate recomputes.
+    """
+    from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+    method = analysis.get("method") or {}
+    same_method = (
+        method.get("seed") == evidence.analysis.method("seed", DEFAULT_SEED)
+        and method.get("resamples") == evidence.analysis.method("resamples", DEFAULT_RESAMPLES)
+        and analysis.get("results_sha256") == evidence.results.sha256
+    )
+    if not same_method or _analysed_document(evidence) != evidence.results.document:
+        return False
+    evidence._recomputed = dict(analysis)
+    return True
+
+
+def _analysed_document(evidence: StudyEvidence) -> Mapping[str, Any]:
+    if evidence.sealed is None:
+        return evidence.results.document
+    from audit.tracking.sealed import sealed_document
+
+    return sealed_document(evidence.results, evidence.sealed.records)
+
+
+def _recompute(evidence: StudyEvidence, *, descriptive: bool) -> dict[str, Any]:
     from audit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, analyze_results
 
-    document: Mapping[str, Any] = evidence.results.document
-    if evidence.sealed is not None:
-        from audit.tracking.sealed import sealed_document
-
-        document = sealed_document(evidence.results, evidence.sealed.records)
     return analyze_results(
-        document,
+        _analysed_document(evidence),
         results_sha256=evidence.results.sha256,
         seed=evidence.analysis.method("seed", DEFAULT_SEED),
         resamples=evidence.analysis.method("resamples", DEFAULT_RESAMPLES),
         source=evidence.results.source,
+        descriptive=descriptive,
     )
 
 
@@ -232,7 +292,7 @@ def gate_inputs(evidence: StudyEvidence) -> GateInputs:
     recomputed: dict[str, Any] | None = None
     recompute_error = None
     try:
-        recomputed = recompute_analysis(evidence)
+        recomputed = recompute_decision(evidence)
     except MlauditError as error:
         # results.json itself is broken: the gate must fail, saying why.
         recompute_error = error.user_message()

@@ -360,13 +360,33 @@ def _analysis_drift(given: Mapping[str, Any], recomputed: Mapping[str, Any]) -> 
                 f"{where}/verdict for {key[0]} on {key[1]} is {comparison.get('verdict')!r}, "
                 f"recomputed {other.get('verdict')!r}"
             )
-        if not _close(comparison.get("delta", {}).get("value"), other["delta"].get("value")):
-            problems.append(
-                f"{where}/delta/value for {key[0]} on {key[1]} differs from the recomputed one"
-            )
+        for pointer in _DECISION_NUMBERS:
+            if not _close(_at(comparison, pointer), _at(other, pointer)):
+                problems.append(
+                    f"{where}/{pointer} for {key[0]} on {key[1]} differs from the recomputed one"
+                )
     for key in sorted(set(fresh) - seen, key=str):
         problems.append(f"analysis.json lacks the comparison {key[0]} on {key[1]} (removed?)")
     return problems
+
+
+# The numbers each verdict rests on (and the report shows next to it), all recomputed by
+# the gate's cheap recomputation: a hand edit of any of them is named.
+_DECISION_NUMBERS = (
+    "delta/value",
+    "n",
+    "p_value/value",
+    "claim_bound/value",
+    "ci/low",
+    "ci/high",
+)
+
+
+def _at(document: Mapping[str, Any], pointer: str) -> object:
+    value: object = document
+    for part in pointer.split("/"):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def _close(a: object, b: object) -> bool:

@@ -82,7 +82,7 @@ def edd(seeds: int, *, work: float = 0.0, components: int = 1) -> dict[str, Any]
     }
 
 
-def make_study(root: Path, document: dict[str, Any]) -> Path:
+def make_study(root: Path, document: dict[str, Any], trial: str = TRIAL) -> Path:
     """git + DVC project at root/repo, trust on `main`, the EDD signed by one approver."""
     repo = root / "repo"
     repo.mkdir(parents=True)
@@ -90,7 +90,7 @@ def make_study(root: Path, document: dict[str, Any]) -> Path:
     sh(["git", "config", "user.email", "b@example.com"], repo)
     sh(["git", "config", "user.name", "bench"], repo)
     sh(["git", "config", "commit.gpgsign", "false"], repo)
-    (repo / "trial.py").write_text(TRIAL)
+    (repo / "trial.py").write_text(trial)
     (repo / ".gitignore").write_text("out*/\n.mlaudit/cache/\n")
     (repo / "data").mkdir()
     (repo / "data" / "train.csv").write_text("x\n1\n")

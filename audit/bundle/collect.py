@@ -46,18 +46,23 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read: {error.strerror}", location=Location(str(path))) from None
 
 
-def collect_inputs(request: BundleRequest) -> BundleInputs:
+def collect_inputs(request: BundleRequest, evidence: StudyEvidence | None = None) -> BundleInputs:
     """The bundle's members from the one evidence builder: each document parsed once,
     the EDD verified once on the bytes that go into the bundle, the ledger fetched once.
+
+    `evidence` is the study as `mlaudit finish` already gathered it from these files
+    (and the ledger it already fetched): nothing is read, verified or fetched twice.
     """
     from audit.documents import dumps, read_gate_result
     from audit.edd.verify import approval_files
     from audit.evidence import StudyFiles, TrustSource, attach_ledger, gather
 
-    evidence = gather(
-        StudyFiles(request.edd, request.results_file, request.analysis_file),
-        TrustSource(request.trust_ref, request.repo, request.trust_dir),
-    )
+    gathered = evidence is not None
+    if evidence is None:
+        evidence = gather(
+            StudyFiles(request.edd, request.results_file, request.analysis_file),
+            TrustSource(request.trust_ref, request.repo, request.trust_dir),
+        )
     if evidence.results.created_at is None:
         raise InputError(
             "results.json has no created_at: the time approvals are judged at offline is unknown",
@@ -68,7 +73,7 @@ def collect_inputs(request: BundleRequest) -> BundleInputs:
     if request.sealed_file is not None:
         # The sealed runs the gate judged (gate --sealed-out): no second fetch of the ledger.
         sealed_part = read_sealed_evidence(request.sealed_file, evidence)
-    elif request.tracking_uri:
+    elif request.tracking_uri and not gathered:
         attach_ledger(
             evidence,
             request.tracking_uri,

@@ -112,11 +112,13 @@ def run(
     from audit.edd.pin import check_pinned_digest, parse_expected_digest
     from audit.edd.semantics import semantic_problems
     from audit.edd.trust import locate_project
+    from audit.protocol.overrides import preload_grammar
     from audit.protocol.plan import build_plan
     from audit.protocol.results import approval_rows
     from audit.protocol.runner import RunRequest, run_protocol
     from audit.protocol.shards import parse_shard
     from audit.provenance.declared import declared_data
+    from audit.provenance.dvc import start_dvc_status
     from audit.provenance.git import repo_root
     from audit.provenance.record import collect_provenance
 
@@ -138,50 +140,58 @@ def run(
     # One load: the bytes whose approvals verify are the bytes that run.
     edd = load_edd(edd_path)
     check_pinned_digest(edd, expect_digest)
-    verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
-    if not verification.passed:
-        raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
-    expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
-    if expired:
-        raise ValidationFailed(str(edd_path), expired)
-    plan = build_plan(edd.document, source=str(edd_path))
-    cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
     data = declared_data(edd.document["data"])
-    provenance = collect_provenance(
-        root,
-        data.dvc,
-        lfs_paths=data.git_lfs,
-        lakefs_uris=data.lakefs,
-        allow_dirty=allow_dirty,
-        image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
-        exclude=[out_dir, *([cache] if cache else [])],
-        not_code=[edd_path, edd_path.resolve().parent / "approvals"],
-    )
-    request = RunRequest(
-        edd=_edd_record(edd, root),
-        plan=plan,
-        planned_trial_count=planned_trial_count(edd.document),
-        provenance=provenance.to_dict(),
-        project_root=root,
-        out_dir=out_dir,
-        base_env=dict(os.environ),
-        workers=workers or os.cpu_count() or 1,
-        shard=shard_range,
-        resume=resume,
-        cache_dir=cache,
-        approvals=approval_rows([vars(a) for a in verification.approvals]),
-        trust={
-            "ref": verification.trust_ref,
-            "commit": verification.trust_commit,
-            "protected": verification.protected,
-        },
-        progress=_progress(as_json),
-        logger_factory=_logger_factory(tracking_uri, out_dir) if tracking_uri else None,
-        tracking_uri=tracking_uri,
-        runner_python=sys.executable,
-        executor_factory=_ray_factory(ray_address) if executor == "ray" else None,
-    )
-    outcome = run_protocol(request)
+    # The slow checks start now and overlap the approval check and the plan; each is
+    # waited for before any trial starts (a failed one stops the run with no trial run).
+    preload_grammar()
+    dvc = start_dvc_status(root, list(data.dvc))
+    try:
+        verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
+        if not verification.passed:
+            raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
+        expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
+        if expired:
+            raise ValidationFailed(str(edd_path), expired)
+        plan = build_plan(edd.document, source=str(edd_path))
+        cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
+        provenance = collect_provenance(
+            root,
+            data.dvc,
+            lfs_paths=data.git_lfs,
+            lakefs_uris=data.lakefs,
+            allow_dirty=allow_dirty,
+            image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
+            exclude=[out_dir, *([cache] if cache else [])],
+            not_code=[edd_path, edd_path.resolve().parent / "approvals"],
+            dvc_check=dvc.result,
+        )
+        request = RunRequest(
+            edd=_edd_record(edd, root),
+            plan=plan,
+            planned_trial_count=planned_trial_count(edd.document),
+            provenance=provenance.to_dict(),
+            project_root=root,
+            out_dir=out_dir,
+            base_env=dict(os.environ),
+            workers=workers or os.cpu_count() or 1,
+            shard=shard_range,
+            resume=resume,
+            cache_dir=cache,
+            approvals=approval_rows([vars(a) for a in verification.approvals]),
+            trust={
+                "ref": verification.trust_ref,
+                "commit": verification.trust_commit,
+                "protected": verification.protected,
+            },
+            progress=_progress(as_json),
+            logger_factory=_logger_factory(tracking_uri, out_dir) if tracking_uri else None,
+            tracking_uri=tracking_uri,
+            runner_python=sys.executable,
+            executor_factory=_ray_factory(ray_address) if executor == "ray" else None,
+        )
+        outcome = run_protocol(request)
+    finally:
+        dvc.close()
     _refuse_moved_data(request.provenance, root)
     if outcome.logger is not None:
         close = getattr(outcome.logger, "close", None)

@@ -37,6 +37,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("audit.cli.report:report", "Render the report and publish it to the PR/MR."),
     "gate": ("audit.cli.gate:gate", "Decide whether the change may merge, with evidence."),
     "bundle": ("audit.cli.bundle:bundle", "Create and verify the offline audit bundle."),
+    "finish": (
+        "audit.cli.finish:finish",
+        "Analyze, checkpoint, gate, report and bundle in one process.",
+    ),
     "promote": (
         "audit.cli.promote:promote",
         "Move a model registry alias only on a verified, passing audit bundle.",

@@ -46,11 +46,11 @@ def checkpoint(
 ) -> int:
     """Print a checkpoint (origin, size, Merkle root) of the sealed runs, optionally signed."""
     from audit.tracking.checkpoint import sign_checkpoint, timestamp_checkpoint
-    from audit.tracking.client import connect
     from audit.tracking.ledger import fetch_ledger, resolve_experiment
     from audit.tracking.ledger_verify import verify_ledger
+    from audit.tracking.rest import connect_reader
 
-    client = connect(tracking_uri)
+    client = connect_reader(tracking_uri)
     ledger = fetch_ledger(client, tracking_uri, resolve_experiment(client, experiment))
     # Never vouch for a log that is already broken: a checkpoint is a promise.
     verification = verify_ledger(ledger)

@@ -8,7 +8,8 @@ both (`setsid`, a double fork), so killing the group is not enough. Three nets:
    environment still holds the mark is killed, wherever it was re-parented.
 2. On Linux the runner is a child subreaper (PR_SET_CHILD_SUBREAPER): orphans
    of a trial are re-parented to the runner instead of init, so the runner
-   reaps what it kills and no zombie is left to init.
+   reaps what it kills and no zombie is left to init; and the sweep of net 1
+   reads only the runner's descendants, not every process's environment.
 3. One watchdog process per runner (its own session, stdin a pipe from the
    runner) waits for that pipe to close - the runner exited or was SIGKILLed -
    and then kills every process holding one of the runner's marks.
@@ -69,7 +70,7 @@ def prepare_runner() -> None:
         if _state.get("ready"):
             return
         _state["ready"] = True
-        _become_subreaper()
+        _state["subreaper"] = _become_subreaper()
         _state["watchdog"] = _start_watchdog(prefix)
 
 
@@ -123,13 +124,52 @@ def watch(prefix: str) -> None:
     sweep(prefix, exact=False)
 
 
+def _candidates() -> list[int]:
+    """The pids that may hold a mark of this runner.
+
+    With the runner a subreaper, whatever a trial started and left behind is re-parented
+    to the runner (or to a descendant that is itself a subreaper), never to init: the
+    runner's descendants are all there is to look at, not every process on the machine.
+    The watchdog (another process, after the runner died) and kernels without
+    /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) look at every process.
+    Limit: a process a trial has an outside daemon start with its environment is not
+    its descendant; the scan of every process would catch it, this one does not.
+    """
+    me = os.getpid()
+    if _state.get("subreaper") and _state.get("pid") == me:
+        found = _descendants(me)
+        if found is not None:
+            return found
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
+
+
+def _descendants(root: int, proc: Path = Path("/proc")) -> list[int] | None:
+    """Every descendant of `root` from the kernel's children lists; None where there are none."""
+    if not (proc / str(root) / "task" / str(root) / "children").exists():
+        return None
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        tasks = proc / str(pending.pop()) / "task"
+        try:
+            names = os.listdir(tasks)
+        except OSError:  # gone
+            continue
+        for task in names:
+            try:
+                children = [int(c) for c in (tasks / task / "children").read_bytes().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(children)
+            pending.extend(children)
+    return found
+
+
 def _holders(needle: bytes, exact: bool) -> list[int]:
     """Pids whose environment holds `needle` (`NAME=mark`, whole or as a prefix)."""
-    me = os.getpid()
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
+    for pid in _candidates():
+        name = str(pid)
         try:
             with open(f"/proc/{name}/environ", "rb") as handle:
                 environ = handle.read()

@@ -2,11 +2,17 @@
 
 Hashes are read from the lock files (plain YAML) so recording them is cheap;
 `dvc status` goes through DVC's Python API, imported only here, with analytics off.
+`start_dvc_status` runs that same check in a child process, so importing DVC and
+building its Repo (most of `ablate run`'s fixed cost) overlaps the approval check and
+the plan; the run waits for its answer before any trial starts.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -148,3 +154,66 @@ def _describe_status(status: dict[str, Any], root: Path) -> list[str]:
             else:
                 problems.append(f"{target}: {change}")
     return problems
+
+
+_CHILD = """import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from audit.errors import ProvenanceError
+from audit.provenance.dvc import dvc_status
+try:
+    answer = {"problems": dvc_status(Path(sys.argv[2]), sys.argv[3:])}
+except ProvenanceError as error:
+    answer = {"error": error.message, "hint": error.hint}
+sys.stdout.write(json.dumps(answer))
+"""
+
+
+class PendingStatus:
+    """`dvc_status(root, data_paths)` running in a child process; `result()` waits for it.
+
+    The answer is exactly `dvc_status`'s (the child calls it); a child that cannot answer
+    (crashed, killed, unparsable output) is never read as clean: the check then runs here.
+    """
+
+    def __init__(self, root: Path, data_paths: Sequence[str]) -> None:
+        self._root, self._paths = root, list(data_paths)
+        package_root = str(Path(__file__).resolve().parents[2])
+        self._child: subprocess.Popen[str] | None = None
+        if not self._paths:
+            return  # nothing DVC-tracked: collect_provenance never asks
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, package_root, str(root), *self._paths],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+            text=True,
+        )
+
+    def result(self) -> list[str]:
+        """The problems `dvc status` reports; raises ProvenanceError as `dvc_status` does."""
+        child, self._child = self._child, None
+        if child is None:
+            return dvc_status(self._root, self._paths)
+        out, _ = child.communicate()
+        try:
+            answer = json.loads(out) if child.returncode == 0 else None
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            raise ProvenanceError(answer["error"], hint=str(answer.get("hint") or ""))
+        if isinstance(answer, dict) and isinstance(answer.get("problems"), list):
+            return [str(problem) for problem in answer["problems"]]
+        return dvc_status(self._root, self._paths)
+
+    def close(self) -> None:
+        """Stop the child if nobody waited for it (the run stopped before its provenance)."""
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill()
+            child.communicate()
+
+
+def start_dvc_status(root: Path, data_paths: Sequence[str]) -> PendingStatus:
+    return PendingStatus(root, data_paths)

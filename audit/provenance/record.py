@@ -7,7 +7,7 @@ Git LFS files that are not the objects their pointers name (audit.provenance.pin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,12 +70,14 @@ def collect_provenance(
     lfs_paths: Sequence[str] = (),
     lakefs_uris: Sequence[str] = (),
     lakefs_client: ClientFactory | None = None,
+    dvc_check: Callable[[], list[str]] | None = None,
 ) -> Provenance:
     """Describe code, data and environment of the project at `root`, or refuse.
 
     The code is the whole git repository holding `root` (a project may import
     from beside it); data (dvc.lock, .dvc files) and the environment's lock file
-    are the project's own.
+    are the project's own. `dvc_check` answers `dvc status` when it was started earlier
+    (audit.provenance.dvc.start_dvc_status); it is waited for here, before any trial.
     """
     git = git_state(root, exclude=exclude, not_code=not_code)
     if git.dirty and not allow_dirty:
@@ -88,7 +90,7 @@ def collect_provenance(
     hashes = data_hashes(root, data_paths)
     clean: bool | None = None
     if check_dvc_status and data_paths:
-        problems = dvc_status(root, data_paths)
+        problems = dvc_check() if dvc_check is not None else dvc_status(root, data_paths)
         if problems:
             raise ProvenanceError(
                 f"data does not match dvc.lock: {problems[0]}"

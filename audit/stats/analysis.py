@@ -392,6 +392,7 @@ def _comparison_json(
     floor: power.SeedFloor,
     hint: dict[str, Any] | None,
     judgement: Judgement,
+    descriptive: bool = True,
 ) -> dict[str, Any]:
     pairing, comparison = item.pairing, item.pairing.comparison
     diffs = pairing.diffs()
@@ -431,7 +432,7 @@ def _comparison_json(
         },
         "family": _family_json(item, rule),
         "diagnostics": item.shape.to_json(),
-        "wilcoxon": _crosscheck_json(diffs),
+        "wilcoxon": _crosscheck_json(diffs) if descriptive else None,
         "effect_size": {
             "value": cohen_dz(diffs),
             "method": "Cohen's d_z = mean(delta) / sd(delta)",
@@ -532,11 +533,17 @@ def analyze_results(
     seed: int = DEFAULT_SEED,
     resamples: int = DEFAULT_RESAMPLES,
     source: str = "results.json",
+    descriptive: bool = True,
 ) -> dict[str, Any]:
     """The analysis document (schemas/analysis.schema.json) of one results.json document.
 
     `results_sha256` should be the sha256 of the file's bytes (the CLI passes it); without
     it the digest of the RFC 8785 canonical form is recorded and labelled as such.
+    `descriptive=False` leaves out (as null) what no verdict or decision depends on and
+    what costs most: the Wilcoxon cross-check (scipy.stats, a permutation test when
+    differences tie), the sample-size hints (noncentral t) and the factorial effects
+    (resampled). Everything the gate judges is computed as usual; that document is the
+    gate's cheap deliberate recomputation and is never written as analysis.json.
     Raises ValidationFailed / InputError (exit 1) for a document that cannot be analysed.
     """
     if resamples < 1:
@@ -564,7 +571,8 @@ def analyze_results(
         judgement = judge_one(item, rule, floor)
         if item.claim is not None:
             judged.append((item.claim, judgement))
-        comparisons.append(_comparison_json(item, rule, floor, _hint(item, rule), judgement))
+        hint = _hint(item, rule) if descriptive else None
+        comparisons.append(_comparison_json(item, rule, floor, hint, judgement, descriptive))
     judged.sort(key=lambda pair_: pair_[0].index)
 
     arm_names = [str(a["name"]) for a in results["plan"]["arms"]]
@@ -611,7 +619,9 @@ def analyze_results(
         },
         "metrics": metrics,
         "comparisons": comparisons,
-        "factorial": _factorial(design, table, metrics, rule, resamples=resamples, seed=seed),
+        "factorial": _factorial(design, table, metrics, rule, resamples=resamples, seed=seed)
+        if descriptive
+        else None,
         "attrition": [a.to_json() for a in study_attrition(table, arm_names, metric_by_name)],
         "failed_trials": {"count": failed, "allowed": rule.allowed_failed_trials},
         "decision": {

@@ -11,7 +11,7 @@ audit.tracking.ledger_verify; this module only fetches.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from audit.errors import TrackingError, UsageError
 from audit.tracking import record as run_record
 from audit.tracking.checkpoint import origin_of
 from audit.tracking.merkle import MerkleTree
+from audit.tracking.rest import RestClient, mlflow_client
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -76,7 +77,7 @@ class Ledger:
 # -- fetching ----------------------------------------------------------------------
 
 
-def resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
+def resolve_experiment(client: MlflowClient | RestClient, experiment: str | None) -> str:
     """An experiment id from a name or id; without one, the only experiment with runs."""
     from audit.tracking.retry import RetryPolicy, call_with_retry
 
@@ -85,7 +86,9 @@ def resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
     )
 
 
-def _resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
+def _resolve_experiment(client: MlflowClient | RestClient, experiment: str | None) -> str:
+    if isinstance(client, RestClient):
+        return _resolve_experiment_rest(client, experiment)
     from mlflow.entities import ViewType
     from mlflow.exceptions import MlflowException
 
@@ -108,8 +111,73 @@ def _resolve_experiment(client: MlflowClient, experiment: str | None) -> str:
     return str(candidates[0].experiment_id)
 
 
+def _resolve_experiment_rest(client: RestClient, experiment: str | None) -> str:
+    """`_resolve_experiment` through the REST JSON API (same endpoints MlflowClient calls)."""
+    import requests
+
+    if experiment:
+        for endpoint, params in (
+            ("/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": experiment}),
+            ("/api/2.0/mlflow/experiments/get", {"experiment_id": experiment}),
+        ):
+            try:
+                found = client.call(endpoint, params=params).get("experiment") or {}
+            except requests.HTTPError as error:
+                if error.response is None or error.response.status_code >= 500:
+                    raise
+                continue  # not found under this name or id (MLflow answers 4xx)
+            if found.get("experiment_id"):
+                return str(found["experiment_id"])
+        raise UsageError(f"no experiment named or numbered {experiment!r}")
+    experiments = (
+        client.call(
+            "/api/2.0/mlflow/experiments/search",
+            "POST",
+            json={"max_results": 1000, "view_type": "ALL"},
+        ).get("experiments")
+        or []
+    )
+    candidates = [
+        e
+        for e in experiments
+        if client.call(
+            SEARCH_ENDPOINT,
+            "POST",
+            json={
+                "experiment_ids": [e["experiment_id"]],
+                "max_results": 1,
+                "run_view_type": "ALL",
+            },
+        ).get("runs")
+    ]
+    if len(candidates) != 1:
+        names = ", ".join(f"{e['name']} ({e['experiment_id']})" for e in candidates) or "none"
+        raise UsageError(f"pass --experiment: experiments with runs: {names}")
+    return str(candidates[0]["experiment_id"])
+
+
+Call = Callable[..., dict[str, Any]]
+
+
+def _caller(client: MlflowClient | RestClient) -> Call:
+    """`call(endpoint, method, params=..., json=...) -> JSON`: REST, or MLflow's http_request."""
+    if isinstance(client, RestClient):
+        return client.call
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    host_creds = client._tracking_client.store.get_host_creds()
+
+    def call(endpoint: str, method: str = "GET", **kwargs: Any) -> dict[str, Any]:
+        response = http_request(host_creds, endpoint, method, **kwargs)  # type: ignore[no-untyped-call]
+        verify_rest_response(response, endpoint)
+        answer: dict[str, Any] = json.loads(response.text)
+        return answer
+
+    return call
+
+
 def fetch_histories(
-    client: MlflowClient, runs: Sequence[Run | RestRun], workers: int = 8
+    client: MlflowClient | RestClient, runs: Sequence[Run | RestRun], workers: int = 8
 ) -> dict[str, dict[str, list[tuple[int, int, float]]]]:
     """Full metric histories of many runs: one bulk request per metric key and 100 runs."""
     by_key: dict[str, list[str]] = {}
@@ -122,27 +190,23 @@ def fetch_histories(
         for i in range(0, len(run_ids), HISTORY_RUNS_PER_REQUEST)
     ]
     histories: dict[str, dict[str, list[tuple[int, int, float]]]] = {}
-    host_creds = client._tracking_client.store.get_host_creds()
+    call = _caller(client)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for points in pool.map(lambda job: _bulk_history(host_creds, *job), jobs):
+        for points in pool.map(lambda job: _bulk_history(call, *job), jobs):
             for run_id, key, point in points:
                 histories.setdefault(run_id, {}).setdefault(key, []).append(point)
     return histories
 
 
 def _bulk_history(
-    host_creds: Any, key: str, run_ids: list[str]
+    call: Call, key: str, run_ids: list[str]
 ) -> list[tuple[str, str, tuple[int, int, float]]]:
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    response = http_request(  # type: ignore[no-untyped-call]
-        host_creds,
+    answer = call(
         HISTORY_ENDPOINT,
         "GET",
         params={"run_id": run_ids, "metric_key": key, "max_results": HISTORY_MAX_RESULTS},
     )
-    verify_rest_response(response, HISTORY_ENDPOINT)
-    metrics = json.loads(response.text).get("metrics", [])
+    metrics = answer.get("metrics", [])
     if len(metrics) >= HISTORY_MAX_RESULTS:
         if len(run_ids) == 1:
             raise TrackingError(
@@ -150,9 +214,7 @@ def _bulk_history(
             )
         # The answer was capped: ask again with half the runs each, until nothing is cut.
         half = len(run_ids) // 2
-        return _bulk_history(host_creds, key, run_ids[:half]) + _bulk_history(
-            host_creds, key, run_ids[half:]
-        )
+        return _bulk_history(call, key, run_ids[:half]) + _bulk_history(call, key, run_ids[half:])
     return [
         (m["run_id"], key, (int(m.get("step", 0)), int(m.get("timestamp", 0)), _value(m)))
         for m in metrics
@@ -261,11 +323,9 @@ class RestRun:
 SEARCH_ENDPOINT = "/api/2.0/mlflow/runs/search"
 
 
-def search_pages(client: MlflowClient, experiment_id: str) -> Iterator[list[RestRun]]:
+def search_pages(client: MlflowClient | RestClient, experiment_id: str) -> Iterator[list[RestRun]]:
     """Every run of an experiment, all lifecycle stages, page by page from the JSON API."""
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    host_creds = client._tracking_client.store.get_host_creds()
+    call = _caller(client)
     token: str | None = None
     while True:
         body: dict[str, Any] = {
@@ -275,9 +335,7 @@ def search_pages(client: MlflowClient, experiment_id: str) -> Iterator[list[Rest
         }
         if token:
             body["page_token"] = token
-        response = http_request(host_creds, SEARCH_ENDPOINT, "POST", json=body)  # type: ignore[no-untyped-call]
-        verify_rest_response(response, SEARCH_ENDPOINT)
-        page = json.loads(response.text)
+        page = call(SEARCH_ENDPOINT, "POST", json=body)
         yield [RestRun.from_json(run) for run in page.get("runs") or []]
         token = page.get("next_page_token")
         if not token:
@@ -288,7 +346,7 @@ History = dict[str, list[tuple[int, int, float]]]
 
 
 def _page_records(
-    client: MlflowClient, page: list[RestRun]
+    client: MlflowClient | RestClient, page: list[RestRun]
 ) -> tuple[dict[str, History], dict[str, bytes]]:
     histories = fetch_histories(client, page, workers=1)
     records = {
@@ -297,7 +355,9 @@ def _page_records(
     return histories, records
 
 
-def fetch_ledger(client: MlflowClient, tracking_uri: str, experiment_id: str) -> Ledger:
+def fetch_ledger(
+    client: MlflowClient | RestClient, tracking_uri: str, experiment_id: str
+) -> Ledger:
     """Every run of the experiment (deleted ones too), histories, records, leaves.
 
     Pipelined: while the next page of runs is being listed, the histories of the
@@ -335,11 +395,15 @@ def fetch_ledger(client: MlflowClient, tracking_uri: str, experiment_id: str) ->
 
 
 def _record(
-    client: MlflowClient, run: Run | RestRun, history: Mapping[str, list[tuple[int, int, float]]]
+    client: MlflowClient | RestClient,
+    run: Run | RestRun,
+    history: Mapping[str, list[tuple[int, int, float]]],
 ) -> bytes:
     """The record the seal must match, with the logged models and traces the run produced."""
     from audit.tracking.produced import record_from_rest
 
     # A key listed in the run but absent from the bulk answer has an empty history.
     full = {key: history.get(key, []) for key in run.data.metrics}
+    if run_record.has_outputs(run.data.tags):  # models and traces: MLflow's client asks
+        client = mlflow_client(client)
     return record_from_rest(client, run, full)

@@ -48,10 +48,12 @@ NO_RETRY = RetryPolicy(attempts=1, deadline=0.0)
 
 def is_transient(error: BaseException) -> bool:
     """Connection trouble or a server-side failure: worth another attempt."""
-    from mlflow.exceptions import MlflowException
+    import sys
 
-    if isinstance(error, MlflowException):
-        status = int(error.get_http_status_code())  # type: ignore[no-untyped-call]
+    # Only an imported MLflow can have raised its exception; the REST reader never imports it.
+    exceptions = sys.modules.get("mlflow.exceptions")
+    if exceptions is not None and isinstance(error, exceptions.MlflowException):
+        status = int(error.get_http_status_code())
         return status == 429 or status >= 500
     import requests
 

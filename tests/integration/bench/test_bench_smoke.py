@@ -22,6 +22,8 @@ BENCH = REPO / "bench"
 RUNS = {
     "bundle_create_verify": ["--seeds", "10"],  # fewer cannot pass the gate
     "cli_startup": ["--rounds", "1"],
+    # Toy synthetic study, one round; the fraud study's figures come from `make bench`.
+    "e2e_overhead": ["--study", "synthetic", "--seeds", "2", "--rounds", "1", "--no-targets"],
     "executor_ray": ["--seeds", "3", "--no-target"],  # starts its own 2-CPU Ray cluster
     "protocol_cache": ["--seeds", "2"],
     "protocol_cpu": ["--seeds", "1", "--work", "0.05"],

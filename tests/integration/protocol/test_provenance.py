@@ -11,7 +11,7 @@ from protocol_study import dvc, git
 
 from audit.errors import ProvenanceError
 from audit.protocol.progress import LineProgress
-from audit.provenance.dvc import data_hashes
+from audit.provenance.dvc import data_hashes, dvc_status, start_dvc_status
 from audit.provenance.environment import describe_environment
 from audit.provenance.record import collect_provenance
 
@@ -59,6 +59,24 @@ def test_dvc_lock_stage_outputs_and_their_status(study):
     study.commit("change prep without repro")
     with pytest.raises(ProvenanceError, match=r"data does not match dvc.lock: prep: .*prep.py"):
         collect_provenance(study.root, ["data/prep.txt"])
+    # Started early in a child process (ablate run), the check answers exactly the same.
+    pending = start_dvc_status(study.root, ["data/prep.txt"])
+    assert pending.result() == dvc_status(study.root, ["data/prep.txt"]) != []
+    with pytest.raises(ProvenanceError, match=r"data does not match dvc.lock: prep: .*prep.py"):
+        collect_provenance(
+            study.root,
+            ["data/prep.txt"],
+            dvc_check=start_dvc_status(study.root, ["data/prep.txt"]).result,
+        )
+
+
+def test_the_early_dvc_check_answers_as_dvc_status(study):
+    assert start_dvc_status(study.root, ["data/train.csv"]).result() == []
+    with pytest.raises(ProvenanceError, match=r"'data/other\.csv' is not tracked by DVC"):
+        start_dvc_status(study.root, ["data/other.csv"]).result()
+    pending = start_dvc_status(study.root, ["data/train.csv"])
+    pending.close()  # a run that stops first leaves no child behind
+    assert pending.result() == []  # and asking anyway checks in this process
 
 
 def test_lock_file_and_image_digest(tmp_path):

@@ -545,3 +545,114 @@ def test_a_comparison_the_signed_design_does_not_imply_is_refused(study, tmp_pat
     )
     failed = {r["rule"]: r["evidence"] for r in document["rules"] if not r["passed"]}
     assert "is not one the signed design implies" in failed["protocol-as-signed"]
+
+
+# -- mlaudit finish: the steps after the run in one process ------------------------------
+
+FINISHED = (
+    "analysis.json",
+    "gate.json",
+    "gate.junit.xml",
+    "report.md",
+    "report.html",
+    "audit.bundle.tar.gz",
+)
+
+
+def _finish(
+    study: ToyStudy, out: Path, uri: str, *extra: str | Path
+) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "audit", "finish", out, "--edd", study.edd]
+    argv += ["--trust-ref", "main", "--tracking-uri", uri, "--experiment", _edd_id(study)]
+    return subprocess.run(
+        [*argv, *extra],
+        cwd=study.repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _separate_steps(study: ToyStudy, out: Path, uri: str) -> None:
+    """What CI's separate jobs run, on the checkpoint `finish` took."""
+    files = {name: out / name for name in (*FINISHED, "results.json", "checkpoint.json")}
+    tracking = ["--tracking-uri", uri, "--experiment", _edd_id(study)]
+    tracking += ["--checkpoint", str(files["checkpoint.json"])]
+    mlaudit(
+        "ablate", "analyze", files["results.json"], "-o", files["analysis.json"], cwd=study.repo
+    )
+    mlaudit(
+        "gate", *gate_args(study, out), *tracking, "-o", files["gate.json"],
+        "--junit", files["gate.junit.xml"], cwd=study.repo, check=False,
+    )  # fmt: skip
+    for fmt in ("md", "html"):
+        mlaudit(
+            "report", "render", files["analysis.json"], "--results", files["results.json"],
+            "--checkpoint", files["checkpoint.json"], "--gate", files["gate.json"],
+            "--format", fmt, "-o", files[f"report.{fmt}"], cwd=study.repo,
+        )  # fmt: skip
+    mlaudit(
+        "bundle", "create", "-o", files["audit.bundle.tar.gz"], "--edd", study.edd,
+        "--dir", out, "--trust-ref", "main", *tracking, cwd=study.repo,
+    )  # fmt: skip
+
+
+def test_finish_writes_what_the_separate_commands_write(study, mlflow_server, tmp_path):
+    together, apart = tmp_path / "finish", tmp_path / "separate"
+    for folder in (together, apart):
+        folder.mkdir()
+        (folder / "results.json").write_bytes((study.out / "results.json").read_bytes())
+    proc = _finish(study, together, mlflow_server.uri, "--with-records")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("gate: PASSED")
+    (apart / "checkpoint.json").write_bytes((together / "checkpoint.json").read_bytes())
+    _separate_steps(study, apart, mlflow_server.uri)
+    for name in FINISHED:
+        assert (together / name).read_bytes() == (apart / name).read_bytes(), name
+    # The checkpoint it took is the one `track checkpoint` takes (but for the clock).
+    taken = mlaudit(
+        "track", "checkpoint", "--tracking-uri", mlflow_server.uri, "--experiment",
+        _edd_id(study), "--with-records", "--json", cwd=study.repo,
+    )  # fmt: skip
+    ours = json.loads((together / "checkpoint.json").read_text())
+    theirs = json.loads(taken)
+    assert {**ours, "taken_at": None} == {**theirs, "taken_at": None}
+    report = json.loads(
+        mlaudit("bundle", "verify", together / "audit.bundle.tar.gz", "--json", cwd=study.repo)
+    )
+    assert report["passed"], report["findings"]
+
+
+def test_finish_recomputes_from_the_sealed_runs_when_results_were_edited(
+    study, mlflow_server, tmp_path
+):
+    """An analysis computed from edited results is never taken as the gate's recomputation."""
+    results = json.loads((study.out / "results.json").read_text())
+    touched = _lower_scores(results)
+    (tmp_path / "results.json").write_text(json.dumps(results, indent=2))
+    proc = _finish(
+        study, tmp_path, mlflow_server.uri, "--checkpoint", study.out / "checkpoint.json"
+    )
+    assert proc.returncode == 1, proc.stderr
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    failed = {r["rule"]: r["evidence"] for r in gate["rules"] if not r["passed"]}
+    assert f"trial {touched[0]}: metrics.score" in failed["tracking-sealed"]
+    assert "recomputed" in failed["claims"]
+    # The report and the bundle are still made, showing the failed gate.
+    assert "FAILED" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "audit.bundle.tar.gz").is_file()
+
+
+def test_gate_names_every_edited_number_a_verdict_rests_on(study, tmp_path):
+    analysis = json.loads((study.out / "analysis.json").read_text())
+    index = next(i for i, c in enumerate(analysis["comparisons"]) if c.get("claim"))
+    pointers = ("p_value/value", "claim_bound/value", "ci/high")
+    for pointer in pointers:
+        section, key = pointer.split("/")
+        analysis["comparisons"][index][section][key] += 0.01
+    (tmp_path / "analysis.json").write_text(json.dumps(analysis))
+    (tmp_path / "results.json").write_bytes((study.out / "results.json").read_bytes())
+    out = mlaudit("gate", *gate_args(study, tmp_path), "--json", cwd=study.repo, check=False)
+    claims = {r["rule"]: r["evidence"] for r in json.loads(out)["rules"]}["claims"]
+    for pointer in pointers:
+        assert f"analysis.json /comparisons/{index}/{pointer} for" in claims

@@ -273,3 +273,33 @@ def test_bad_checkpoint_file_is_one_clear_line(mlflow_server, tmp_path, run_cli)
     with pytest.raises(ValidationFailed) as failed:
         parse_checkpoint({"origin": "o", "size": 1, "root": "a" * 64, "leaves": [{}]}, "f")
     assert failed.value.problems == [("/leaves/0", "must be {seq: 0, run_id, sha256}")]
+
+
+def test_the_rest_reader_fetches_the_ledger_mlflows_client_fetches(mlflow_server, tmp_path):
+    """checkpoint, gate, bundle and finish read with requests alone: the same ledger."""
+    from audit.errors import UsageError
+    from audit.tracking.rest import RestClient, connect_reader
+
+    results = make_results(history_steps=3)
+    log_results(results, mlflow_server.uri, spool_dir=tmp_path / "spool")
+    rest, client = connect_reader(mlflow_server.uri), connect(mlflow_server.uri)
+    assert isinstance(rest, RestClient)
+    name = results["edd"]["id"]
+    experiment_id = resolve_experiment(client, name)
+    assert resolve_experiment(rest, name) == resolve_experiment(rest, experiment_id)
+    assert resolve_experiment(rest, experiment_id) == experiment_id
+    with pytest.raises(UsageError, match="no experiment named or numbered"):
+        resolve_experiment(rest, "no-such-experiment-anywhere")
+
+    def without_a_name(reader):  # the only experiment with runs, or why not
+        try:
+            return resolve_experiment(reader, None)
+        except UsageError as error:
+            return error.message
+
+    assert without_a_name(rest) == without_a_name(client)
+    ours = fetch_ledger(rest, mlflow_server.uri, experiment_id)
+    theirs = fetch_ledger(client, mlflow_server.uri, experiment_id)
+    assert ours.leaves == theirs.leaves
+    assert ours.records == theirs.records
+    assert verify_ledger(ours).ok

@@ -163,3 +163,22 @@ def test_hostile_metric_keys_cannot_reach_a_terminal_raw(tmp_path):
     reading = read_metrics(_write(tmp_path, json.dumps({"\x1b[31mred": "x"})))
     assert "\x1b" not in reading.problem
     assert "\\x1b[31mred" in reading.problem
+
+
+def test_the_sweep_reads_only_the_runners_descendants(tmp_path):
+    """With the subreaper on, the kernel's children lists name every process to look at."""
+    from audit.protocol.containment import _descendants
+
+    def task(pid: int, tid: int, children: str) -> None:
+        folder = tmp_path / str(pid) / "task" / str(tid)
+        folder.mkdir(parents=True)
+        (folder / "children").write_text(children)
+
+    task(10, 10, "11 12 ")
+    task(10, 13, "14")  # a thread's children count too
+    task(11, 11, "")
+    task(12, 12, "15")
+    task(15, 15, "")
+    task(20, 20, "21")  # not ours
+    assert sorted(_descendants(10, tmp_path) or []) == [11, 12, 14, 15]
+    assert _descendants(99, tmp_path) is None  # no children lists: the caller scans all

@@ -465,3 +465,30 @@ def test_an_uncollected_shard_is_refused():
     results["plan"]["shard"] = "1/4"
     with pytest.raises(InputError, match="collect the shards first"):
         analyze_results(results)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_gates_cheap_recomputation_carries_every_decision_number(variant):
+    """descriptive=False (what the gate recomputes) differs only in what nothing decides on."""
+    full = analyze_results(load(variant), resamples=199)
+    core = analyze_results(load(variant), resamples=199, descriptive=False)
+    assert core["decision"] == full["decision"]
+    assert core["factorial"] is None
+    for mine, theirs in zip(core["comparisons"], full["comparisons"], strict=True):
+        assert mine["wilcoxon"] is None
+        assert mine["sample_size_hint"] is None
+        blanked = {**theirs, "wilcoxon": None, "sample_size_hint": None}
+        assert mine == blanked
+
+
+def test_the_cheap_recomputation_never_imports_scipy_stats():
+    """scipy.stats is most of a cold `mlaudit gate`; the t distribution comes from special."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from audit.stats import analyze_results; "
+        f"analyze_results(json.load(open({str(STUDY / 'results.json')!r})), descriptive=False); "
+        "sys.exit('scipy.stats' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,140 @@
+"""`mlaudit finish`: every step after the trials in one process (audit.finish)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from audit.cli._common import echo, emit_json, json_option, project_option
+from audit.errors import ExitCode, UsageError
+
+_FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
+_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--edd", "edd_file", type=_FILE, required=True, help="The signed EDD.")
+@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
+@project_option
+@click.option(
+    "--trust-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local trust files instead of a ref (NOT a protected source; for local use).",
+)
+@click.option(
+    "--at", "at_text", metavar="TIME", help="Judge approvals at TIME (default: run time)."
+)
+@click.option("--tracking-uri", metavar="URI", help="The sealed runs: checkpoint, gate, bundle.")
+@click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=_FILE,
+    help="A published checkpoint to prove against (default: take one into OUT/checkpoint.json).",
+)
+@click.option("--with-records", is_flag=True, help="Embed every sealed record in the checkpoint.")
+@click.option(
+    "--resampling-seed",
+    "seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    help="As `ablate analyze --resampling-seed` [default: 20211].",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=99, max=1_000_000),
+    help="As `ablate analyze --resamples` [default: 9999].",
+)
+@click.option(
+    "--budget",
+    type=click.Choice(("github-comment", "github-check", "step-summary", "gitlab-note")),
+    help="Fit report.md into this size limit (as `report render --budget`).",
+)
+@click.option(
+    "--bundle", "bundle_file", type=_OUT, help="Bundle path [default: OUT/audit.bundle.tar.gz]."
+)
+@click.option("--sign-key", type=_FILE, help="SSH private key to sign the bundle's attestation.")
+@json_option
+def finish(
+    out_dir: Path,
+    edd_file: Path,
+    trust_ref: str | None,
+    repo: Path | None,
+    trust_dir: Path | None,
+    at_text: str | None,
+    tracking_uri: str | None,
+    experiment: str | None,
+    checkpoint_file: Path | None,
+    with_records: bool,
+    seed: int | None,
+    resamples: int | None,
+    budget: str | None,
+    bundle_file: Path | None,
+    sign_key: Path | None,
+    as_json: bool,
+) -> int:
+    """Analyze, checkpoint, gate, report and bundle OUT/results.json in one process.
+
+    \b
+    Writes into OUT what the separate commands write, byte for byte:
+      analysis.json     (ablate analyze)
+      checkpoint.json   (track checkpoint; with --tracking-uri and no --checkpoint)
+      gate.json, gate.junit.xml   (gate)
+      report.md, report.html      (report render, headed by the gate's result)
+      audit.bundle.tar.gz         (bundle create)
+    Exits like `mlaudit gate`: 0 when the gate passed, 1 when it failed (the report
+    and the bundle are written either way). Each step stays available on its own.
+    """
+    from audit.cli._findings import echo_findings
+    from audit.cli.edd import parse_time
+    from audit.finish import FinishRequest
+    from audit.finish import finish as run_finish
+
+    if (trust_ref is None) == (trust_dir is None):
+        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    if not (out_dir / "results.json").is_file():
+        raise UsageError(f"{out_dir / 'results.json'}: no such file (run `mlaudit ablate run`)")
+    if trust_dir is not None:
+        echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
+    request = FinishRequest(
+        out_dir=out_dir,
+        edd=edd_file,
+        trust_ref=trust_ref,
+        repo=repo,
+        trust_dir=trust_dir,
+        at=parse_time(at_text),
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        checkpoint=checkpoint_file,
+        with_records=with_records,
+        seed=seed,
+        resamples=resamples,
+        budget=budget,
+        bundle=bundle_file,
+        sign_key=sign_key,
+    )
+    outcome = run_finish(request, on_step=None if as_json else _step)
+    passed = outcome.gate.passed
+    if as_json:
+        emit_json(
+            {
+                "passed": passed,
+                "analysis": str(request.path("analysis")),
+                "checkpoint": str(outcome.checkpoint) if outcome.checkpoint else None,
+                "gate": str(request.path("gate")),
+                "reports": [str(request.path("report_md")), str(request.path("report_html"))],
+                "bundle": str(outcome.bundle),
+                "records": outcome.records,
+            }
+        )
+    else:
+        echo_findings(outcome.gate.findings())
+        echo(f"wrote {out_dir}: analysis, gate, reports, bundle {outcome.bundle.name} "
+             f"({outcome.records} sealed record(s))")  # fmt: skip
+        echo("gate: PASSED" if passed else "gate: FAILED")
+    return int(ExitCode.OK if passed else ExitCode.CHECK_FAILED)
+
+
+def _step(name: str) -> None:
+    echo(f"mlaudit finish: {name}", err=True)
