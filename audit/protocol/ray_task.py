@@ -80,7 +80,10 @@ def trial_task(
     def run() -> None:
         try:
             outcome = run_trial(spec, started)
-            events.put({"kind": "finished", "outcome": dataclasses.asdict(outcome)})
+            # Shallow: nested values (the metric source's reading) stay dataclasses, which
+            # Ray pickles, so the driver rebuilds the very same TrialOutcome.
+            fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
+            events.put({"kind": "finished", "outcome": fields})
         except BaseException as error:  # reported to the driver, which fails the trial
             events.put({"kind": "error", "reason": f"{type(error).__name__}: {error}"})
 
