@@ -38,6 +38,7 @@ from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
 from audit.tracking import triggers
 from audit.tracking.runspec import EXECUTION_KEY_TAG, ROLE_TAG, TRIAL_KEY_TAG
+from audit.tracking.sqlite_writes import WriteQueue, queued_writes
 from audit.tracking.store_outputs import ProducedWrites
 from audit.tracking.store_policy import (
     ALLOWED,
@@ -136,6 +137,10 @@ class AppendOnlyTrackingStore(ProducedWrites):
             _prepare_sqlite_engine(self._get_or_create_engine(plain))
         # read_db_uri is ignored on purpose: a replica could serve a run as unsealed.
         super().__init__(plain, root, read_db_uri=None)  # type: ignore[no-untyped-call]
+        database = self.engine.url.database
+        if self.db_type == "sqlite" and database and database != ":memory:":
+            # Writers queue for the database instead of polling SQLite's busy handler.
+            self.ManagedSessionMaker = queued_writes(self.ManagedSessionMaker, WriteQueue(database))
         triggers.ensure_installed(self.engine)
         type(self).active = self
 
