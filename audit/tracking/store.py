@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import fcntl
 import threading
 import time
@@ -45,6 +46,7 @@ from audit.tracking.runspec import (
     TRIAL_KEY_TAG,
     TRIAL_STATUS_TAG,
 )
+from audit.tracking.sqlite_writes import WriteQueue, queued_writes
 from audit.tracking.store_outputs import ProducedWrites
 from audit.tracking.store_policy import (
     ALLOWED,
@@ -143,6 +145,10 @@ class AppendOnlyTrackingStore(ProducedWrites):
             _prepare_sqlite_engine(self._get_or_create_engine(plain))
         # read_db_uri is ignored on purpose: a replica could serve a run as unsealed.
         super().__init__(plain, root, read_db_uri=None)  # type: ignore[no-untyped-call]
+        database = self.engine.url.database
+        if self.db_type == "sqlite" and database and database != ":memory:":
+            # Writers queue for the database instead of polling SQLite's busy handler.
+            self.ManagedSessionMaker = queued_writes(self.ManagedSessionMaker, WriteQueue(database))
         triggers.ensure_installed(self.engine)
         type(self).active = self
 
@@ -393,6 +399,12 @@ class AppendOnlyTrackingStore(ProducedWrites):
 
     def _seal(self, session: Any, run: Any) -> Seal:
         experiment_id = str(run.experiment_id)
+        # The run's rows can no longer change: its row is locked (FOR UPDATE, or
+        # SQLite's write lock) and the triggers make every write to them wait for that
+        # lock. So all but the sequence number is read before the experiment's seal
+        # lock: concurrent sealers wait on each other only for the seq and the inserts.
+        self._digest_models(session, run.run_uuid)
+        data = self._record_input(session, run)
         if self.db_type == "postgresql":
             key = zlib.crc32(f"mlaudit-seal:{experiment_id}".encode())
             session.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
@@ -403,9 +415,9 @@ class AppendOnlyTrackingStore(ProducedWrites):
             ),
             {"e": experiment_id},
         ).scalar_one()
-        # Written before the record is built, so the record covers them.
-        self._mark_sealed(session, run.run_uuid, int(seq))
-        data = self._record_input(session, run)
+        # Written before the digest, so the record covers it (as if read back).
+        sealed_text = self._mark_sealed(session, run.run_uuid, int(seq))
+        data = dataclasses.replace(data, tags={**data.tags, run_record.SEALED_TAG: sealed_text})
         digest = run_record.record_sha256(run_record.record_bytes(data))
         seal = Seal(experiment_id, int(seq), run.run_uuid, digest, int(time.time() * 1000))
         # Tags first: the trigger refuses any row of a run once its seal row exists.
@@ -429,12 +441,16 @@ class AppendOnlyTrackingStore(ProducedWrites):
         )
         return seal
 
-    def _mark_sealed(self, session: Any, run_id: str, seq: int) -> None:
+    def _mark_sealed(self, session: Any, run_id: str, seq: int) -> str:
         # The UI shows tags on the run page: this one tells a person plainly that the
         # run can no longer change (the seal tags beside it are for machines).
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         text = f"sealed (sequence {seq}) at {when}: this run and its models can no longer change"
         session.merge(SqlTag(run_uuid=run_id, key=run_record.SEALED_TAG, value=text))
+        session.flush()
+        return text
+
+    def _digest_models(self, session: Any, run_id: str) -> None:
         # Each model the run produced gets the digest of its artifacts, when they are
         # local to the server (object stores rely on their retention lock instead).
         models = session.query(SqlLoggedModel).filter(SqlLoggedModel.source_run_id == run_id)

@@ -30,6 +30,8 @@ RUNS = {
     "protocol_dvc_queue": ["--seeds", "1"],
     "protocol_xargs": ["--seeds", "2"],
     "report_render": ["--rounds", "1"],
+    # SQLite only: the PostgreSQL path is the same code, and its server start costs seconds.
+    "tracking_scale": ["--trials", "20", "--shards", "2", "--backend", "sqlite"],
     "stats_bootstrap": ["--arms", "2", "--seeds", "10", "--resamples", "200", "--repeats", "1"],
     # Toy replicates cannot meet the targets; the fast-vs-real agreement is still checked.
     "stats_operating_characteristics": [
