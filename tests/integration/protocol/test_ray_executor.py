@@ -202,11 +202,11 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
     assert len(blocked) >= 2, "the seed-1 trials never started"
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
-    # Ray ends a dead driver's job, and its trials with it.
-    deadline = time.monotonic() + 60
+    # Ray ends a dead driver's job, and its trials with it; when it is slow to notice (it
+    # was once, in a full suite run), the resume kills the journaled leftovers itself.
+    deadline = time.monotonic() + 30
     while any(Path(f"/proc/{pid}").exists() for pid in blocked) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in blocked)
     finished_before = {e["trial"]["trial_id"] for e in _events(out, "finished")}
     assert len(finished_before) == 4  # the seed-0 trials
 
@@ -215,6 +215,7 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
         [*command, "--resume"], env=env, capture_output=True, text=True, timeout=240
     )
     assert resumed.returncode == 0, resumed.stderr
+    assert not any(Path(f"/proc/{pid}").exists() for pid in blocked)  # no orphan outlives it
     results = _results(out)
     assert all(t["status"] == "succeeded" for t in results["trials"])
     finished = Counter(e["trial"]["trial_id"] for e in _events(out, "finished"))

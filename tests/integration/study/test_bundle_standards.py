@@ -316,10 +316,14 @@ def _as_before_issue_19(members: dict[str, bytes], key: Path) -> None:
 
     for name in (layout.TEST_RESULT, layout.SIGNER_PUB, layout.SIGNER_SSLIB, layout.ATTESTATION):
         members.pop(name, None)
+    for name in [n for n in members if n.startswith("exports/")]:  # issue 19's other half
+        del members[name]
     checkpoint = json.loads(members[layout.CHECKPOINT])
     del checkpoint["timestamp"]
     members[layout.CHECKPOINT] = json.dumps(checkpoint, indent=2, sort_keys=True).encode()
     manifest = json.loads(members[layout.MANIFEST])
+    for role in [r for r in manifest["layout"] if r.startswith("export_")]:
+        manifest["layout"].pop(role)
     for role in ("test_result", "signer_sslib"):
         manifest["layout"].pop(role, None)
     manifest["files"] = {

@@ -113,7 +113,7 @@ def test_a_missing_metric_in_a_succeeded_trial_fails_no_attrition():
     assert not result.passed
     assert result.evidence == (
         "1 metric value(s) missing or not finite in succeeded trials: "
-        "production/2 recall_at_1pct_fpr"
+        "production/2 recall_at_1pct_fpr; attempts: 40 trial(s) x 1"
     )
 
 
