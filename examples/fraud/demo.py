@@ -267,7 +267,8 @@ def make_keys(demo: Demo) -> None:
     started = step(demo, "Demo approver keys (throwaway ed25519, never committed)")
     demo.keys.mkdir(parents=True, exist_ok=True)
     made = []
-    for name, principal, _ in APPROVERS:
+    # The approvers, and the CI job's key that signs the audit bundle and its VSA.
+    for name, principal, _ in (*APPROVERS, ("ci", "ci@example.com", "bundle signer")):
         key = demo.keys / name
         if not key.exists():
             subprocess.run(
@@ -632,14 +633,21 @@ def bundle(demo: Demo) -> Path:
             str(out / "report.html"),
             "--trust-ref",
             "main",
+            "--sign-key",
+            str(demo.keys / "ci"),
             *tracking_args(demo),
         ),
         what="mlaudit bundle create",
         show=True,
     )
     # Offline: `bundle verify` is given no server address; only the file answers.
+    # With a signed SLSA verification summary of what was verified (vsa.json).
+    verify = ("bundle", "verify", str(target), "--vsa", str(out / "vsa.json"))
     run(
-        demo, mlaudit_argv("bundle", "verify", str(target)), what="mlaudit bundle verify", show=True
+        demo,
+        mlaudit_argv(*verify, "--sign-key", str(demo.keys / "ci")),
+        what="mlaudit bundle verify",
+        show=True,
     )
     done(started, str(target))
     return target
@@ -726,7 +734,7 @@ def summary(demo: Demo, gate_code: int, target: Path) -> None:
         say(f"promoted: {demo.promoted} (mlaudit promote, on the verified bundle)")
     say("\noutputs:")
     names = ("results.json", "analysis.json", "checkpoint.json", "gate.json", "gate.junit.xml")
-    for name in (*names, "report.md", "report.html", "publish.requests.json"):
+    for name in (*names, "report.md", "report.html", "publish.requests.json", "vsa.json"):
         if (demo.out / name).exists():
             say(f"  {rel / 'out' / name}")
     say(f"  {_rel(target)}  (verify: mlaudit bundle verify {_rel(target)})")
