@@ -191,10 +191,10 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 120
-    journal = out / "journal.jsonl"
     while time.monotonic() < deadline and driver.poll() is None:
-        finished = journal.read_text().count('"event":"finished"') if journal.exists() else 0
-        if finished >= 4 and len(list(markers.glob("*.blocked"))) >= 2:
+        # Kill once two seed-1 trials hang. Ray may start them before every seed-0 trial
+        # (it did under load): then fewer have finished, which the resume must handle too.
+        if len(list(markers.glob("*.blocked"))) >= 2:
             break
         time.sleep(0.02)
     blocked_markers = [p.name.split("~") for p in markers.glob("*.blocked")]
@@ -208,7 +208,7 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
     while any(Path(f"/proc/{pid}").exists() for pid in blocked) and time.monotonic() < deadline:
         time.sleep(0.05)
     finished_before = {e["trial"]["trial_id"] for e in _events(out, "finished")}
-    assert len(finished_before) == 4  # the seed-0 trials
+    assert all(t.endswith("/0") for t in finished_before)  # seed-1 trials hang until killed
 
     (markers / "release").touch()
     resumed = subprocess.run(
