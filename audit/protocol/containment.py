@@ -17,6 +17,10 @@ both (`setsid`, a double fork), so killing the group is not enough. Three nets:
 And a resumed run kills the process groups its killed predecessor journaled
 as started and never finished, when they are provably still that trial's
 (same session, started no earlier than the trial): a pid reused since is spared.
+An engine's driver (Ray) may die between submitting a trial and hearing that it
+started, so it journals a submission token first and the trial's environment
+carries it (MLAUDIT_TRIAL_SUBMISSION): the resume sweeps every process on this
+machine that holds a token of a trial left in flight.
 
 Limit: a descendant that scrubs its environment (`env -i`) escapes nets 1 and
 3; a cgroup would catch it, but needs a delegated cgroup v2 tree that CI
@@ -35,11 +39,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 MARK_VARIABLE = "MLAUDIT_TRIAL_MARK"
+SUBMISSION_VARIABLE = "MLAUDIT_TRIAL_SUBMISSION"
 PR_SET_CHILD_SUBREAPER = 36
 SWEEP_ROUNDS = 50  # a fork bomb racing the sweep is given up on after this many rounds
 REAP_SECONDS = 2.0
@@ -140,6 +145,11 @@ def _candidates() -> list[int]:
         found = _descendants(me)
         if found is not None:
             return found
+    return _every_process()
+
+
+def _every_process() -> list[int]:
+    me = os.getpid()
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
 
 
@@ -165,10 +175,10 @@ def _descendants(root: int, proc: Path = Path("/proc")) -> list[int] | None:
     return found
 
 
-def _holders(needle: bytes, exact: bool) -> list[int]:
-    """Pids whose environment holds `needle` (`NAME=mark`, whole or as a prefix)."""
+def _holders(needle: bytes, exact: bool, candidates: list[int], variable: str) -> list[int]:
+    """Pids whose environment holds `needle` (`NAME=value`, whole or as a prefix)."""
     found = []
-    for pid in _candidates():
+    for pid in candidates:
         name = str(pid)
         try:
             with open(f"/proc/{name}/environ", "rb") as handle:
@@ -178,7 +188,7 @@ def _holders(needle: bytes, exact: bool) -> list[int]:
         if any(
             item.startswith(needle) and (not exact or len(item) == len(needle))
             for item in environ.split(b"\0")
-            if item.startswith(MARK_VARIABLE.encode())
+            if item.startswith(variable.encode())
         ):
             found.append(int(name))
     return found
@@ -190,12 +200,27 @@ def sweep(mark: str, *, exact: bool = True) -> list[int]:
     Repeats until a round finds nobody, so a child forked between two rounds is
     caught in the next; then reaps whatever of them became the runner's child.
     """
+    return _sweep(MARK_VARIABLE, mark, exact, _candidates)
+
+
+def sweep_submission(token: str) -> list[int]:
+    """Kill every process on this machine holding a trial's submission token.
+
+    Every process, not the runner's descendants: the trial was started by an engine's
+    worker for a driver that has since died.
+    """
+    return _sweep(SUBMISSION_VARIABLE, token, True, _every_process)
+
+
+def _sweep(
+    variable: str, value: str, exact: bool, candidates: Callable[[], list[int]]
+) -> list[int]:
     if not Path("/proc").is_dir():
         return []
-    needle = f"{MARK_VARIABLE}={mark}".encode()
+    needle = f"{variable}={value}".encode()
     killed: list[int] = []
     for _ in range(SWEEP_ROUNDS):
-        holders = _holders(needle, exact)
+        holders = _holders(needle, exact, candidates(), variable)
         if not holders:
             break
         for pid in holders:

@@ -37,6 +37,10 @@ class AttemptStart:
 class AttemptLog(Protocol):
     """How an executor tells the runner's journal about a trial's attempts."""
 
+    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
+        """An engine was handed the attempt; its environment carries `token`
+        (containment.SUBMISSION_VARIABLE) until it reports the attempt started."""
+
     def started(self, start: AttemptStart) -> None: ...
 
     def lost(self, attempt: int, reason: str, where: Mapping[str, Any]) -> None:

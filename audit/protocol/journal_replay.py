@@ -37,7 +37,7 @@ class Replay:
     reproducibility: dict[str, Any] | None = None
     wall_seconds: float = 0.0
     header: dict[str, Any] | None = None
-    # `started` events with no `finished`: trials a killed runner left mid-flight.
+    # `submitted`/`started` events with no `finished`: trials a killed runner left mid-flight.
     in_flight: list[dict[str, Any]] = field(default_factory=list)
 
     def executed_trials(self) -> int:
@@ -68,8 +68,12 @@ def replay_journal(path: Path) -> Replay:
             session_start, last_stamp = float(event.get("wall_offset", 0.0)), None
         if isinstance(stamp, (int, float)):
             last_stamp = float(stamp)
-        if kind == "started":
+        if kind == "submitted":  # a new attempt handed to an engine (Ray)
             started[str(event["trial_id"])] = event
+        elif kind == "started":
+            # Keeps the attempt's submission token: the resume sweeps by it too.
+            trial_id = str(event["trial_id"])
+            started[trial_id] = {**started.get(trial_id, {}), **event}
         elif kind == "finished":
             record = dict(event["trial"])
             replay.finished[record["trial_id"]] = record

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import dataclasses
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 from audit.errors import ExecutorError, UsageError
 from audit.protocol.budget import TrialBudget
+from audit.protocol.containment import SUBMISSION_VARIABLE
 from audit.protocol.executor import AttemptLog, AttemptStart, Prepare, Started
 from audit.protocol.results import utc_now
 from audit.protocol.trial import TrialOutcome, TrialSpec
@@ -211,6 +213,11 @@ class _Attempt:
     ) -> TrialOutcome | str | None:
         """The trial's outcome; a string saying why the engine lost it; None: not started."""
         ray = self.executor.ray
+        # Journaled before Ray has it: a driver killed before the trial reports its start
+        # still leaves the resume a token to find and kill the trial by.
+        token = secrets.token_hex(12)
+        log.submitted(self.first, token, self.where)
+        spec = dataclasses.replace(spec, env={**spec.env, SUBMISSION_VARIABLE: token})
         generator = self.executor._task.remote(
             spec, self.first, deadline, self.executor.project_root
         )
@@ -273,6 +280,9 @@ class _Attempt:
 
 
 class _NoLog:
+    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
+        pass
+
     def started(self, start: AttemptStart) -> None:
         pass
 

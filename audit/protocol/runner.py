@@ -296,6 +296,9 @@ class Runner:
             # A process group is ours to kill only on the machine that started it.
             here = socket.gethostname()
             containment.kill_leftovers([e for e in replay.in_flight if e.get("host", here) == here])
+            for event in replay.in_flight:
+                if isinstance(event.get("submission"), str):
+                    containment.sweep_submission(event["submission"])
         self._wall_offset = replay.wall_seconds
         self._interrupted = {str(e["trial_id"]): e for e in replay.in_flight}
         return open_session(path, replay, self._identity()), replay
@@ -606,6 +609,21 @@ class _JournalAttempts:
 
     def __init__(self, runner: Runner, journal: Journal, trial_id: str) -> None:
         self.runner, self.journal, self.trial_id = runner, journal, trial_id
+
+    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
+        # Not durable: a killed driver's writes still reach the file; a lost machine
+        # takes the trial with it.
+        self.journal.append(
+            {
+                "event": "submitted",
+                "trial_id": self.trial_id,
+                "attempt": attempt,
+                "submission": token,
+                **where,
+                "monotonic_wall": self.runner._stamp(),
+            },
+            durable=False,
+        )
 
     def started(self, start: AttemptStart) -> None:
         self.journal.append(

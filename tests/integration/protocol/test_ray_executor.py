@@ -69,6 +69,45 @@ def _events(out: Path, kind: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, lines) if e.get("event") == kind]
 
 
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (0: state, 1: ppid, 19: start ticks)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _identities(pids: Iterator[int]) -> dict[int, str]:
+    """pid -> start ticks: with both, a pid the kernel has since reused is not mistaken."""
+    return {pid: fields[19] for pid in pids if (fields := _stat(pid)) is not None}
+
+
+def _alive(blocked: dict[int, str]) -> list[str]:
+    """The blocked trial processes still running (a zombie has ended), described."""
+    left = []
+    for pid, ticks in blocked.items():
+        fields = _stat(pid)
+        if fields is None or fields[19] != ticks or fields[0] == "Z":
+            continue
+        parent = _stat(int(fields[1]))
+        try:
+            parent_cmd = Path(f"/proc/{fields[1]}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            parent_cmd = b"?"
+        left.append(
+            f"pid {pid} state {fields[0]} parent {fields[1]} ({parent_cmd[:120]!r}, "
+            f"state {parent[0] if parent else '?'})"
+        )
+    return left
+
+
+def _wait_gone(blocked: dict[int, str], seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := _alive(blocked)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def _without_timing(results: dict[str, Any]) -> dict[str, Any]:
     trials = [{k: v for k, v in t.items() if k not in TIMING_AND_NODE} for t in results["trials"]]
     budget = {k: v for k, v in results["budget"].items() if k != "wall_seconds"}
@@ -198,15 +237,13 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
             break
         time.sleep(0.02)
     blocked_markers = [p.name.split("~") for p in markers.glob("*.blocked")]
-    blocked = [int(pid.split(".")[0]) for _, _, pid in blocked_markers]
+    blocked = _identities(int(pid.split(".")[0]) for _, _, pid in blocked_markers)
     assert len(blocked) >= 2, "the seed-1 trials never started"
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     # Ray ends a dead driver's job, and its trials with it; when it is slow to notice (it
     # was once, in a full suite run), the resume kills the journaled leftovers itself.
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in blocked) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_gone(blocked, 30)
     finished_before = {e["trial"]["trial_id"] for e in _events(out, "finished")}
     assert all(t.endswith("/0") for t in finished_before)  # seed-1 trials hang until killed
 
@@ -217,10 +254,8 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
     assert resumed.returncode == 0, resumed.stderr
     # No orphan outlives the resume: Ray or the resume ended them (an exiting one may
     # still be on its way out for a moment).
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in blocked) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in blocked)
+    left = _wait_gone(blocked, 30)
+    assert not left, f"trial processes outlived the resume: {left}"
     results = _results(out)
     assert all(t["status"] == "succeeded" for t in results["trials"])
     finished = Counter(e["trial"]["trial_id"] for e in _events(out, "finished"))

@@ -69,6 +69,29 @@ def test_replay_says_what_finished_was_tracked_and_was_left_in_flight(tmp_path):
     assert replay.header["plan_sha256"] == "p"
 
 
+def test_an_attempt_submitted_but_never_heard_to_start_is_in_flight(tmp_path):
+    """A driver killed between handing Ray a trial and hearing it start leaves its token."""
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        journal.append({"event": "header", **IDENTITY})
+        submitted = {"event": "submitted", "attempt": 1, "ray_job_id": "j"}
+        journal.append({**submitted, "trial_id": "a", "submission": "t-a1"})
+        journal.append({**submitted, "trial_id": "b", "submission": "t-b1"})
+        journal.append({"event": "started", "trial_id": "b", "attempt": 1, "pid": 7})
+        journal.append({"event": "attempt_lost", "trial_id": "b", "attempt": 1})
+        journal.append({**submitted, "trial_id": "b", "attempt": 2, "submission": "t-b2"})
+        journal.append({**submitted, "trial_id": "c", "submission": "t-c1"})
+        journal.append({"event": "started", "trial_id": "c", "attempt": 1, "pid": 9})
+        journal.append({**_finished("c", 1)})
+    in_flight = {e["trial_id"]: e for e in replay_journal(path).in_flight}
+    assert set(in_flight) == {"a", "b"}
+    assert in_flight["a"]["submission"] == "t-a1"
+    # b's second attempt was handed over but never started: its own token, no stale pid.
+    assert in_flight["b"]["submission"] == "t-b2"
+    assert in_flight["b"]["attempt"] == 2
+    assert "pid" not in in_flight["b"]
+
+
 def test_a_fresh_out_dir_replays_to_nothing_and_gets_a_header(tmp_path):
     path = tmp_path / "journal.jsonl"
     replay = replay_journal(path)

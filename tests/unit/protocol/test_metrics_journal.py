@@ -148,6 +148,33 @@ def test_leftover_trial_processes_of_a_killed_runner_are_killed(tmp_path):
         raise AssertionError("the leftover grandchild is still running")
 
 
+def test_processes_holding_a_submission_token_are_killed_wherever_they_are(tmp_path):
+    """The resume's net for a trial whose start a killed driver never journaled."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from audit.protocol.containment import SUBMISSION_VARIABLE, sweep_submission
+
+    def holder(token: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, SUBMISSION_VARIABLE: token}
+        code = "import time; time.sleep(60)"
+        return subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+
+    mine, other, longer = holder("tok-1"), holder("tok-2"), holder("tok-10")
+    try:
+        assert sweep_submission("tok-1") == [mine.pid]
+        # Killed and reaped by the sweep (it was our child here), so it is gone.
+        assert not Path(f"/proc/{mine.pid}").exists()
+        assert other.poll() is None  # other tokens, even one it prefixes, are spared
+        assert longer.poll() is None
+    finally:
+        for process in (mine, other, longer):
+            process.kill()
+            process.wait()
+
+
 def test_one_runner_per_out_dir(tmp_path):
     from audit.errors import UsageError
     from audit.protocol.runner import _exclusive
