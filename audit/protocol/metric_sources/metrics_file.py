@@ -16,6 +16,12 @@ def read_metrics_file(
     path = trial_dir / source.file
     reading = read_metrics(path, required, within=trial_dir)
     if reading.metrics is None:
-        return SourceReading.failed(str(reading.problem))
+        problem = str(reading.problem)
+        if not path.exists() and not path.is_symlink():
+            # The first thing a new user gets wrong: writing it into the working directory.
+            problem += (
+                " into $MLAUDIT_TRIAL_DIR (the trial's own folder, not the working directory)"
+            )
+        return SourceReading.failed(problem)
     # read_metrics refused symlinks and paths outside the trial directory already.
     return SourceReading(reading.metrics, files={source.file: file_sha256(path)})

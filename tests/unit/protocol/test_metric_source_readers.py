@@ -161,6 +161,15 @@ def test_the_metrics_file_is_read_by_digest(tmp_path: Path) -> None:
     assert len(record["sha256"]) == 64
 
 
+def test_a_missing_metrics_file_says_where_it_belongs(tmp_path: Path) -> None:
+    reading = read_source(MetricSource(), tmp_path, ["score"])
+    assert reading.metrics is None
+    assert reading.problem == (
+        "the trial wrote no metrics.json into $MLAUDIT_TRIAL_DIR "
+        "(the trial's own folder, not the working directory)"
+    )
+
+
 def test_tensorboard_missing_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
