@@ -48,6 +48,33 @@ def project_option(func: F) -> F:
     )(func)
 
 
+def trust_options(func: F) -> F:
+    """Where the trust files come from: `--trust-ref` (protected) or `--trust-dir` (local).
+
+    One set for every command that judges a study (gate, finish, bundle create), so
+    their wording and checks cannot drift apart; `one_trust_source` enforces the choice.
+    """
+    func = click.option(
+        "--trust-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Local trust files instead of a ref (NOT a protected source; for local use).",
+    )(func)
+    func = project_option(func)
+    return click.option(
+        "--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files."
+    )(func)
+
+
+def one_trust_source(trust_ref: object, trust_dir: object) -> None:
+    """Exactly one of --trust-ref and --trust-dir; say so when the local one is used."""
+    from audit.errors import UsageError
+
+    if (trust_ref is None) == (trust_dir is None):
+        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    if trust_dir is not None:
+        echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
+
+
 def emit_json(data: object) -> None:
     """Write one JSON document to stdout, keys in a stable order."""
     json.dump(data, sys.stdout, indent=2, sort_keys=True, ensure_ascii=False, default=str)

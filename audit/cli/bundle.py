@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, printable, project_option
+from audit.cli._common import (
+    echo,
+    emit_json,
+    json_option,
+    one_trust_source,
+    printable,
+    trust_options,
+)
 from audit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -46,9 +53,7 @@ def bundle() -> None:
 @click.option("--gate", "gate_file", type=_IN, help="gate.json from `mlaudit gate -o`.")
 @click.option("--report-md", type=_IN, help="report.md")
 @click.option("--report-html", type=_IN, help="report.html")
-@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
-@project_option
-@click.option("--trust-dir", type=_DIR, help="Local trust files (NOT a protected source).")
+@trust_options
 @click.option("--tracking-uri", metavar="URI", help="Include sealed records and inclusion proofs.")
 @click.option("--experiment", metavar="NAME|ID", help="MLflow experiment (default: from results).")
 @click.option("--checkpoint", "checkpoint_file", type=_IN, help="Published checkpoint to prove to.")
@@ -72,8 +77,7 @@ def create(output: Path, edd_file: Path, study_dir: Path | None, **options: obje
     from audit.bundle.create import write_bundle
 
     paths = _fill_from_dir(study_dir, options)
-    if (paths.get("trust_ref") is None) == (paths.get("trust_dir") is None):
-        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    one_trust_source(paths.get("trust_ref"), paths.get("trust_dir"))
     for required in ("results_file", "analysis_file", "gate_file"):
         if paths.get(required) is None:
             flag = "--" + required.removesuffix("_file")

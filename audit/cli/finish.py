@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, project_option
+from audit.cli._common import echo, emit_json, json_option, one_trust_source, trust_options
 from audit.errors import ExitCode, UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -16,13 +16,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.command()
 @click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--edd", "edd_file", type=_FILE, required=True, help="The signed EDD.")
-@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
-@project_option
-@click.option(
-    "--trust-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Local trust files instead of a ref (NOT a protected source; for local use).",
-)
+@trust_options
 @click.option(
     "--at", "at_text", metavar="TIME", help="Judge approvals at TIME (default: run time)."
 )
@@ -91,12 +85,9 @@ def finish(
     from audit.finish import FinishRequest
     from audit.finish import finish as run_finish
 
-    if (trust_ref is None) == (trust_dir is None):
-        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    one_trust_source(trust_ref, trust_dir)
     if not (out_dir / "results.json").is_file():
         raise UsageError(f"{out_dir / 'results.json'}: no such file (run `mlaudit ablate run`)")
-    if trust_dir is not None:
-        echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
     request = FinishRequest(
         out_dir=out_dir,
         edd=edd_file,

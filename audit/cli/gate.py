@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option, project_option
+from audit.cli._common import echo, emit_json, json_option, one_trust_source, trust_options
 from audit.errors import ExitCode, UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path, exists=True)
@@ -17,13 +17,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--analysis", "analysis_file", type=_FILE, required=True, help="analysis.json")
 @click.option("--results", "results_file", type=_FILE, required=True, help="results.json")
 @click.option("--edd", "edd_file", type=_FILE, required=True, help="The signed EDD.")
-@click.option("--trust-ref", metavar="REF", help="Protected git ref holding .mlaudit/ trust files.")
-@project_option
-@click.option(
-    "--trust-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Local trust files instead of a ref (NOT a protected source; for local use).",
-)
+@trust_options
 @click.option(
     "--at", "at_text", metavar="TIME", help="Judge approvals at TIME (default: run time)."
 )
@@ -78,14 +72,11 @@ def gate(
     from audit.gate import decide
     from audit.report.junit import render_junit
 
-    if (trust_ref is None) == (trust_dir is None):
-        raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
+    one_trust_source(trust_ref, trust_dir)
     if sealed_out is not None and not tracking_uri:
         raise UsageError("--sealed-out needs --tracking-uri (the sealed runs to write)")
     if expect_digest is not None:
         parse_expected_digest(expect_digest)
-    if trust_dir is not None:
-        echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
     evidence = gather(
         StudyFiles(edd_file, results_file, analysis_file),
         TrustSource(trust_ref, repo, trust_dir),
