@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextvars
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +74,14 @@ def one_trust_source(trust_ref: object, trust_dir: object) -> None:
         raise UsageError("give exactly one of --trust-ref REF or --trust-dir DIR")
     if trust_dir is not None:
         echo("mlaudit: warning: --trust-dir is NOT a protected trust source", err=True)
+
+
+def reproducible_now(env: Mapping[str, str]) -> datetime:
+    """Now, or SOURCE_DATE_EPOCH when set (reproducible comments and summaries, as in tests)."""
+    epoch = env.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def emit_json(data: object) -> None:

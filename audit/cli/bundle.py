@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from audit.cli._common import (
     json_option,
     one_trust_source,
     printable,
+    reproducible_now,
     trust_options,
 )
 from audit.errors import ExitCode, UsageError
@@ -199,19 +199,11 @@ def _write_vsa(
     document = summary_envelope(
         report,
         bundle_file,
-        time_verified=_now(dict(os.environ)),
+        time_verified=reproducible_now(os.environ),
         resource_uri=resource_uri,
         signer=signer,
     )
     write_document(target, document)
-
-
-def _now(env: dict[str, str]) -> datetime:
-    """Now, or SOURCE_DATE_EPOCH when set (reproducible summaries, e.g. in tests)."""
-    epoch = env.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), timezone.utc)
-    return datetime.now(timezone.utc)
 
 
 def _study_decision(report: BundleReport) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from audit.cli._common import echo, emit_json, json_option
+from audit.cli._common import echo, emit_json, json_option, reproducible_now
 from audit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -27,17 +27,6 @@ if TYPE_CHECKING:
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _DIR = click.Path(path_type=Path, file_okay=False)
-
-
-def _now(env: dict[str, str]) -> str:
-    """Now, or SOURCE_DATE_EPOCH when set (reproducible comments, e.g. in tests)."""
-    epoch = env.get("SOURCE_DATE_EPOCH", "")
-    moment = (
-        dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
-        if epoch.isdigit()
-        else dt.datetime.now(dt.timezone.utc)
-    )
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @click.command("publish")
@@ -136,6 +125,7 @@ def publish(
     if str(requests_file) != "-" and not dry_run:
         raise UsageError("--requests goes with --dry-run")
     env = dict(os.environ)
+    stamp = reproducible_now(env).strftime("%Y-%m-%dT%H:%M:%SZ")
     chosen = platform or ("github" if (to_artifact or from_artifact) else None)
     settings = settings_from_environment(
         env,
@@ -156,14 +146,14 @@ def publish(
                 trust_ref=trust_ref,
                 repo=repo or Path.cwd(),
                 at=dt.datetime.now(dt.timezone.utc),
-                timestamp=_now(env),
+                timestamp=stamp,
                 dry_run=dry_run,
             )
     else:
         from audit.publish.prepare import direct_request
 
         assert report is not None
-        request = direct_request(report, gate_file, key, _now(env), dry_run=dry_run)
+        request = direct_request(report, gate_file, key, stamp, dry_run=dry_run)
     return _send(settings, request, env, requests_file, as_json)
 
 
