@@ -95,13 +95,23 @@ def collect_provenance(
             raise ProvenanceError(
                 f"data does not match dvc.lock: {problems[0]}"
                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                hint="run `dvc commit` / `dvc repro` and commit the lock file",
+                hint=_dvc_hint(problems),
             )
         clean = True
     pins = collect_pins(root, lfs_paths, lakefs_uris, lakefs_client)
     hashes |= pins.hashes()
     environment = describe_environment(root, image_digest=image_digest)
     return Provenance(git, allow_dirty, hashes, clean, environment, pins)
+
+
+def _dvc_hint(problems: Sequence[str]) -> str:
+    """What to do: fetch data that is absent (a fresh clone), or record data that changed."""
+    if all(p.endswith((" not in cache", " deleted")) for p in problems):
+        return (
+            "the data is not in this workspace, as in a fresh clone: fetch it with "
+            "`dvc pull`, or `dvc checkout` if the cache holds it"
+        )
+    return "run `dvc commit` / `dvc repro` and commit the lock file"
 
 
 def trial_fingerprint(

@@ -70,6 +70,20 @@ def test_dvc_lock_stage_outputs_and_their_status(study):
         )
 
 
+def test_absent_data_says_to_pull_and_changed_data_to_commit(study):
+    """A fresh clone has no data: the fix is `dvc pull`, not `dvc commit`."""
+    data = study.root / "data" / "train.csv"
+    original = data.read_bytes()
+    data.unlink()
+    with pytest.raises(ProvenanceError, match=r"train\.csv deleted") as absent:
+        collect_provenance(study.root, ["data/train.csv"])
+    assert "`dvc pull`" in str(absent.value.hint)
+    data.write_bytes(original + b"1,2\n")
+    with pytest.raises(ProvenanceError, match=r"train\.csv modified") as changed:
+        collect_provenance(study.root, ["data/train.csv"])
+    assert "`dvc commit`" in str(changed.value.hint)
+
+
 def test_the_early_dvc_check_answers_as_dvc_status(study):
     assert start_dvc_status(study.root, ["data/train.csv"]).result() == []
     with pytest.raises(ProvenanceError, match=r"'data/other\.csv' is not tracked by DVC"):
