@@ -80,15 +80,16 @@ class FakeLakeFS:
 
     def handle(self, request: Request) -> Response:
         query = dict(request.args.items())
+        body = json.loads(request.data) if request.data else None
         self.log.append((request.method, request.path))
-        self.violations += SPEC.check_request(request.method, request.path, query)
+        self.violations += SPEC.check_request(request.method, request.path, query, body)
         expected = "Basic " + base64.b64encode(f"{ACCESS_KEY}:{SECRET_KEY}".encode()).decode()
         if request.headers.get("Authorization") != expected:
-            status, body = 401, {"message": "error authenticating request"}
+            status, answer = 401, {"message": "error authenticating request"}
         else:
-            status, body = self._route(request.path, query)
-        self.violations += SPEC.check_response(request.method, request.path, status, body)
-        return Response(json.dumps(body), status=status, content_type="application/json")
+            status, answer = self._route(request.path, query)
+        self.violations += SPEC.check_response(request.method, request.path, status, answer)
+        return Response(json.dumps(answer), status=status, content_type="application/json")
 
     def _route(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         listing = _OBJECTS_LS.match(path)
