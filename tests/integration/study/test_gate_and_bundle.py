@@ -491,7 +491,9 @@ def test_bundle_from_the_gates_sealed_evidence_equals_the_live_one(study, mlflow
     assert report["passed"], report["findings"]
 
     document = json.loads(sealed.read_text())
-    record = document["records"][0]["record"]
+    # Records are in run-id order; the study's parent run (it has no metrics) may be first.
+    index = next(i for i, r in enumerate(document["records"]) if r["record"]["metrics"])
+    record = document["records"][index]["record"]
     key = sorted(record["metrics"])[0]
     record["metrics"][key][0][2] += 0.1
     sealed.write_text(json.dumps(document))
@@ -505,7 +507,9 @@ def test_bundle_from_the_gates_sealed_evidence_equals_the_live_one(study, mlflow
         check=False,
     )
     assert proc.returncode == 1, proc.stderr
-    assert f"{sealed}:/records/0: recomputed record digest differs from its seal" in proc.stderr
+    assert (
+        f"{sealed}:/records/{index}: recomputed record digest differs from its seal" in proc.stderr
+    )
 
 
 def test_judge_study_is_what_mlaudit_gate_decides(study, mlflow_server, monkeypatch):
