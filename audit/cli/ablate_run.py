@@ -141,8 +141,9 @@ def run(
     edd = load_edd(edd_path)
     check_pinned_digest(edd, expect_digest)
     data = declared_data(edd.document["data"])
-    # The slow checks start now and overlap the approval check and the plan; each is
-    # waited for before any trial starts (a failed one stops the run with no trial run).
+    # The slow checks start now and overlap the approval check and the plan. `dvc status`
+    # may still run while the first trials do: the runner makes no trial's result
+    # durable or public before it passed, and a failure stops the run uncounted.
     preload_grammar()
     dvc = start_dvc_status(root, list(data.dvc))
     try:
@@ -163,7 +164,7 @@ def run(
             image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
             exclude=[out_dir, *([cache] if cache else [])],
             not_code=[edd_path, edd_path.resolve().parent / "approvals"],
-            dvc_check=dvc.result,
+            dvc_pending=True,
         )
         request = RunRequest(
             edd=_edd_record(edd, root),
@@ -188,6 +189,7 @@ def run(
             tracking_uri=tracking_uri,
             runner_python=sys.executable,
             executor_factory=_ray_factory(ray_address) if executor == "ray" else None,
+            data_check=dvc.clean() if data.dvc else None,
         )
         outcome = run_protocol(request)
     finally:
