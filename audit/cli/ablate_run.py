@@ -145,6 +145,10 @@ def run(
     # may still run while the first trials do: the runner makes no trial's result
     # durable or public before it passed, and a failure stops the run uncounted.
     preload_grammar()
+    if tracking_uri:
+        from audit.tracking.client import preload_client
+
+        preload_client()
     dvc = start_dvc_status(root, list(data.dvc))
     try:
         verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
