@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from concurrent import futures
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -150,16 +151,13 @@ def run(
 
         preload_client()
     dvc = start_dvc_status(root, list(data.dvc))
+    cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
+    # Provenance only reads git and files: it runs beside the approval check and the
+    # plan (mostly waiting on git), and its errors still come after theirs.
+    background = futures.ThreadPoolExecutor(1, thread_name_prefix="mlaudit-provenance")
     try:
-        verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
-        if not verification.passed:
-            raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
-        expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
-        if expired:
-            raise ValidationFailed(str(edd_path), expired)
-        plan = build_plan(edd.document, source=str(edd_path))
-        cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
-        provenance = collect_provenance(
+        gathering = background.submit(
+            collect_provenance,
             root,
             data.dvc,
             lfs_paths=data.git_lfs,
@@ -170,6 +168,14 @@ def run(
             not_code=[edd_path, edd_path.resolve().parent / "approvals"],
             dvc_pending=True,
         )
+        verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
+        if not verification.passed:
+            raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
+        expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
+        if expired:
+            raise ValidationFailed(str(edd_path), expired)
+        plan = build_plan(edd.document, source=str(edd_path))
+        provenance = gathering.result()
         request = RunRequest(
             edd=_edd_record(edd, root),
             plan=plan,
@@ -197,6 +203,7 @@ def run(
         )
         outcome = run_protocol(request)
     finally:
+        background.shutdown(wait=False)
         dvc.close()
     _refuse_moved_data(request.provenance, root)
     if outcome.logger is not None:
