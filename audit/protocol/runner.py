@@ -40,6 +40,7 @@ from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
 from audit.protocol.results import (
     RESULTS_NAME,
+    preload_schema_check,
     results_header,
     utc_now,
     write_json,
@@ -407,6 +408,7 @@ class Runner:
         for trial_id in replay.untracked():
             self._track(journal, records[trial_id], catch_up=True)
         pending = [t for t in trials if t.trial_id not in records]
+        preload_schema_check()
         self.watch = FirstTrialWatch(t.arm for t in pending)
         request.progress.start(len(trials), len(trials) - len(pending))
         try:
