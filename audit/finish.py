@@ -82,7 +82,7 @@ def finish(request: FinishRequest, on_step: Step | None = None) -> FinishOutcome
     say("gate")
     evidence, gate = _gate(request, analysis, ledger, checkpoint)
     say("report")
-    reports = {fmt: _report(request, fmt, checkpoint) for fmt in ("md", "html")}
+    reports = _reports(request, checkpoint)
     say("bundle")
     bundle, records = _bundle(request, evidence, checkpoint)
     return FinishOutcome(analysis, gate, checkpoint, bundle, records, reports)
@@ -164,7 +164,8 @@ def _gate(
     return evidence, result
 
 
-def _report(request: FinishRequest, fmt: str, checkpoint: Path | None) -> int:
+def _reports(request: FinishRequest, checkpoint: Path | None) -> dict[str, int]:
+    """report.md and report.html from one read of their inputs (as `report render` reads)."""
     from audit.report import load_inputs, read_gate
     from audit.report import render as render_report
 
@@ -172,10 +173,13 @@ def _report(request: FinishRequest, fmt: str, checkpoint: Path | None) -> int:
     gate_file = request.path("gate")
     gate = read_gate(gate_file)
     inputs.sources["gate"] = str(gate_file)
-    budget = request.budget if fmt == "md" else None
-    text = render_report(inputs, fmt, gate=gate, budget=budget)
-    request.path(f"report_{fmt}").write_text(text, encoding="utf-8")
-    return len(text)
+    sizes = {}
+    for fmt in ("md", "html"):
+        budget = request.budget if fmt == "md" else None
+        text = render_report(inputs, fmt, gate=gate, budget=budget)
+        request.path(f"report_{fmt}").write_text(text, encoding="utf-8")
+        sizes[fmt] = len(text)
+    return sizes
 
 
 def _bundle(

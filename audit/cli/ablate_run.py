@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from concurrent import futures
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -141,20 +142,22 @@ def run(
     edd = load_edd(edd_path)
     check_pinned_digest(edd, expect_digest)
     data = declared_data(edd.document["data"])
-    # The slow checks start now and overlap the approval check and the plan; each is
-    # waited for before any trial starts (a failed one stops the run with no trial run).
+    # The slow checks start now and overlap the approval check and the plan. `dvc status`
+    # may still run while the first trials do: the runner makes no trial's result
+    # durable or public before it passed, and a failure stops the run uncounted.
     preload_grammar()
+    if tracking_uri:
+        from audit.tracking.client import preload_client
+
+        preload_client()
     dvc = start_dvc_status(root, list(data.dvc))
+    cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
+    # Provenance only reads git and files: it runs beside the approval check and the
+    # plan (mostly waiting on git), and its errors still come after theirs.
+    background = futures.ThreadPoolExecutor(1, thread_name_prefix="mlaudit-provenance")
     try:
-        verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
-        if not verification.passed:
-            raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
-        expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
-        if expired:
-            raise ValidationFailed(str(edd_path), expired)
-        plan = build_plan(edd.document, source=str(edd_path))
-        cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
-        provenance = collect_provenance(
+        gathering = background.submit(
+            collect_provenance,
             root,
             data.dvc,
             lfs_paths=data.git_lfs,
@@ -163,8 +166,16 @@ def run(
             image_digest=os.environ.get("MLAUDIT_IMAGE_DIGEST") or None,
             exclude=[out_dir, *([cache] if cache else [])],
             not_code=[edd_path, edd_path.resolve().parent / "approvals"],
-            dvc_check=dvc.result,
+            dvc_pending=True,
         )
+        verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
+        if not verification.passed:
+            raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
+        expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
+        if expired:
+            raise ValidationFailed(str(edd_path), expired)
+        plan = build_plan(edd.document, source=str(edd_path))
+        provenance = gathering.result()
         request = RunRequest(
             edd=_edd_record(edd, root),
             plan=plan,
@@ -188,9 +199,11 @@ def run(
             tracking_uri=tracking_uri,
             runner_python=sys.executable,
             executor_factory=_ray_factory(ray_address) if executor == "ray" else None,
+            data_check=dvc.clean() if data.dvc else None,
         )
         outcome = run_protocol(request)
     finally:
+        background.shutdown(wait=False)
         dvc.close()
     _refuse_moved_data(request.provenance, root)
     if outcome.logger is not None:

@@ -17,22 +17,43 @@ JOURNAL_NAME = "journal.jsonl"
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    """`held=True`: events wait in memory until `release()` writes them (a run whose data
+    check is still out); a journal closed while held writes nothing at all."""
+
+    def __init__(self, path: Path, *, held: bool = False) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        size = os.fstat(self._fd).st_size
+        self._held: list[bytes] | None = [] if held else None
+        self._fd = -1 if held else self._open()
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
         if size:
-            with path.open("rb") as handle:
+            with self.path.open("rb") as handle:
                 handle.seek(size - 1)
                 if handle.read(1) != b"\n":
-                    os.write(self._fd, b"\n")
+                    os.write(fd, b"\n")
+        return fd
+
+    def release(self) -> None:
+        """Write the held events (one write, one fsync) and append directly from now on."""
+        with self._lock:
+            if self._held is None:
+                return
+            self._fd = self._open()
+            os.write(self._fd, b"".join(self._held))
+            os.fsync(self._fd)
+            self._held = None
 
     def append(self, event: dict[str, Any], *, durable: bool = True) -> None:
         line = json.dumps(event, sort_keys=True, separators=(",", ":"), allow_nan=False)
         data = (line + "\n").encode("utf-8")
         with self._lock:
+            if self._held is not None:
+                self._held.append(data)
+                return
             os.write(self._fd, data)
             if durable:
                 os.fsync(self._fd)

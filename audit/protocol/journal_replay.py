@@ -108,9 +108,14 @@ def check_resume(
             )
 
 
-def open_session(path: Path, replay: Replay, identity: Mapping[str, Any]) -> Journal:
-    """Open the journal for appending: the header on a fresh run, then a new session."""
-    journal = Journal(path)
+def open_session(
+    path: Path, replay: Replay, identity: Mapping[str, Any], *, held: bool = False
+) -> Journal:
+    """Open the journal for appending: the header on a fresh run, then a new session.
+
+    `held`: nothing reaches the file before `Journal.release()` (see Journal).
+    """
+    journal = Journal(path, held=held)
     if replay.header is None:
         journal.append({"event": "header", **identity, "created_at": utc_now()})
     journal.append(

@@ -7,7 +7,6 @@ refused: one arm is one configuration.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import math
@@ -34,14 +33,9 @@ def preload_grammar() -> None:
     The import (~0.15 s) then overlaps the approval check's ssh-keygen and git calls;
     the first parse waits for it through the import lock, so nothing changes but time.
     """
-    import threading
+    from audit._preload import preload
 
-    threading.Thread(target=_preload, name="mlaudit-preload-hydra", daemon=True).start()
-
-
-def _preload() -> None:
-    with contextlib.suppress(Exception):  # the real import reports any failure
-        import hydra.core.override_parser.overrides_parser  # noqa: F401
+    preload("hydra.core.override_parser.overrides_parser")
 
 
 @functools.cache

@@ -53,6 +53,14 @@ def validate_results(document: Mapping[str, Any], file: str) -> None:
     check_schema(document, "results", file)
 
 
+def preload_schema_check() -> None:
+    """Import jsonschema in the background while trials run: write_json needs it after
+    the last trial, when nothing else would overlap the import."""
+    from audit._preload import preload
+
+    preload("jsonschema")
+
+
 def write_json(document: Mapping[str, Any], path: Path) -> None:
     """Write results.json through the one atomic writer, checked against its schema first."""
     from audit.documents import write_document

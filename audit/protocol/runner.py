@@ -40,9 +40,9 @@ from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
 from audit.protocol.results import (
     RESULTS_NAME,
+    preload_schema_check,
     results_header,
     utc_now,
-    validate_results,
     write_json,
 )
 from audit.protocol.shards import format_shard, shard_trials
@@ -86,6 +86,10 @@ class RunRequest:
     runner_python: str | None = None  # to say when the trials' python is another one
     # Where trials run (audit.protocol.executor); None: the local pool of `workers`.
     executor_factory: Callable[[RunRequest], Executor] | None = None
+    # A provenance check still running (`dvc status`): it does not gate a trial's start,
+    # so trials may start meanwhile, but no result is journaled, cached, logged or shown
+    # before it has passed; if it fails the run stops and none of its trials counts.
+    data_check: futures.Future[None] | None = None
 
 
 @dataclass
@@ -141,6 +145,7 @@ class Runner:
         self._interrupted: dict[str, dict[str, Any]] = {}  # trial id -> its last `started`
         self.preflight: Preflight | None = None
         self.watch = FirstTrialWatch(())
+        self._data_check: futures.Future[None] | None = None  # set by run()
 
     # -- trial preparation ------------------------------------------------------
     def _trial_dir(self, trial: Trial, root: str = TRIALS_DIR) -> Path:
@@ -301,7 +306,8 @@ class Runner:
                     containment.sweep_submission(event["submission"])
         self._wall_offset = replay.wall_seconds
         self._interrupted = {str(e["trial_id"]): e for e in replay.in_flight}
-        return open_session(path, replay, self._identity()), replay
+        held = self._data_check is not None
+        return open_session(path, replay, self._identity(), held=held), replay
 
     def _identity(self) -> dict[str, Any]:
         """What a resume must match: the journal header's fields (journal_replay.IDENTITY)."""
@@ -317,6 +323,9 @@ class Runner:
         check_plan_fits(self.request.planned_trial_count, self.document["budget"])
         self._check_tracking_for_source()
         self.preflight = self._preflight()
+        self._data_check = self.request.data_check
+        if not self._may_overlap_data_check():
+            self._wait_for_data_check()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.out_dir):
             factory = self.request.executor_factory
@@ -330,6 +339,40 @@ class Runner:
                 self.executor.close()
         outcome.preflight = self.preflight
         return outcome
+
+    # -- a data check still running ---------------------------------------------------
+    def _may_overlap_data_check(self) -> bool:
+        """Trials may start before the data check answers only where nothing they do
+        before finishing is public or left behind: a fresh run in the local pool (killed
+        with mlaudit), metrics from the trial dir (no run opened on the server first)."""
+        return (
+            self._data_check is not None
+            and self.request.executor_factory is None
+            and not self._source().in_trial_run
+            and not (self.out_dir / JOURNAL_NAME).exists()
+        )
+
+    def _wait_for_data_check(self) -> None:
+        """Block until the data check answers; its ProvenanceError stops the run."""
+        check, self._data_check = self._data_check, None
+        if check is not None:
+            check.result()
+
+    def _data_check_pending(self, journal: Journal) -> bool:
+        """Still out: True. Answered: False, the held journal written and the logger
+        opened; a failed check raises (the caller stops the trials)."""
+        if self._data_check is None:
+            return False
+        if not self._data_check.done():
+            return True
+        self._wait_for_data_check()
+        self._publish_run(journal)
+        return False
+
+    def _publish_run(self, journal: Journal) -> None:
+        journal.release()
+        if self.request.logger_factory is not None and self.logger is None:
+            self.logger = self.request.logger_factory(self.header)
 
     def _preflight(self) -> Preflight:
         """Refuse before any trial when the command cannot start; say what will run."""
@@ -350,12 +393,11 @@ class Runner:
     def _run_journaled(self) -> RunOutcome:
         journal, replay = self._open_journal()
         with journal:
-            if self.request.logger_factory is not None:
-                self.logger = self.request.logger_factory(self.header)
+            if self._data_check is None:
+                self._publish_run(journal)
             results = self._execute(journal, replay)
             path = self.out_dir / RESULTS_NAME
-            validate_results(results, str(path))
-            write_json(results, path)
+            write_json(results, path)  # checks the schema before writing
             journal.append({"event": "end", "at": utc_now(), "monotonic_wall": self._stamp()})
         return RunOutcome(results, path, self.logger)
 
@@ -369,6 +411,7 @@ class Runner:
         for trial_id in replay.untracked():
             self._track(journal, records[trial_id], catch_up=True)
         pending = [t for t in trials if t.trial_id not in records]
+        preload_schema_check()
         self.watch = FirstTrialWatch(t.arm for t in pending)
         request.progress.start(len(trials), len(trials) - len(pending))
         try:
@@ -410,13 +453,20 @@ class Runner:
         executor = self._executor()
         running: dict[futures.Future[Started | None], tuple[Trial, str]] = {}
         queue = list(pending)
+        held: list[dict[str, Any]] = []  # finished while the data check was still out
         try:
             while queue or running:
+                self._data_check_pending(journal)  # a failed check stops the run here
                 batch: list[dict[str, Any]] = []
                 self._fill(executor, queue, running, journal, budget, batch)
                 if running:
-                    done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                    waited: set[futures.Future[Any]] = set(running)
+                    if self._data_check is not None:
+                        waited.add(self._data_check)
+                    done, _ = futures.wait(waited, return_when=futures.FIRST_COMPLETED)
                     for future in done:
+                        if future not in running:
+                            continue  # the data check answered
                         trial, fingerprint = running.pop(future)
                         started = future.result()
                         if started is None:  # the wall budget ran out while it queued
@@ -430,21 +480,45 @@ class Runner:
                         batch.append(record)
                     # Workers get their next trial before we wait on the disk.
                     self._fill(executor, queue, running, journal, budget, batch)
-                # Group commit: one fsync makes the whole batch durable, and nobody
-                # (cache, tracking, progress) hears of a trial before that.
-                journal.sync()
-                for record in batch:
-                    records[record["trial_id"]] = record
-                    self._after_finish(journal, record)
-                    if self.watch.observe(record):
-                        self.request.progress.note(str(self.watch.stop_reason))
-                        queue.clear()
-                        self._cancel_queued(running, budget)
+                self._watch(batch, running, queue, budget)
+                if self._data_check_pending(journal):
+                    held += batch  # nobody hears of a trial before the data check passed
+                    continue
+                self._publish(journal, [*held, *batch], records)
+                held = []
+            if self._data_check is not None:
+                self._wait_for_data_check()
+                self._publish_run(journal)
+            self._publish(journal, held, records)
         except BaseException:
             for future in running:
                 future.cancel()
             executor.abort()
             raise
+
+    def _watch(
+        self,
+        batch: list[dict[str, Any]],
+        running: dict[futures.Future[Started | None], tuple[Trial, str]],
+        queue: list[Trial],
+        budget: TrialBudget,
+    ) -> None:
+        """Stop early when the first trial of every arm failed alike (even while held)."""
+        for record in batch:
+            if self.watch.observe(record):
+                self.request.progress.note(str(self.watch.stop_reason))
+                queue.clear()
+                self._cancel_queued(running, budget)
+
+    def _publish(
+        self, journal: Journal, batch: list[dict[str, Any]], records: dict[str, dict[str, Any]]
+    ) -> None:
+        # Group commit: one fsync makes the whole batch durable, and nobody
+        # (cache, tracking, progress) hears of a trial before that.
+        journal.sync()
+        for record in batch:
+            records[record["trial_id"]] = record
+            self._after_finish(journal, record)
 
     def _executor(self) -> Executor:
         assert self.executor is not None, "the executor is opened by run()"

@@ -3,8 +3,9 @@
 Hashes are read from the lock files (plain YAML) so recording them is cheap;
 `dvc status` goes through DVC's Python API, imported only here, with analytics off.
 `start_dvc_status` runs that same check in a child process, so importing DVC and
-building its Repo (most of `ablate run`'s fixed cost) overlaps the approval check and
-the plan; the run waits for its answer before any trial starts.
+building its Repo (most of `ablate run`'s fixed cost) overlaps the approval check, the
+plan and the first trials; the run makes no trial's result durable or public before
+the answer is clean, and a stale workspace stops it with none of its trials counted.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -127,6 +130,26 @@ def dvc_status(root: Path, data_paths: Sequence[str]) -> list[str]:
     return _describe_status(status, root)
 
 
+def require_clean(problems: Sequence[str]) -> None:
+    """Refuse data that does not match dvc.lock (the problems `dvc_status` found)."""
+    if problems:
+        raise ProvenanceError(
+            f"data does not match dvc.lock: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            hint=_dvc_hint(problems),
+        )
+
+
+def _dvc_hint(problems: Sequence[str]) -> str:
+    """What to do: fetch data that is absent (a fresh clone), or record data that changed."""
+    if all(p.endswith((" not in cache", " deleted")) for p in problems):
+        return (
+            "the data is not in this workspace, as in a fresh clone: fetch it with "
+            "`dvc pull`, or `dvc checkout` if the cache holds it"
+        )
+    return "run `dvc commit` / `dvc repro` and commit the lock file"
+
+
 def _shown(target: str, root: Path) -> str:
     """DVC names targets relative to the process's cwd; show them relative to the project."""
     file, colon, stage = target.partition(":")
@@ -180,6 +203,8 @@ class PendingStatus:
         self._root, self._paths = root, list(data_paths)
         package_root = str(Path(__file__).resolve().parents[2])
         self._child: subprocess.Popen[str] | None = None
+        self._waited: subprocess.Popen[str] | None = None  # the child result() waits on
+        self._stopped = False
         if not self._paths:
             return  # nothing DVC-tracked: collect_provenance never asks
         self._child = subprocess.Popen(
@@ -196,7 +221,10 @@ class PendingStatus:
         child, self._child = self._child, None
         if child is None:
             return dvc_status(self._root, self._paths)
+        self._waited = child
         out, _ = child.communicate()
+        if self._stopped:  # close() killed it: no answer, and none is needed any more
+            raise ProvenanceError("dvc status was stopped before it answered (the run ended)")
         try:
             answer = json.loads(out) if child.returncode == 0 else None
         except ValueError:
@@ -207,12 +235,34 @@ class PendingStatus:
             return [str(problem) for problem in answer["problems"]]
         return dvc_status(self._root, self._paths)
 
+    def clean(self) -> futures.Future[None]:
+        """Wait for the answer in a thread: the future fails (ProvenanceError) unless clean.
+
+        The run starts trials meanwhile and publishes none before this has passed.
+        """
+        answer: futures.Future[None] = futures.Future()
+
+        def wait() -> None:
+            try:
+                require_clean(self.result())
+            except BaseException as error:  # handed to whoever waits for the answer
+                answer.set_exception(error)
+            else:
+                answer.set_result(None)
+
+        threading.Thread(target=wait, name="mlaudit-dvc-status", daemon=True).start()
+        return answer
+
     def close(self) -> None:
-        """Stop the child if nobody waited for it (the run stopped before its provenance)."""
+        """Stop the child if its answer is still out (the run stopped before it)."""
         child, self._child = self._child, None
         if child is not None:
             child.kill()
             child.communicate()
+        waited = self._waited
+        if waited is not None and waited.poll() is None:
+            self._stopped = True
+            waited.kill()  # its waiter (clean()'s thread) reports the stop
 
 
 def start_dvc_status(root: Path, data_paths: Sequence[str]) -> PendingStatus:

@@ -14,7 +14,7 @@ from typing import Any
 
 from audit.errors import ProvenanceError
 from audit.provenance._hashing import sha256_json
-from audit.provenance.dvc import data_hashes, dvc_status
+from audit.provenance.dvc import data_hashes, dvc_status, require_clean
 from audit.provenance.environment import Environment, describe_environment
 from audit.provenance.git import GitState, git_state
 from audit.provenance.lakefs import ClientFactory
@@ -67,6 +67,7 @@ def collect_provenance(
     exclude: Sequence[Path] = (),
     not_code: Sequence[Path] = (),
     check_dvc_status: bool = True,
+    dvc_pending: bool = False,
     lfs_paths: Sequence[str] = (),
     lakefs_uris: Sequence[str] = (),
     lakefs_client: ClientFactory | None = None,
@@ -78,6 +79,9 @@ def collect_provenance(
     from beside it); data (dvc.lock, .dvc files) and the environment's lock file
     are the project's own. `dvc_check` answers `dvc status` when it was started earlier
     (audit.provenance.dvc.start_dvc_status); it is waited for here, before any trial.
+    `dvc_pending`: the caller waits for that answer itself (PendingStatus.clean) and
+    keeps the run from publishing anything before it passed; the record says clean,
+    as it is whenever a run's results exist.
     """
     git = git_state(root, exclude=exclude, not_code=not_code)
     if git.dirty and not allow_dirty:
@@ -89,29 +93,15 @@ def collect_provenance(
         )
     hashes = data_hashes(root, data_paths)
     clean: bool | None = None
-    if check_dvc_status and data_paths:
-        problems = dvc_check() if dvc_check is not None else dvc_status(root, data_paths)
-        if problems:
-            raise ProvenanceError(
-                f"data does not match dvc.lock: {problems[0]}"
-                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                hint=_dvc_hint(problems),
-            )
+    if check_dvc_status and data_paths and dvc_pending:
+        clean = True
+    elif check_dvc_status and data_paths:
+        require_clean(dvc_check() if dvc_check is not None else dvc_status(root, data_paths))
         clean = True
     pins = collect_pins(root, lfs_paths, lakefs_uris, lakefs_client)
     hashes |= pins.hashes()
     environment = describe_environment(root, image_digest=image_digest)
     return Provenance(git, allow_dirty, hashes, clean, environment, pins)
-
-
-def _dvc_hint(problems: Sequence[str]) -> str:
-    """What to do: fetch data that is absent (a fresh clone), or record data that changed."""
-    if all(p.endswith((" not in cache", " deleted")) for p in problems):
-        return (
-            "the data is not in this workspace, as in a fresh clone: fetch it with "
-            "`dvc pull`, or `dvc checkout` if the cache holds it"
-        )
-    return "run `dvc commit` / `dvc repro` and commit the lock file"
 
 
 def trial_fingerprint(

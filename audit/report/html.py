@@ -19,6 +19,7 @@ from audit.report.markdown import (
     render_markdown,
     stash_placeholder,
 )
+from audit.report.markdown_html import markdown_to_html
 from audit.report.plots import forest_svg, strip_comments
 from audit.report.verdict import Verdict
 
@@ -80,12 +81,10 @@ def render_html(inputs: ReportInputs, verdict: Verdict | None = None) -> str:
 
     Its headline and title show `verdict` (the gate's result), or "not gated".
     """
-    import markdown
-
     verdict = verdict or Verdict(None)
     options = MarkdownOptions(html_mode=True)
     text = render_markdown(inputs, options, verdict)
-    body = markdown.markdown(text, extensions=["tables"], output_format="html")
+    body = markdown_to_html(text, output_format="html")
     for index, block in enumerate(options.stash):
         body = body.replace(stash_placeholder(index), block, 1)
     body = break_names_at_separators(body)

@@ -75,9 +75,9 @@ def details(summary: str, body: str, options: MarkdownOptions, body_html: str | 
     """A collapsed section; `body_html` (HTML mode only) replaces converting `body`."""
     if options.html_mode:
         if body_html is None:
-            import markdown
+            from audit.report.markdown_html import markdown_to_html
 
-            body_html = markdown.markdown(body, extensions=["tables"])
+            body_html = markdown_to_html(body)
         options.stash.append(f"<details>\n<summary>{summary}</summary>\n{body_html}\n</details>")
         return stash_placeholder(len(options.stash) - 1)
     # The blank lines make GitHub and GitLab parse the body as Markdown.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from audit.report.escape import clean_text
 from audit.report.numbers import as_number, estimate_value
 
 _MAX_ROWS = 40
+# matplotlib's hook that writes each Artist subclass's set() signature and docstring.
+_SET_DOC_HOOK = "_update_set_signature_and_docstring"
 
 
 def _points(comparisons: Sequence[dict[str, Any]]) -> list[tuple[str, float, float, float]]:
@@ -30,11 +33,36 @@ def _points(comparisons: Sequence[dict[str, Any]]) -> list[tuple[str, float, flo
     return points
 
 
+def _import_matplotlib() -> None:
+    """Import the parts of matplotlib a forest plot needs, skipping set()'s help text.
+
+    While its modules load, matplotlib writes a docstring listing every property
+    into the set() method of each of its ~100 Artist classes: about a fifth of
+    its import time, and text a report never shows. Drawing does not use it
+    (set() behaves the same without it), so the hook is a no-op for this import
+    only and is put back after; an already imported matplotlib is left alone.
+    """
+    if "matplotlib.artist" in sys.modules:
+        return
+    from matplotlib.artist import Artist
+
+    hook = Artist.__dict__.get(_SET_DOC_HOOK)
+    if hook is None:  # a matplotlib without the hook: nothing to skip
+        return
+    setattr(Artist, _SET_DOC_HOOK, classmethod(lambda cls: None))
+    try:
+        import matplotlib.backends.backend_svg
+        import matplotlib.figure  # noqa: F401
+    finally:
+        setattr(Artist, _SET_DOC_HOOK, hook)
+
+
 def forest_svg(metric: str, comparisons: Sequence[dict[str, Any]]) -> str | None:
     """One SVG document (no XML prolog) or None when nothing can be plotted."""
     points = _points(comparisons)
     if not points:
         return None
+    _import_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg", force=False)

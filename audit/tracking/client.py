@@ -65,8 +65,7 @@ SEARCH_PAGE = 1000
 TRIAL_WORKERS = 4
 
 
-def connect(uri: str) -> MlflowClient:
-    """An MlflowClient whose own retries are off: ours are bounded and classify errors."""
+def _client_environment() -> None:
     # MLflow reads these per request; its defaults (7 retries, 120 s timeout) would keep
     # a logger hanging for minutes before the spool could take over.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -75,9 +74,26 @@ def connect(uri: str) -> MlflowClient:
     # Checking an uploaded artifact downloads it; a tqdm bar per file would bury the
     # trial lines of `ablate run` and the CI log in carriage returns.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def connect(uri: str) -> MlflowClient:
+    """An MlflowClient whose own retries are off: ours are bounded and classify errors."""
+    _client_environment()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
+
+
+def preload_client() -> None:
+    """Import MLflow's client (~1 s) in a background thread, as `connect` would use it.
+
+    `ablate run --tracking-uri` starts this before its checks: the first trial to log
+    then finds it imported instead of holding the run's scheduling loop for the import.
+    """
+    from audit._preload import preload
+
+    _client_environment()
+    preload("mlflow.tracking")
 
 
 def quote(value: str) -> str:

@@ -261,11 +261,10 @@ def evidence_map_markdown(study: ExportStudy) -> str:
 
 
 def evidence_map_html(study: ExportStudy, markdown_text: str) -> str:
-    import markdown
-
     from audit.report.html import CSP, STYLESHEET
+    from audit.report.markdown_html import markdown_to_html
 
-    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    body = markdown_to_html(markdown_text, output_format="html")
     title = html_text(f"Evidence map: {study.edd_id} v{study.edd_version}", 200)
     return (
         "<!DOCTYPE html>\n"

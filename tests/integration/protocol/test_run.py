@@ -132,9 +132,11 @@ def test_refuses_data_that_no_longer_matches_dvc_lock(study: Study, run_cli, tmp
     assert result.exit_code == 1
     assert "data does not match dvc.lock" in result.stderr
     assert "data/train.csv" in result.stderr
-    # The check overlaps the run's start-up, never its trials: none ran, none is counted.
+    # The check may still run while the first trials do, but none of them is counted:
+    # no results, no journal (a fresh run in this out dir is possible), no cache entry.
     assert not (tmp_path / "out" / "results.json").exists()
-    assert not list((tmp_path / "out").glob("trials/*/*"))
+    assert not (tmp_path / "out" / "journal.jsonl").exists()
+    assert not list((study.root / ".mlaudit" / "cache").glob("**/*.json"))
 
 
 def test_failures_are_recorded_with_reasons(new_study, run_cli, tmp_path):

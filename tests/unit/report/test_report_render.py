@@ -418,3 +418,38 @@ def test_the_report_knows_every_kind_the_gate_gives():
     kinds = load_schema("gate")["$defs"]["rule"]["properties"]["kind"]["enum"]
     assert set(kinds) == set(RULE_KINDS.values())
     assert CLAIMS_KIND in kinds
+
+
+PLOT_IN_FRESH_PROCESS = """
+import sys
+if sys.argv[1] == "imported-first":
+    import matplotlib.figure
+from audit.report.plots import forest_svg
+rows = [{"target": f"c{i}", "metric": "auc", "delta": 0.01 * i,
+         "ci": {"low": -0.01, "high": 0.02 * i}} for i in range(3)]
+svg = forest_svg("auc", rows)
+from matplotlib.artist import Artist
+from matplotlib.lines import Line2D
+hook = Artist.__dict__["_update_set_signature_and_docstring"]
+assert hook.__func__.__module__ == "matplotlib.artist", hook  # matplotlib's own hook is back
+line = Line2D([0], [0])
+line.set(color="red", linewidth=3)  # set() works on an Artist imported without its help text
+assert (line.get_color(), line.get_linewidth()) == ("red", 3)
+sys.stdout.write(svg)
+"""
+
+
+def test_forest_plot_is_the_same_bytes_however_matplotlib_was_imported():
+    """forest_svg skips matplotlib's set() help text while importing it; nothing else changes."""
+    import subprocess
+    import sys
+
+    def plot(mode: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", PLOT_IN_FRESH_PROCESS, mode],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    skipped, normal = plot("skip-help"), plot("imported-first")
+    assert skipped.startswith("<svg")
+    assert skipped == normal
