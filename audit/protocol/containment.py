@@ -155,19 +155,23 @@ def _every_process() -> list[int]:
 
 def _descendants(root: int, proc: Path = Path("/proc")) -> list[int] | None:
     """Every descendant of `root` from the kernel's children lists; None where there are none."""
-    if not (proc / str(root) / "task" / str(root) / "children").exists():
+    base = str(proc)
+    if not os.path.exists(f"{base}/{root}/task/{root}/children"):
         return None
     found: list[int] = []
     pending = [root]
     while pending:
-        tasks = proc / str(pending.pop()) / "task"
+        # Plain strings, not pathlib: this runs after every trial, once per thread of the
+        # runner, and a Ray worker has a score of threads.
+        tasks = f"{base}/{pending.pop()}/task"
         try:
             names = os.listdir(tasks)
         except OSError:  # gone
             continue
         for task in names:
             try:
-                children = [int(c) for c in (tasks / task / "children").read_bytes().split()]
+                with open(f"{tasks}/{task}/children", "rb") as handle:
+                    children = [int(c) for c in handle.read().split()]
             except (OSError, ValueError):
                 continue
             found.extend(children)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.edd.safe_yaml import parse_yaml_bytes
 from audit.errors import ValidationFailed
 
 MAX_BYTES = 1024 * 1024
@@ -102,6 +101,10 @@ def _parse_json(data: bytes) -> Any:
 
 def _parse_yaml(data: bytes, name: str) -> Any:
     # The same hostile-input reader as the EDD: no aliases, depth and size bounded.
+    # Imported here: audit.edd is a package of its own, which a Ray worker reading
+    # JSON metrics never needs to load.
+    from audit.edd.safe_yaml import parse_yaml_bytes
+
     try:
         return parse_yaml_bytes(data, name).value
     except ValidationFailed as failed:

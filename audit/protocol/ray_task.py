@@ -16,7 +16,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ def environment_fingerprint(project_root: str) -> str:
     return sha256_json(describe_environment(Path(project_root), image_digest=image).key)
 
 
+@functools.cache
 def node_record(project_root: str) -> dict[str, Any]:
+    """Where this worker runs; cached per worker process, which never moves node."""
     import ray
 
     context = ray.get_runtime_context()
@@ -50,6 +52,25 @@ def node_record(project_root: str) -> dict[str, Any]:
     }
 
 
+# Threads that run trials, kept across tasks: a worker runs one trial after another,
+# and starting a thread for each costs more than the trial's own bookkeeping.
+_jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_idle = threading.Semaphore(0)  # one token per kept thread waiting for a job
+
+
+def _in_thread(job: Callable[[], None]) -> None:
+    """Run `job` on a kept thread, or a new one when all are busy (a trial outliving its task)."""
+    _jobs.put(job)
+    if not _idle.acquire(blocking=False):
+        threading.Thread(target=_serve, name="trial", daemon=True).start()
+
+
+def _serve() -> None:
+    while True:
+        _jobs.get()()
+        _idle.release()
+
+
 def trial_task(
     spec: TrialSpec, first_attempt: int, deadline: float | None, project_root: str
 ) -> Iterator[dict[str, Any]]:
@@ -57,10 +78,11 @@ def trial_task(
     import ray
 
     # Where it runs travels with the first event: one round trip less per trial.
+    node = node_record(project_root)
     where = {
-        "node": node_record(project_root),
+        "node": dict(node),
         "ray_task_id": ray.get_runtime_context().get_task_id(),
-        "host": socket.gethostname(),
+        "host": node["hostname"],
     }
     if deadline is not None and time.time() >= deadline:
         yield {"kind": "not_started", **where}
@@ -88,7 +110,7 @@ def trial_task(
             events.put({"kind": "error", "reason": f"{type(error).__name__}: {error}"})
 
     # A thread runs the trial so this generator can report each attempt as it starts.
-    threading.Thread(target=run, name="trial", daemon=True).start()
+    _in_thread(run)
     first = True
     while True:
         event = events.get()

@@ -24,7 +24,7 @@ RUNS = {
     "cli_startup": ["--rounds", "1"],
     # Toy synthetic study, one round; the fraud study's figures come from `make bench`.
     "e2e_overhead": ["--study", "synthetic", "--seeds", "2", "--rounds", "1", "--no-targets"],
-    "executor_ray": ["--seeds", "3", "--no-target"],  # starts its own 2-CPU Ray cluster
+    "executor_ray": ["--seeds", "3", "--rounds", "1", "--no-target"],  # starts its own Ray cluster
     "protocol_cache": ["--seeds", "2"],
     "protocol_cpu": ["--seeds", "1", "--work", "0.05"],
     "protocol_dvc_queue": ["--seeds", "1"],

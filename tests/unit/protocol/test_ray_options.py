@@ -42,3 +42,39 @@ def test_run_help_does_not_import_ray():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert "--executor" in proc.stdout
     assert "RAY False" in proc.stdout
+
+
+def test_a_worker_keeps_its_trial_thread_and_adds_one_only_while_a_trial_runs_on():
+    import threading
+    import time
+
+    from audit.protocol import ray_task
+
+    def run(job_blocks: threading.Event | None = None) -> tuple[threading.Thread, threading.Event]:
+        ran, ident = threading.Event(), []
+
+        def job() -> None:
+            ident.append(threading.current_thread())  # not get_ident(): the OS reuses those
+            ran.set()
+            if job_blocks is not None:
+                job_blocks.wait(10)
+
+        ray_task._in_thread(job)
+        assert ran.wait(10)
+        return ident[0], ran
+
+    def idle_again() -> None:  # the thread hands its token back just after its job
+        deadline = time.monotonic() + 10
+        while ray_task._idle._value == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    first, _ = run()
+    idle_again()
+    second, _ = run()
+    assert second is first  # trial after trial on one thread, none started per task
+    idle_again()
+    hold = threading.Event()
+    busy, _ = run(hold)  # a trial that outlives its task keeps its thread ...
+    other, _ = run()  # ... and the next task's trial does not queue behind it
+    hold.set()
+    assert other is not busy
