@@ -37,7 +37,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
-from audit.tracking import triggers
+from audit.tracking import store_batch, triggers
 from audit.tracking.runspec import (
     EXECUTION_KEY_TAG,
     IN_TRIAL_RUN,
@@ -177,18 +177,16 @@ class AppendOnlyTrackingStore(ProducedWrites):
     def _check_writable(self, run_id: str, what: str) -> None:
         # A friendly early answer; the database triggers close the race with a sealer.
         with self.ManagedSessionMaker() as session:
-            seal = _seal_row(session, run_id)
-            status = None
-            if seal is None:
-                status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
-        if seal is not None:
-            raise sealed_refusal(seal, what)
-        if status in run_record.TERMINAL_STATUSES:
-            raise run_ended(str(status), what)
+            _check_writable_in(session, run_id, what)
 
     @contextlib.contextmanager
     def _run_write(self, run_id: str, what: str) -> Iterator[None]:
         self._check_writable(run_id, what)
+        with self._sealed_race(run_id, what):
+            yield
+
+    @contextlib.contextmanager
+    def _sealed_race(self, run_id: str, what: str) -> Iterator[None]:
         try:
             yield
         except MlflowException as error:
@@ -208,9 +206,30 @@ class AppendOnlyTrackingStore(ProducedWrites):
             return super().log_metric(run_id, metric)  # type: ignore[no-untyped-call]
 
     def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
+        batch = _bulk_batch(run_id, metrics, params, tags)
+        if batch is not None:
+            try:
+                with self._sealed_race(run_id, "log_batch"):
+                    return self._log_batch_at_once(run_id, *batch)
+            except MlflowException as error:
+                # A concurrent writer's rows (or a trigger): MLflow's path sorts them out.
+                if not store_batch.integrity_error(error):
+                    raise
+                if triggers.SEALED_MESSAGE in str(error.message):
+                    raise
         with self._run_write(run_id, "log_batch"):
             refuse_store_tags(tags)
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
+
+    def _log_batch_at_once(
+        self, run_id: str, points: list[store_batch.Point], params: list[Any], tags: list[Any]
+    ) -> None:
+        # One transaction: the writable check, the run's state and every row of the batch.
+        with self.ManagedSessionMaker(read_only=False) as session:
+            _check_writable_in(session, run_id, "log_batch")
+            run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
+            self._check_run_is_active(run)  # type: ignore[no-untyped-call]
+            store_batch.write(session, self.db_type, run_id, params, points, tags)
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
         what = "rename" if tag.key == MLFLOW_RUN_NAME else "set_tag"
@@ -536,6 +555,31 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _check_writable_in(session: Any, run_id: str, what: str) -> None:
+    seal = _seal_row(session, run_id)
+    if seal is not None:
+        raise sealed_refusal(seal, what)
+    status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
+    if status in run_record.TERMINAL_STATUSES:
+        raise run_ended(str(status), what)
+
+
+def _bulk_batch(
+    run_id: str, metrics: Any, params: Any, tags: Any
+) -> tuple[list[store_batch.Point], list[Any], list[Any]] | None:
+    """A batch for the one-transaction path, validated; None: MLflow's path, whose checks
+    (the seal first, then store tags, then MLflow's validation) give the error in order."""
+    metrics, params, tags = list(metrics or []), list(params or []), list(tags or [])
+    if not store_batch.covers(metrics, tags):
+        return None
+    try:
+        refuse_store_tags(tags)
+        metrics, params, tags = store_batch.validated(run_id, metrics, params, tags)
+    except MlflowException:
+        return None
+    return store_batch.stored_points(metrics), params, tags
 
 
 def _ended_by_mlaudit(session: Any, run_id: str) -> bool:
