@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy
-from mlflow.entities import RunStatus, RunTag
+from mlflow.entities import RunInfo, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
 from mlflow.store.tracking.dbmodels.models import (
@@ -360,7 +360,9 @@ class AppendOnlyTrackingStore(ProducedWrites):
     ) -> Any:
         status = RunStatus.to_string(run_status) if run_status is not None else None
         what = "rename" if run_name else "reopen"
-        with self._run_write(run_id, what):
+        # No early check in a session of its own: the sealing transaction checks the
+        # seal and the status itself, under the run's lock, and answers the same way.
+        with self._sealed_race(run_id, what):
             for attempt in range(5):
                 try:
                     return self._update_and_seal(run_id, status, end_time, run_name)
@@ -390,7 +392,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
             if status in run_record.TERMINAL_STATUSES and _ended_by_mlaudit(session, run_id):
                 # The trial's script ending its run (end_run, or MLflow's atexit hook): the
                 # run stays open for mlaudit to read back, log the outcome and seal.
-                return run.to_mlflow_entity().info
+                return _run_info(session, run)
             if status is not None:
                 run.status = status
             if end_time is not None:
@@ -404,7 +406,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 self._seal(session, run)
             session.flush()
             session.expire(run)
-            return run.to_mlflow_entity().info
+            return _run_info(session, run)
 
     def _lock_for_write(self, session: Any, run_id: str) -> None:
         if self.db_type == "sqlite":
@@ -555,6 +557,30 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _run_info(session: Any, run: Any) -> RunInfo:
+    """What `run.to_mlflow_entity().info` gives, without loading the run's data to drop it."""
+    info = RunInfo(
+        run_id=run.run_uuid,
+        run_name=run.name,
+        experiment_id=str(run.experiment_id),
+        user_id=run.user_id,
+        status=run.status,
+        start_time=run.start_time,
+        end_time=run.end_time,
+        lifecycle_stage=run.lifecycle_stage,
+        artifact_uri=run.artifact_uri,
+    )
+    if not info.run_name:  # as MLflow: a run without a name takes its name tag's
+        name = (
+            session.query(SqlTag.value)
+            .filter(SqlTag.run_uuid == run.run_uuid, SqlTag.key == MLFLOW_RUN_NAME)
+            .scalar()
+        )
+        if name:
+            info._set_run_name(name)  # type: ignore[no-untyped-call]
+    return info
 
 
 def _check_writable_in(session: Any, run_id: str, what: str) -> None:

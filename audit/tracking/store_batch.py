@@ -95,14 +95,14 @@ def write(
     tags: Sequence[Any],
 ) -> None:
     """Params, metric points, latest values and tags of one run, in the session's transaction."""
-    _insert_params(session, run_id, params)
+    _insert_params(session, dialect, run_id, params)
     if points:
         _insert_points(session, dialect, run_id, points)
         _update_latest(session, dialect, run_id, latest_points(points))
-    _set_tags(session, run_id, tags)
+    _set_tags(session, dialect, run_id, tags)
 
 
-def _insert_params(session: Any, run_id: str, params: Sequence[Any]) -> None:
+def _insert_params(session: Any, dialect: str, run_id: str, params: Sequence[Any]) -> None:
     if not params:
         return
     table = SqlParam.__table__
@@ -127,8 +127,7 @@ def _insert_params(session: Any, run_id: str, params: Sequence[Any]) -> None:
         )
     fresh = [p for p in params if p.key not in existing]
     new = [{"run_uuid": run_id, "key": p.key, "value": p.value} for p in fresh]
-    if new:
-        session.execute(sqlalchemy.insert(table), new)
+    insert_rows(session, dialect, table, new)
 
 
 def _insert_points(session: Any, dialect: str, run_id: str, points: Sequence[Point]) -> None:
@@ -137,19 +136,44 @@ def _insert_points(session: Any, dialect: str, run_id: str, points: Sequence[Poi
         for k, v, t, s, n in points
     ]
     # A point already stored (same key, value, timestamp, step) is skipped, as MLflow does.
-    session.execute(_insert_ignoring_duplicates(dialect, SqlMetric.__table__), rows)
+    insert_rows(session, dialect, SqlMetric.__table__, rows, skip_present=True)
 
 
-def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+def insert_rows(
+    session: Any,
+    dialect: str,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    skip_present: bool = False,
+) -> None:
+    """INSERT many rows in one statement; with `skip_present`, rows whose key is stored are skipped.
 
-        return postgresql_insert(table).on_conflict_do_nothing()
+    On PostgreSQL, one INSERT ... SELECT FROM unnest(arrays): psycopg's executemany
+    would send (and the server plan) one statement per row.
+    """
+    if not rows:
+        return
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(table).on_conflict_do_nothing()
-    raise ValueError(f"mlaudit supports sqlite and postgresql, not {dialect}")
+        statement = sqlite_insert(table)
+        session.execute(statement.on_conflict_do_nothing() if skip_present else statement, rows)
+        return
+    if dialect != "postgresql":
+        raise ValueError(f"mlaudit supports sqlite and postgresql, not {dialect}")
+    postgresql = session.get_bind().dialect
+    quote = postgresql.identifier_preparer.quote
+    columns = list(rows[0])
+    arrays = ", ".join(
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=postgresql)}[])" for name in columns
+    )
+    # Names only from MLflow's table models and this module's row keys, never from a client.
+    into = f"{quote(table.name)} ({', '.join(quote(name) for name in columns)})"
+    text = f"INSERT INTO {into} SELECT * FROM unnest({arrays})"  # noqa: S608
+    if skip_present:
+        text += " ON CONFLICT DO NOTHING"
+    session.execute(sqlalchemy.text(text), {name: [row[name] for row in rows] for name in columns})
 
 
 def _update_latest(session: Any, dialect: str, run_id: str, latest: dict[str, Point]) -> None:
@@ -174,11 +198,10 @@ def _update_latest(session: Any, dialect: str, run_id: str, latest: dict[str, Po
                 .where(table.c.run_uuid == run_id, table.c.key == key)
                 .values(**row)
             )
-    if new:
-        session.execute(sqlalchemy.insert(table), new)
+    insert_rows(session, dialect, table, new)
 
 
-def _set_tags(session: Any, run_id: str, tags: Sequence[Any]) -> None:
+def _set_tags(session: Any, dialect: str, run_id: str, tags: Sequence[Any]) -> None:
     if not tags:
         return
     table = SqlTag.__table__
@@ -199,8 +222,7 @@ def _set_tags(session: Any, run_id: str, tags: Sequence[Any]) -> None:
     new = [
         {"run_uuid": run_id, "key": k, "value": v} for k, v in wanted.items() if k not in present
     ]
-    if new:
-        session.execute(sqlalchemy.insert(table), new)
+    insert_rows(session, dialect, table, new)
 
 
 def integrity_error(error: MlflowException) -> bool:
