@@ -65,6 +65,11 @@ SCHEME_PREFIX = "mlaudit+"
 # pg_advisory_lock(space, key): the space keeps run-creation locks apart from others.
 _KEY_LOCK_SPACE = 0x6D6C61  # "mla"
 _THREAD_LOCK = threading.Lock()
+# Keyed creates under way at once in one server process, on PostgreSQL. Each holds up to
+# three pooled connections (its key's lock, create_run's session, and the experiment
+# lookup inside it); bounded so they can never hold the whole pool (MLflow's default
+# 5 + 10 overflow) while waiting for more, and other requests hold one at a time.
+_CREATES_AT_ONCE = threading.BoundedSemaphore(4)
 
 
 # Refused operations whose first argument names a run: the refusal names its seal.
@@ -304,24 +309,13 @@ class AppendOnlyTrackingStore(ProducedWrites):
 
     @contextlib.contextmanager
     def _creating(self, experiment_id: str, key: RunKey) -> Iterator[None]:
-        # One keyed create per process at a time: on PostgreSQL it holds two pooled
-        # connections (the lock's and create_run's), and many threads each holding one
-        # while waiting for a second would drain the pool and stall every request.
+        if self.db_type == "postgresql":
+            # Creators of one key wait for each other (across server processes too);
+            # creators of different keys go side by side, a few at a time (see above).
+            with _CREATES_AT_ONCE, self._key_lock(experiment_id, key):
+                yield
+            return
         with _THREAD_LOCK:
-            if self.db_type == "postgresql":
-                # A session-level lock on its own connection: held while create_run
-                # commits on another, so the next creator's check sees the committed run.
-                lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
-                params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
-                with self.engine.connect() as connection:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
-                    try:
-                        yield
-                    finally:
-                        connection.execute(
-                            sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params
-                        )
-                return
             # SQLite: the server's workers may be processes; a lock file beside the database.
             database = self.engine.url.database
             if not database or database == ":memory:":
@@ -333,6 +327,19 @@ class AppendOnlyTrackingStore(ProducedWrites):
                     yield
                 finally:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _key_lock(self, experiment_id: str, key: RunKey) -> Iterator[None]:
+        # A session-level lock on its own connection: held while create_run commits on
+        # another, so the next creator of the key sees the committed run.
+        lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
+        params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
+        with self.engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params)
 
     def _run_holding(self, experiment_id: str, key: RunKey) -> str | None:
         query = (
