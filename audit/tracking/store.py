@@ -35,9 +35,9 @@ from mlflow.store.tracking.dbmodels.models import (
 )
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
+from audit.tracking import key_index, store_batch, triggers
 from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
-from audit.tracking import store_batch, triggers
 from audit.tracking.runspec import (
     EXECUTION_KEY_TAG,
     IN_TRIAL_RUN,
@@ -155,6 +155,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
             # Writers queue for the database instead of polling SQLite's busy handler.
             self.ManagedSessionMaker = queued_writes(self.ManagedSessionMaker, WriteQueue(database))
         triggers.ensure_installed(self.engine)
+        key_index.ensure_installed(self.engine)
         type(self).active = self
 
     # -- the allow-list ---------------------------------------------------------
@@ -343,11 +344,11 @@ class AppendOnlyTrackingStore(ProducedWrites):
 
     def _run_holding(self, experiment_id: str, key: RunKey) -> str | None:
         query = (
-            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "  # noqa: S608
             "WHERE r.experiment_id = :e AND r.lifecycle_stage = 'active' "
-            "AND t.key = :k AND t.value = :v"
+            f"AND {key_index.value_match(self.db_type, key.tag)}"
         )
-        params: dict[str, Any] = {"e": int(experiment_id), "k": key.tag, "v": key.value}
+        params: dict[str, Any] = {"e": int(experiment_id), "v": key.value}
         if key.role is not None:
             query += (
                 " AND EXISTS (SELECT 1 FROM tags x WHERE x.run_uuid = r.run_uuid"

@@ -1,8 +1,9 @@
-"""log_batch in one transaction (audit/tracking/store_batch.py) stores what MLflow's store does.
+"""The store's fast paths: log_batch in one transaction (store_batch.py), run-key indexes.
 
 The same batches go to MLflow's own SqlAlchemyStore and to the append-only store, on
 SQLite and on PostgreSQL (skipped with the reason when none answers); every param,
-tag, latest value, metric point and error must read back the same.
+tag, latest value, metric point and error must read back the same. The lookup of a
+run by its idempotency key must find it through the partial index (key_index.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ with warnings.catch_warnings():  # MLflow 3.17's ORM uses a loader SQLAlchemy 2.
     warnings.simplefilter("ignore", DeprecationWarning)
     pytest.importorskip("mlflow.store.tracking.sqlalchemy_store")
 
+import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-from audit.tracking import store_batch
-from audit.tracking.store import AppendOnlyTrackingStore
+from audit.tracking import key_index, store_batch
+from audit.tracking.runspec import TRIAL_KEY_TAG
+from audit.tracking.store import AppendOnlyTrackingStore, RunKey
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
 
@@ -106,20 +109,70 @@ def check_same(ours: AppendOnlyTrackingStore, stock: SqlAlchemyStore) -> None:
     assert read_back(ours, ours_run) == read_back(stock, stock_run)
 
 
-def test_sqlite_batches_read_back_as_mlflow_stores_them(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fast-paths") / "mlflow.db"
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(sqlite_path: Path) -> AppendOnlyTrackingStore:
+    return AppendOnlyTrackingStore(f"mlaudit+sqlite:///{sqlite_path}", str(sqlite_path.parent))
+
+
+@pytest.fixture(scope="module")
+def postgresql_store(
+    postgres_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> AppendOnlyTrackingStore:
+    return AppendOnlyTrackingStore(f"mlaudit+{postgres_uri}", str(tmp_path_factory.mktemp("pg")))
+
+
+def test_sqlite_batches_read_back_as_mlflow_stores_them(
+    sqlite_store: AppendOnlyTrackingStore, sqlite_path: Path
+) -> None:
     # One file for both (each in its own experiment): the schema is created once.
-    ours = AppendOnlyTrackingStore(f"mlaudit+sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path))
-    stock = SqlAlchemyStore(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path))  # type: ignore[no-untyped-call]
-    check_same(ours, stock)
+    stock = SqlAlchemyStore(f"sqlite:///{sqlite_path}", str(sqlite_path.parent))  # type: ignore[no-untyped-call]
+    check_same(sqlite_store, stock)
 
 
 @pytest.mark.postgres
 def test_postgresql_batches_read_back_as_mlflow_stores_them(
-    postgres_uri: str, tmp_path: Path
+    postgresql_store: AppendOnlyTrackingStore, postgres_uri: str, tmp_path: Path
 ) -> None:
-    ours = AppendOnlyTrackingStore(f"mlaudit+{postgres_uri}", str(tmp_path))
     stock = SqlAlchemyStore(postgres_uri, str(tmp_path))  # type: ignore[no-untyped-call]
-    check_same(ours, stock)
+    check_same(postgresql_store, stock)
+
+
+def test_sqlite_lookup_of_a_trial_key_reads_the_index(
+    sqlite_store: AppendOnlyTrackingStore,
+) -> None:
+    experiment = str(sqlite_store.create_experiment(f"keys-{uuid.uuid4().hex}"))
+    tags = [RunTag(TRIAL_KEY_TAG, "arm/0")]
+    run_id = sqlite_store.create_run(experiment, "tester", 1_000, tags, "trial").info.run_id
+    assert sqlite_store._run_holding(experiment, RunKey(TRIAL_KEY_TAG, "arm/0")) == run_id
+    assert sqlite_store._run_holding(experiment, RunKey(TRIAL_KEY_TAG, "arm/1")) is None
+    match = key_index.value_match("sqlite", TRIAL_KEY_TAG)
+    query = f"EXPLAIN QUERY PLAN SELECT t.run_uuid FROM tags t WHERE {match}"
+    with sqlite_store.engine.connect() as connection:
+        plan = " ".join(str(row) for row in connection.execute(sqlalchemy.text(query), {"v": "x"}))
+    assert key_index.INDEXES[TRIAL_KEY_TAG] in plan
+
+
+@pytest.mark.postgres
+def test_postgresql_store_creates_the_run_key_indexes(
+    postgresql_store: AppendOnlyTrackingStore,
+) -> None:
+    with postgresql_store.engine.connect() as connection:
+        names = set(
+            connection.execute(
+                sqlalchemy.text("SELECT indexname FROM pg_indexes WHERE tablename = 'tags'")
+            ).scalars()
+        )
+    assert set(key_index.INDEXES.values()) <= names
+
+
+def test_only_key_tags_have_an_index_match() -> None:
+    with pytest.raises(ValueError, match="not an idempotency key tag"):
+        key_index.value_match("sqlite", "mlflow.runName")
 
 
 def test_the_batches_take_the_one_transaction_path() -> None:
