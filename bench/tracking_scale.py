@@ -209,8 +209,24 @@ def postgres_backend(base: str) -> Iterator[str]:
     try:
         yield f"mlaudit+{prefix}/{name}"
     finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_database(admin, name)
         admin.close()
+
+
+def drop_database(admin: Any, name: str, attempts: int = 5) -> None:
+    """DROP ... WITH (FORCE), retried: it fails while an autovacuum worker (another role's
+    process, which this role may not end) is still in the new database."""
+    import psycopg
+
+    for attempt in range(1, attempts + 1):
+        try:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except psycopg.errors.InsufficientPrivilege as error:
+            if attempt == attempts:
+                print(f"  could not drop the bench database {name}: {error}", file=sys.stderr)
+                return
+            time.sleep(1.0 * attempt)
 
 
 def postgres_available(base: str) -> str | None:

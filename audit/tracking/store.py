@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy
-from mlflow.entities import RunStatus, RunTag
+from mlflow.entities import RunInfo, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
 from mlflow.store.tracking.dbmodels.models import (
@@ -35,9 +35,9 @@ from mlflow.store.tracking.dbmodels.models import (
 )
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
+from audit.tracking import key_index, store_batch, triggers
 from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
-from audit.tracking import triggers
 from audit.tracking.runspec import (
     EXECUTION_KEY_TAG,
     IN_TRIAL_RUN,
@@ -65,6 +65,11 @@ SCHEME_PREFIX = "mlaudit+"
 # pg_advisory_lock(space, key): the space keeps run-creation locks apart from others.
 _KEY_LOCK_SPACE = 0x6D6C61  # "mla"
 _THREAD_LOCK = threading.Lock()
+# Keyed creates under way at once in one server process, on PostgreSQL. Each holds up to
+# three pooled connections (its key's lock, create_run's session, and the experiment
+# lookup inside it); bounded so they can never hold the whole pool (MLflow's default
+# 5 + 10 overflow) while waiting for more, and other requests hold one at a time.
+_CREATES_AT_ONCE = threading.BoundedSemaphore(4)
 
 
 # Refused operations whose first argument names a run: the refusal names its seal.
@@ -150,6 +155,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
             # Writers queue for the database instead of polling SQLite's busy handler.
             self.ManagedSessionMaker = queued_writes(self.ManagedSessionMaker, WriteQueue(database))
         triggers.ensure_installed(self.engine)
+        key_index.ensure_installed(self.engine)
         type(self).active = self
 
     # -- the allow-list ---------------------------------------------------------
@@ -177,18 +183,16 @@ class AppendOnlyTrackingStore(ProducedWrites):
     def _check_writable(self, run_id: str, what: str) -> None:
         # A friendly early answer; the database triggers close the race with a sealer.
         with self.ManagedSessionMaker() as session:
-            seal = _seal_row(session, run_id)
-            status = None
-            if seal is None:
-                status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
-        if seal is not None:
-            raise sealed_refusal(seal, what)
-        if status in run_record.TERMINAL_STATUSES:
-            raise run_ended(str(status), what)
+            _check_writable_in(session, run_id, what)
 
     @contextlib.contextmanager
     def _run_write(self, run_id: str, what: str) -> Iterator[None]:
         self._check_writable(run_id, what)
+        with self._sealed_race(run_id, what):
+            yield
+
+    @contextlib.contextmanager
+    def _sealed_race(self, run_id: str, what: str) -> Iterator[None]:
         try:
             yield
         except MlflowException as error:
@@ -208,9 +212,30 @@ class AppendOnlyTrackingStore(ProducedWrites):
             return super().log_metric(run_id, metric)  # type: ignore[no-untyped-call]
 
     def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
+        batch = _bulk_batch(run_id, metrics, params, tags)
+        if batch is not None:
+            try:
+                with self._sealed_race(run_id, "log_batch"):
+                    return self._log_batch_at_once(run_id, *batch)
+            except MlflowException as error:
+                # A concurrent writer's rows (or a trigger): MLflow's path sorts them out.
+                if not store_batch.integrity_error(error):
+                    raise
+                if triggers.SEALED_MESSAGE in str(error.message):
+                    raise
         with self._run_write(run_id, "log_batch"):
             refuse_store_tags(tags)
             return super().log_batch(run_id, metrics, params, tags)  # type: ignore[no-untyped-call]
+
+    def _log_batch_at_once(
+        self, run_id: str, points: list[store_batch.Point], params: list[Any], tags: list[Any]
+    ) -> None:
+        # One transaction: the writable check, the run's state and every row of the batch.
+        with self.ManagedSessionMaker(read_only=False) as session:
+            _check_writable_in(session, run_id, "log_batch")
+            run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
+            self._check_run_is_active(run)  # type: ignore[no-untyped-call]
+            store_batch.write(session, self.db_type, run_id, params, points, tags)
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
         what = "rename" if tag.key == MLFLOW_RUN_NAME else "set_tag"
@@ -285,24 +310,13 @@ class AppendOnlyTrackingStore(ProducedWrites):
 
     @contextlib.contextmanager
     def _creating(self, experiment_id: str, key: RunKey) -> Iterator[None]:
-        # One keyed create per process at a time: on PostgreSQL it holds two pooled
-        # connections (the lock's and create_run's), and many threads each holding one
-        # while waiting for a second would drain the pool and stall every request.
+        if self.db_type == "postgresql":
+            # Creators of one key wait for each other (across server processes too);
+            # creators of different keys go side by side, a few at a time (see above).
+            with _CREATES_AT_ONCE, self._key_lock(experiment_id, key):
+                yield
+            return
         with _THREAD_LOCK:
-            if self.db_type == "postgresql":
-                # A session-level lock on its own connection: held while create_run
-                # commits on another, so the next creator's check sees the committed run.
-                lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
-                params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
-                with self.engine.connect() as connection:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
-                    try:
-                        yield
-                    finally:
-                        connection.execute(
-                            sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params
-                        )
-                return
             # SQLite: the server's workers may be processes; a lock file beside the database.
             database = self.engine.url.database
             if not database or database == ":memory:":
@@ -315,13 +329,26 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 finally:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _key_lock(self, experiment_id: str, key: RunKey) -> Iterator[None]:
+        # A session-level lock on its own connection: held while create_run commits on
+        # another, so the next creator of the key sees the committed run.
+        lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
+        params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
+        with self.engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params)
+
     def _run_holding(self, experiment_id: str, key: RunKey) -> str | None:
         query = (
-            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "  # noqa: S608
             "WHERE r.experiment_id = :e AND r.lifecycle_stage = 'active' "
-            "AND t.key = :k AND t.value = :v"
+            f"AND {key_index.value_match(self.db_type, key.tag)}"
         )
-        params: dict[str, Any] = {"e": int(experiment_id), "k": key.tag, "v": key.value}
+        params: dict[str, Any] = {"e": int(experiment_id), "v": key.value}
         if key.role is not None:
             query += (
                 " AND EXISTS (SELECT 1 FROM tags x WHERE x.run_uuid = r.run_uuid"
@@ -341,7 +368,9 @@ class AppendOnlyTrackingStore(ProducedWrites):
     ) -> Any:
         status = RunStatus.to_string(run_status) if run_status is not None else None
         what = "rename" if run_name else "reopen"
-        with self._run_write(run_id, what):
+        # No early check in a session of its own: the sealing transaction checks the
+        # seal and the status itself, under the run's lock, and answers the same way.
+        with self._sealed_race(run_id, what):
             for attempt in range(5):
                 try:
                     return self._update_and_seal(run_id, status, end_time, run_name)
@@ -371,7 +400,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
             if status in run_record.TERMINAL_STATUSES and _ended_by_mlaudit(session, run_id):
                 # The trial's script ending its run (end_run, or MLflow's atexit hook): the
                 # run stays open for mlaudit to read back, log the outcome and seal.
-                return run.to_mlflow_entity().info
+                return _run_info(session, run)
             if status is not None:
                 run.status = status
             if end_time is not None:
@@ -385,7 +414,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 self._seal(session, run)
             session.flush()
             session.expire(run)
-            return run.to_mlflow_entity().info
+            return _run_info(session, run)
 
     def _lock_for_write(self, session: Any, run_id: str) -> None:
         if self.db_type == "sqlite":
@@ -536,6 +565,55 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _run_info(session: Any, run: Any) -> RunInfo:
+    """What `run.to_mlflow_entity().info` gives, without loading the run's data to drop it."""
+    info = RunInfo(
+        run_id=run.run_uuid,
+        run_name=run.name,
+        experiment_id=str(run.experiment_id),
+        user_id=run.user_id,
+        status=run.status,
+        start_time=run.start_time,
+        end_time=run.end_time,
+        lifecycle_stage=run.lifecycle_stage,
+        artifact_uri=run.artifact_uri,
+    )
+    if not info.run_name:  # as MLflow: a run without a name takes its name tag's
+        name = (
+            session.query(SqlTag.value)
+            .filter(SqlTag.run_uuid == run.run_uuid, SqlTag.key == MLFLOW_RUN_NAME)
+            .scalar()
+        )
+        if name:
+            info._set_run_name(name)  # type: ignore[no-untyped-call]
+    return info
+
+
+def _check_writable_in(session: Any, run_id: str, what: str) -> None:
+    seal = _seal_row(session, run_id)
+    if seal is not None:
+        raise sealed_refusal(seal, what)
+    status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
+    if status in run_record.TERMINAL_STATUSES:
+        raise run_ended(str(status), what)
+
+
+def _bulk_batch(
+    run_id: str, metrics: Any, params: Any, tags: Any
+) -> tuple[list[store_batch.Point], list[Any], list[Any]] | None:
+    """A batch for the one-transaction path, validated; None: MLflow's path, whose checks
+    (the seal first, then store tags, then MLflow's validation) give the error in order."""
+    metrics, params, tags = list(metrics or []), list(params or []), list(tags or [])
+    if not store_batch.covers(metrics, tags):
+        return None
+    try:
+        refuse_store_tags(tags)
+        metrics, params, tags = store_batch.validated(run_id, metrics, params, tags)
+    except MlflowException:
+        return None
+    return store_batch.stored_points(metrics), params, tags
 
 
 def _ended_by_mlaudit(session: Any, run_id: str) -> bool:
