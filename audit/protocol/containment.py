@@ -179,8 +179,10 @@ def _descendants(root: int, proc: Path = Path("/proc")) -> list[int] | None:
     return found
 
 
-def _holders(needle: bytes, exact: bool, candidates: list[int], variable: str) -> list[int]:
-    """Pids whose environment holds `needle` (`NAME=value`, whole or as a prefix)."""
+def _holders(
+    needles: tuple[bytes, ...], exact: bool, candidates: list[int], variable: str
+) -> list[int]:
+    """Pids whose environment holds one of `needles` (`NAME=value`, whole or as a prefix)."""
     found = []
     for pid in candidates:
         name = str(pid)
@@ -190,7 +192,7 @@ def _holders(needle: bytes, exact: bool, candidates: list[int], variable: str) -
         except OSError:  # gone, or not ours to read
             continue
         if any(
-            item.startswith(needle) and (not exact or len(item) == len(needle))
+            item.startswith(needles) and (not exact or item in needles)
             for item in environ.split(b"\0")
             if item.startswith(variable.encode())
         ):
@@ -204,27 +206,27 @@ def sweep(mark: str, *, exact: bool = True) -> list[int]:
     Repeats until a round finds nobody, so a child forked between two rounds is
     caught in the next; then reaps whatever of them became the runner's child.
     """
-    return _sweep(MARK_VARIABLE, mark, exact, _candidates)
+    return _sweep(MARK_VARIABLE, (mark,), exact, _candidates)
 
 
-def sweep_submission(token: str) -> list[int]:
-    """Kill every process on this machine holding a trial's submission token.
+def sweep_submission(*tokens: str) -> list[int]:
+    """Kill every process on this machine holding one of these trials' submission tokens.
 
     Every process, not the runner's descendants: the trial was started by an engine's
-    worker for a driver that has since died.
+    worker for a driver that has since died. One scan of /proc for all the tokens.
     """
-    return _sweep(SUBMISSION_VARIABLE, token, True, _every_process)
+    return _sweep(SUBMISSION_VARIABLE, tokens, True, _every_process) if tokens else []
 
 
 def _sweep(
-    variable: str, value: str, exact: bool, candidates: Callable[[], list[int]]
+    variable: str, values: Sequence[str], exact: bool, candidates: Callable[[], list[int]]
 ) -> list[int]:
     if not Path("/proc").is_dir():
         return []
-    needle = f"{variable}={value}".encode()
+    needles = tuple(f"{variable}={value}".encode() for value in values)
     killed: list[int] = []
     for _ in range(SWEEP_ROUNDS):
-        holders = _holders(needle, exact, candidates(), variable)
+        holders = _holders(needles, exact, candidates(), variable)
         if not holders:
             break
         for pid in holders:

@@ -301,9 +301,9 @@ class Runner:
             # A process group is ours to kill only on the machine that started it.
             here = socket.gethostname()
             containment.kill_leftovers([e for e in replay.in_flight if e.get("host", here) == here])
-            for event in replay.in_flight:
-                if isinstance(event.get("submission"), str):
-                    containment.sweep_submission(event["submission"])
+            containment.sweep_submission(
+                *(e["submission"] for e in replay.in_flight if isinstance(e.get("submission"), str))
+            )
         self._wall_offset = replay.wall_seconds
         self._interrupted = {str(e["trial_id"]): e for e in replay.in_flight}
         held = self._data_check is not None

@@ -93,10 +93,9 @@ def collect_provenance(
         )
     hashes = data_hashes(root, data_paths)
     clean: bool | None = None
-    if check_dvc_status and data_paths and dvc_pending:
-        clean = True
-    elif check_dvc_status and data_paths:
-        require_clean(dvc_check() if dvc_check is not None else dvc_status(root, data_paths))
+    if check_dvc_status and data_paths:
+        if not dvc_pending:
+            require_clean(dvc_check() if dvc_check is not None else dvc_status(root, data_paths))
         clean = True
     pins = collect_pins(root, lfs_paths, lakefs_uris, lakefs_client)
     hashes |= pins.hashes()
