@@ -146,6 +146,7 @@ class Runner:
         self.preflight: Preflight | None = None
         self.watch = FirstTrialWatch(())
         self._data_check: futures.Future[None] | None = None  # set by run()
+        self._rerun: _Rerun | None = None  # set by _execute when the plan re-runs a trial
 
     # -- trial preparation ------------------------------------------------------
     def _trial_dir(self, trial: Trial, root: str = TRIALS_DIR) -> Path:
@@ -411,6 +412,13 @@ class Runner:
         for trial_id in replay.untracked():
             self._track(journal, records[trial_id], catch_up=True)
         pending = [t for t in trials if t.trial_id not in records]
+        target = Trial(*self.plan.reproducibility, index=-1)
+        if (
+            replay.reproducibility is None
+            and "reproducibility" in self.document
+            and any(t.trial_id == target.trial_id for t in trials)
+        ):
+            self._rerun = _Rerun(target, ReproducibilityRule.from_document(self.document))
         preload_schema_check()
         self.watch = FirstTrialWatch(t.arm for t in pending)
         request.progress.start(len(trials), len(trials) - len(pending))
@@ -419,13 +427,11 @@ class Runner:
         finally:
             request.progress.finish()
         reproducibility = replay.reproducibility
-        target = Trial(*self.plan.reproducibility, index=-1)
-        if (
-            reproducibility is None
-            and "reproducibility" in self.document
-            and any(t.trial_id == target.trial_id for t in trials)
-        ):
-            reproducibility = self._determinism_check(journal, target, records, budget)
+        if self._rerun is not None:
+            if self._rerun.result is None:  # its original never ran (budget, early stop)
+                self._start_rerun(journal, records, budget)
+            assert not self._rerun.running, "a due re-run is started and awaited by _schedule"
+            reproducibility = self._rerun.result
         final = []
         for trial in trials:
             record = records.get(trial.trial_id)
@@ -455,16 +461,19 @@ class Runner:
         queue = list(pending)
         held: list[dict[str, Any]] = []  # finished while the data check was still out
         try:
-            while queue or running:
+            # `held` finished while the data check was out: the loop waits for its answer.
+            while queue or running or held or self._rerun_outstanding(records):
                 self._data_check_pending(journal)  # a failed check stops the run here
                 batch: list[dict[str, Any]] = []
+                self._start_rerun_when_due(journal, records, budget)
                 self._fill(executor, queue, running, journal, budget, batch)
-                if running:
-                    waited: set[futures.Future[Any]] = set(running)
-                    if self._data_check is not None:
-                        waited.add(self._data_check)
+                waited = self._waited(running)
+                if waited:
                     done, _ = futures.wait(waited, return_when=futures.FIRST_COMPLETED)
                     for future in done:
+                        if self._rerun is not None and future is self._rerun.future:
+                            self._finish_rerun(journal, records, budget)
+                            continue
                         if future not in running:
                             continue  # the data check answered
                         trial, fingerprint = running.pop(future)
@@ -486,15 +495,27 @@ class Runner:
                     continue
                 self._publish(journal, [*held, *batch], records)
                 held = []
-            if self._data_check is not None:
+            if self._data_check is not None:  # nothing was left to run
                 self._wait_for_data_check()
                 self._publish_run(journal)
-            self._publish(journal, held, records)
         except BaseException:
             for future in running:
                 future.cancel()
+            if self._rerun is not None and self._rerun.future is not None:
+                self._rerun.future.cancel()
             executor.abort()
             raise
+
+    def _waited(
+        self, running: Mapping[futures.Future[Started | None], tuple[Trial, str]]
+    ) -> set[futures.Future[Any]]:
+        """What the scheduler waits on: trials, the re-run, the data check's answer."""
+        waited: set[futures.Future[Any]] = set(running)
+        if self._rerun is not None and self._rerun.future is not None and self._rerun.running:
+            waited.add(self._rerun.future)
+        if self._data_check is not None:
+            waited.add(self._data_check)
+        return waited
 
     def _watch(
         self,
@@ -533,7 +554,8 @@ class Runner:
         budget: TrialBudget,
         batch: list[dict[str, Any]],
     ) -> None:
-        while queue and len(running) < executor.slots:
+        taken = 1 if self._rerun is not None and self._rerun.running else 0
+        while queue and len(running) + taken < executor.slots:
             trial = queue[0]
             fingerprint = self._fingerprint(trial)
             entry = self.cache.get(fingerprint) if self.cache else None
@@ -643,34 +665,112 @@ class Runner:
         return data
 
     # -- determinism ------------------------------------------------------------------
-    def _determinism_check(
-        self,
-        journal: Journal,
-        target: Trial,
-        records: Mapping[str, Mapping[str, Any]],
-        budget: TrialBudget,
-    ) -> dict[str, Any]:
-        rule = ReproducibilityRule.from_document(self.document)
+    # The re-run joins the pool as soon as its original has succeeded, so it runs beside
+    # the plan's trials instead of alone after them (a worker would idle for its length).
+    def _rerun_outstanding(self, records: Mapping[str, Mapping[str, Any]]) -> bool:
+        """The re-run is due (its original is published) or still running."""
+        rerun = self._rerun
+        return (
+            rerun is not None
+            and rerun.result is None
+            and (rerun.future is not None or rerun.target.trial_id in records)
+        )
+
+    def _start_rerun_when_due(
+        self, journal: Journal, records: Mapping[str, Mapping[str, Any]], budget: TrialBudget
+    ) -> None:
+        rerun = self._rerun
+        if (
+            rerun is not None
+            and rerun.future is None
+            and rerun.result is None
+            and rerun.target.trial_id in records
+        ):
+            self._start_rerun(journal, records, budget)
+
+    def _start_rerun(
+        self, journal: Journal, records: Mapping[str, Mapping[str, Any]], budget: TrialBudget
+    ) -> None:
+        """Submit the re-run, or record why it cannot happen."""
+        rerun = self._rerun
+        assert rerun is not None
+        target = rerun.target
         original = records.get(target.trial_id)
         if original is None or original["status"] != "succeeded":
             reason = f"the original trial {target.trial_id} did not succeed"
-            result = not_rerun(rule, target.arm, target.seed, reason)
-        elif not budget.may_start():
+            self._rerun_ended(journal, not_rerun(rerun.rule, target.arm, target.seed, reason))
+            return
+        if not budget.may_start():
             reason = f"not re-run: {budget.exhausted_reason}"
-            result = not_rerun(rule, target.arm, target.seed, reason)
-        else:
-            budget.take()
-            spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
+            self._rerun_ended(journal, not_rerun(rerun.rule, target.arm, target.seed, reason))
+            return
+        budget.take()
+        spec = self._spec(target, self._trial_dir(target, RERUN_DIR))
+        self.request.progress.note(f"determinism check: re-running {target.trial_id}")
+
+        def prepare(spec: TrialSpec) -> TrialSpec:
             spec = self._logging_into_run(spec, target, rerun=True)
-            self.request.progress.note(f"determinism check: re-running {target.trial_id}")
-            outcome = self._executor().run_one(spec)
-            if spec.trial_run is not None and self.logger is not None:
-                self.logger.end_trial_run(spec.trial_run.run_id, outcome.status)
-            result = rerun_result(rule, target.arm, target.seed, original["metrics"], outcome)
+            rerun.trial_run = spec.trial_run.run_id if spec.trial_run is not None else None
+            return spec
+
+        # Its attempts are not journaled, as before: a resume re-runs it from scratch.
+        rerun.future = self._executor().submit(spec, budget, _Unjournaled(), prepare)
+
+    def _finish_rerun(
+        self, journal: Journal, records: Mapping[str, Mapping[str, Any]], budget: TrialBudget
+    ) -> None:
+        rerun = self._rerun
+        assert rerun is not None
+        assert rerun.future is not None
+        target = rerun.target
+        started = rerun.future.result()
+        if started is None:  # the wall budget ran out while it queued
+            budget.give_back()
+            reason = f"not re-run: {budget.exhausted_reason}"
+            self._rerun_ended(journal, not_rerun(rerun.rule, target.arm, target.seed, reason))
+            return
+        outcome = started.outcome
+        if rerun.trial_run is not None and self.logger is not None:
+            self.logger.end_trial_run(rerun.trial_run, outcome.status)
+        original = records[target.trial_id]["metrics"]
+        self._rerun_ended(
+            journal, rerun_result(rerun.rule, target.arm, target.seed, original, outcome)
+        )
+
+    def _rerun_ended(self, journal: Journal, result: dict[str, Any]) -> None:
+        assert self._rerun is not None
+        self._rerun.result = result
         journal.append(
             {"event": "reproducibility", "result": result, "monotonic_wall": self._stamp()}
         )
-        return result
+
+
+@dataclass
+class _Rerun:
+    """The determinism re-run of one plan trial: submitted once its original succeeded."""
+
+    target: Trial
+    rule: ReproducibilityRule
+    future: futures.Future[Started | None] | None = None
+    trial_run: str | None = None  # metric source mlflow: the run it logs into
+    result: dict[str, Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.future is not None and self.result is None
+
+
+class _Unjournaled:
+    """The re-run's AttemptLog: it keeps no journal of attempts."""
+
+    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
+        pass
+
+    def started(self, start: AttemptStart) -> None:
+        pass
+
+    def lost(self, attempt: int, reason: str, where: Mapping[str, Any]) -> None:
+        pass
 
 
 def run_protocol(request: RunRequest) -> RunOutcome:

@@ -40,7 +40,9 @@ for item in sys.argv[1:]:
         node = node[p]
     node[leaf] = yaml.safe_load(value)
 markers = os.environ.get("STUDY_MARKERS")
-tag = f"{arm}~{seed}~{os.getpid()}"
+# The determinism re-run (its trial dir under reproducibility/) is told apart by a suffix.
+rerun = trial_dir.parent.parent.name == "reproducibility"
+tag = f"{arm}~{seed}~{os.getpid()}" + ("~rerun" if rerun else "")
 if markers:
     pathlib.Path(markers, tag + ".start").touch()
 behaviour = config.get("behaviour", "ok")

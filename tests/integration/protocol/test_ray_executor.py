@@ -236,7 +236,7 @@ def test_a_sigkilled_driver_resumes_without_duplicate_trials_or_runs(
         if len(list(markers.glob("*.blocked"))) >= 2:
             break
         time.sleep(0.02)
-    blocked_markers = [p.name.split("~") for p in markers.glob("*.blocked")]
+    blocked_markers = [p.name.split("~")[:3] for p in markers.glob("*.blocked")]
     blocked = _identities(int(pid.split(".")[0]) for _, _, pid in blocked_markers)
     assert len(blocked) >= 2, "the seed-1 trials never started"
     os.kill(driver.pid, signal.SIGKILL)

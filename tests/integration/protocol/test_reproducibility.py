@@ -47,3 +47,17 @@ def test_a_declared_timing_metric_fails_unless_excluded(new_study, run_cli, tmp_
     assert check["passed"] is True, check["reason"]
     assert check["excluded"] == ["train_seconds"]
     assert check["metrics"]["nested.loss"]["tolerance"] == {"abs": 1e-9, "rel": 0.0}
+
+
+def test_the_rerun_runs_beside_the_plan_not_after_it(new_study, run_cli, tmp_path, markers):
+    # A re-run that waited for every trial would leave a worker idle for its length.
+    document = edd_document(references=[], seeds=[0, 1, 2, 3])
+    document["protocol"]["baseline"]["sleep"] = 0.3
+    study = new_study(document)
+    out = tmp_path / "out"
+    assert run_cli(*study.run_args(out, "--no-cache", "--workers", "2")).exit_code == 0
+    assert _check(out)["passed"] is True
+    [rerun_start] = markers.glob("*~rerun.start")
+    plan_done = [p for p in markers.glob("*.done") if not p.name.endswith("~rerun.done")]
+    assert len(plan_done) == 12
+    assert rerun_start.stat().st_mtime_ns < max(p.stat().st_mtime_ns for p in plan_done)
