@@ -149,7 +149,7 @@ def run(
     if tracking_uri:
         from audit.tracking.client import preload_client
 
-        preload_client()
+        preload_client(tracking_uri)
     dvc = start_dvc_status(root, list(data.dvc))
     cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
     # Provenance only reads git and files: it runs beside the approval check and the

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from audit.errors import TrackingError
 from audit.tracking.record import (
@@ -52,7 +52,12 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
+    from audit.tracking.ledger import RestRun
+    from audit.tracking.rest_tracking import RestTracking
     from audit.tracking.spool import Spool
+
+    Client: TypeAlias = MlflowClient | RestTracking
+    AnyRun: TypeAlias = Run | RestRun
 
 # MLflow's per-request limits for log_batch (mlflow.utils.validation).
 MAX_PARAMS_PER_BATCH = 100
@@ -84,32 +89,48 @@ def connect(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
-def preload_client() -> None:
-    """Import MLflow's client (~1 s) in a background thread, as `connect` would use it.
+def connect_writer(uri: str) -> Client:
+    """The client a RunWriter logs with: REST JSON where MLflow's settings are not needed
+    (audit.tracking.rest_tracking), else MLflow's own."""
+    from audit.tracking.rest import plain_rest
+
+    if plain_rest(uri):
+        from audit.tracking.rest_tracking import RestTracking
+
+        return RestTracking(uri)
+    return connect(uri)
+
+
+def preload_client(uri: str) -> None:
+    """Import the client `connect_writer` will use in a background thread (MLflow's: ~1 s).
 
     `ablate run --tracking-uri` starts this before its checks: the first trial to log
     then finds it imported instead of holding the run's scheduling loop for the import.
     """
     from audit._preload import preload
+    from audit.tracking.rest import plain_rest
 
     _client_environment()
-    preload("mlflow.tracking")
+    preload("requests", "audit.tracking.rest_tracking" if plain_rest(uri) else "mlflow.tracking")
 
 
 def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Run]:
+def search_all(client: Client, experiment_id: str, filter_string: str) -> Iterator[AnyRun]:
     """Every run matching the filter, all lifecycle stages, page by page."""
-    from mlflow.entities import ViewType
+    view_all: Any = "ALL"
+    if not _is_rest(client):
+        from mlflow.entities import ViewType
 
+        view_all = ViewType.ALL
     token: str | None = None
     while True:
         page = client.search_runs(
             [experiment_id],
             filter_string=filter_string,
-            run_view_type=ViewType.ALL,
+            run_view_type=view_all,
             max_results=SEARCH_PAGE,
             page_token=token,
         )
@@ -119,17 +140,23 @@ def search_all(client: MlflowClient, experiment_id: str, filter_string: str) -> 
             return
 
 
-def ensure_experiment(client: MlflowClient, name: str, policy: RetryPolicy) -> str:
-    def find_or_create() -> str:
-        from mlflow.exceptions import MlflowException
+def _is_rest(client: Client) -> bool:
+    from audit.tracking.rest import RestClient
 
+    return isinstance(client, RestClient)
+
+
+def ensure_experiment(client: Client, name: str, policy: RetryPolicy) -> str:
+    from audit.tracking.rest_tracking import error_code
+
+    def find_or_create() -> str:
         found = client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
         try:
             return str(client.create_experiment(name))
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+        except Exception as error:
+            if error_code(error) != "RESOURCE_ALREADY_EXISTS":
                 raise
             # Another logger created it between our lookup and our create.
             again = client.get_experiment_by_name(name)
@@ -148,19 +175,34 @@ class WriteOutcome:
     artifact_uri: str = ""
 
 
-def _batches(spec: RunSpec, extra_tags: Mapping[str, str]) -> Iterator[tuple[list[Any], ...]]:
+def _batches(
+    spec: RunSpec, extra_tags: Mapping[str, str], client: Client
+) -> Iterator[tuple[list[Any], ...]]:
     """Split params, metrics and tags into log_batch calls within MLflow's limits."""
-    from mlflow.entities import Metric, Param, RunTag
+    if _is_rest(client):
+        from audit.tracking.rest_tracking import Point as Metric
+        from audit.tracking.rest_tracking import Value as Param
+    else:
+        from mlflow.entities import Metric, Param  # type: ignore[assignment]
 
     params = [Param(k, v) for k, v in sorted(spec.params.items())]
     metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in spec.metrics]
-    tags = [RunTag(k, v) for k, v in sorted(extra_tags.items())]
+    tags = _tags(client, extra_tags)
     while params or metrics or tags:
         p, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]
         t, tags = tags[:MAX_TAGS_PER_BATCH], tags[MAX_TAGS_PER_BATCH:]
         room = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(p) - len(t))
         m, metrics = metrics[:room], metrics[room:]
         yield p, m, t
+
+
+def _tags(client: Client, items: Mapping[str, str]) -> list[Any]:
+    """Tags as the client sends them: MLflow's entities, or plain key/value pairs."""
+    if _is_rest(client):
+        from audit.tracking.rest_tracking import Value as RunTag
+    else:
+        from mlflow.entities import RunTag  # type: ignore[assignment]
+    return [RunTag(k, v) for k, v in sorted(items.items())]
 
 
 class _KeyTaken(TrackingError):
@@ -170,11 +212,11 @@ class _KeyTaken(TrackingError):
 class RunWriter:
     """Finds or creates, fills and ends runs of one experiment, each exactly once."""
 
-    def __init__(self, client: MlflowClient, experiment_id: str, policy: RetryPolicy) -> None:
+    def __init__(self, client: Client, experiment_id: str, policy: RetryPolicy) -> None:
         self.client = client
         self.experiment_id = experiment_id
         self.policy = policy
-        self._known: dict[str, Run] = {}
+        self._known: dict[str, AnyRun] = {}
         self._opened: dict[str, str] = {}  # key -> run id of runs this writer has opened
         self._prefetched: set[str] = set()
 
@@ -196,7 +238,7 @@ class RunWriter:
                 self._known.setdefault(tags[key_tag], run)
         self._prefetched.add(execution)
 
-    def _search(self, spec: RunSpec) -> Run | None:
+    def _search(self, spec: RunSpec) -> AnyRun | None:
         query = f"tags.`{spec.key_tag}` = {quote(spec.key)}"
         if spec.key_tag == EXECUTION_KEY_TAG:
             query += f" and tags.`{ROLE_TAG}` = 'execution'"
@@ -205,7 +247,7 @@ class RunWriter:
         runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
         return runs[0] if runs else None
 
-    def find(self, spec: RunSpec) -> Run | None:
+    def find(self, spec: RunSpec) -> AnyRun | None:
         if spec.key in self._opened:
             # Opened earlier by this writer (a replayed trial): its current state decides.
             run_id = self._opened[spec.key]
@@ -271,15 +313,15 @@ class RunWriter:
                 if earlier is not None:
                     return str(earlier.info.run_id), str(earlier.info.artifact_uri)
             attempted = True
-            from mlflow.exceptions import MlflowException
+            from audit.tracking.rest_tracking import error_code, error_message
 
             try:
                 run = self.client.create_run(
                     self.experiment_id, start_time=spec.start_time, tags=tags, run_name=spec.name
                 )
-            except MlflowException as error:
-                if error.error_code == "RESOURCE_ALREADY_EXISTS":
-                    raise _KeyTaken(error.message) from error  # one run per key
+            except Exception as error:
+                if error_code(error) == "RESOURCE_ALREADY_EXISTS":
+                    raise _KeyTaken(error_message(error)) from error  # one run per key
                 raise
             return str(run.info.run_id), str(run.info.artifact_uri)
 
@@ -300,7 +342,7 @@ class RunWriter:
             extra = {**spec.tags, **extra}
 
         def log_values() -> None:
-            for params, metrics, tags in _batches(spec, extra):
+            for params, metrics, tags in _batches(spec, extra, self.client):
                 log = functools.partial(
                     self.client.log_batch, run_id, metrics, params, tags, synchronous=True
                 )
@@ -318,19 +360,14 @@ class RunWriter:
         self._end(run_id, spec)
 
     def _end(self, run_id: str, spec: RunSpec) -> None:
-        from mlflow.entities import RunStatus
-
         attempted = False
-        # The store directly: MlflowClient.set_terminated also fetches the run and prints
-        # a "View run" line on stdout, which would corrupt `--json` output.
-        store = self.client._tracking_client.store
 
         def end() -> None:
             nonlocal attempted
             if attempted and self.client.get_run(run_id).info.status in TERMINAL_STATUSES:
                 return  # the earlier attempt ended (and sealed) it
             attempted = True
-            store.update_run_info(run_id, RunStatus.from_string(spec.status), spec.end_time, None)
+            update_run(self.client, run_id, spec.status, spec.end_time)
 
         call_with_retry(end, self.policy, describe=f"{spec.label}: end run")
 
@@ -340,9 +377,7 @@ class RunWriter:
         Artifacts are write-once on the server, so when finishing a run a crashed logger
         left behind, files already there are compared instead of uploaded again.
         """
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        repo = get_artifact_repository(outcome.artifact_uri, tracking_uri=self.client.tracking_uri)
+        repo = self._artifact_repository(outcome.artifact_uri)
         present = self._present(repo, label) if outcome.state == "resumed" else set()
         with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as tmp:
 
@@ -357,13 +392,25 @@ class RunWriter:
                 local = folder / name
                 local.write_bytes(data)
                 call_with_retry(
-                    lambda: repo.log_artifact(str(local), directory or None),  # type: ignore[no-untyped-call]
+                    lambda: repo.log_artifact(str(local), directory or None),
                     self.policy,
                     describe=f"{label}: upload {path}",
                 )
 
             with ThreadPoolExecutor(max_workers=4) as pool:
                 list(pool.map(put, sorted(files.items())))
+
+    def _artifact_repository(self, artifact_uri: str) -> Any:
+        """The run's artifact store: through the server's proxy by REST, else MLflow's."""
+        from audit.tracking.rest_tracking import RestTracking
+
+        if isinstance(self.client, RestTracking):
+            proxied = self.client.artifacts(artifact_uri)
+            if proxied is not None:
+                return proxied
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
 
     def _present(self, repo: Any, label: str) -> set[str]:
         def walk(path: str | None) -> list[str]:
@@ -392,20 +439,40 @@ class RunWriter:
 _DATASET_RACE = ("UNIQUE constraint failed: datasets", "duplicate key value violates unique")
 
 
-def _log_inputs(client: MlflowClient, run_id: str, spec: RunSpec, attempts: int = 3) -> None:
-    from mlflow.exceptions import MlflowException
+def update_run(client: Client, run_id: str, status: str, end_time: int) -> None:
+    """End a run (which seals it) with its status."""
+    from audit.tracking.rest_tracking import RestTracking
+
+    if isinstance(client, RestTracking):
+        client.update_run(run_id, status, end_time)
+        return
+    from mlflow.entities import RunStatus
+
+    # The store directly: MlflowClient.set_terminated also fetches the run and prints
+    # a "View run" line on stdout, which would corrupt `--json` output.
+    store = client._tracking_client.store
+    store.update_run_info(run_id, RunStatus.from_string(status), end_time, None)
+
+
+def _log_inputs(client: Client, run_id: str, spec: RunSpec, attempts: int = 3) -> None:
+    from audit.tracking.rest_tracking import error_message
 
     for attempt in range(1, attempts + 1):
         try:
-            client.log_inputs(run_id, datasets=_dataset_inputs(spec))
+            client.log_inputs(run_id, datasets=_dataset_inputs(spec, client))
             return
-        except MlflowException as error:
-            if attempt == attempts or not any(m in error.message for m in _DATASET_RACE):
+        except Exception as error:
+            if attempt == attempts or not any(m in error_message(error) for m in _DATASET_RACE):
                 raise
 
 
-def _dataset_inputs(spec: RunSpec) -> list[Any]:
-    from mlflow.entities import Dataset, DatasetInput, InputTag
+def _dataset_inputs(spec: RunSpec, client: Client) -> list[Any]:
+    if _is_rest(client):
+        from audit.tracking.ledger import RestDataset as Dataset
+        from audit.tracking.ledger import RestDatasetInput as DatasetInput
+        from audit.tracking.ledger import RestTag as InputTag
+    else:
+        from mlflow.entities import Dataset, DatasetInput, InputTag  # type: ignore[assignment]
 
     return [
         DatasetInput(
@@ -420,7 +487,7 @@ def _content(item: bytes | Path) -> bytes:
     return item if isinstance(item, bytes) else Path(item).read_bytes()
 
 
-def _difference(spec: RunSpec, run: Run, *, partial: bool = False) -> str | None:
+def _difference(spec: RunSpec, run: AnyRun, *, partial: bool = False) -> str | None:
     """First way an existing run differs from what we would log (None: same content).
 
     With `partial`, values not logged yet are fine (a crashed logger stopped early).
@@ -534,7 +601,7 @@ class ProtocolLogger:
     # -- the live path --------------------------------------------------------------
     def _live(self) -> RunWriter:
         if self._writer is None:
-            client = connect(self.uri)
+            client = connect_writer(self.uri)
             experiment_id = ensure_experiment(client, self.experiment, self.policy)
             writer = RunWriter(client, experiment_id, self.policy)
             writer.prefetch(execution_key(self.header))
@@ -604,19 +671,14 @@ class ProtocolLogger:
 
     def end_trial_run(self, run_id: str, status: str) -> None:
         """End (and so seal) a determinism re-run's own run with its status."""
-        from mlflow.entities import RunStatus, RunTag
-
         writer = self._live()
         run_status = {"succeeded": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
 
         def end() -> None:
             if writer.client.get_run(run_id).info.status != "RUNNING":
                 return  # an earlier attempt ended (and sealed) it
-            writer.client.log_batch(run_id, tags=[RunTag(TRIAL_STATUS_TAG, status)])
-            store = writer.client._tracking_client.store
-            store.update_run_info(
-                run_id, RunStatus.from_string(run_status), round(time.time() * 1000), None
-            )
+            writer.client.log_batch(run_id, tags=_tags(writer.client, {TRIAL_STATUS_TAG: status}))
+            update_run(writer.client, run_id, run_status, round(time.time() * 1000))
 
         call_with_retry(end, self.policy, describe=f"end re-run {run_id}")
 

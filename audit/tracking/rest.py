@@ -66,10 +66,15 @@ class RestClient:
         return self._mlflow
 
 
+def plain_rest(uri: str) -> bool:
+    """An http(s) server that needs none of MLflow's connection settings."""
+    plain_http = uri.startswith(("http://", "https://"))
+    return plain_http and not any(os.environ.get(name) for name in MLFLOW_CONNECTION_SETTINGS)
+
+
 def connect_reader(uri: str) -> RestClient | MlflowClient:
     """A client to fetch the ledger with: plain REST when MLflow's settings are not needed."""
-    plain_http = uri.startswith(("http://", "https://"))
-    if plain_http and not any(os.environ.get(name) for name in MLFLOW_CONNECTION_SETTINGS):
+    if plain_rest(uri):
         return RestClient(uri)
     from audit.tracking.client import connect
 

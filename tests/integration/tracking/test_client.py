@@ -242,3 +242,71 @@ def test_a_trial_logged_twice_by_one_logger_is_one_run(mlflow_server, tmp_path):
     assert logger.summary.existing == {"baseline/0": first}
     _, _, runs = _runs(mlflow_server.uri, results["edd"]["id"])
     assert len(runs) == 2  # the parent and one trial
+
+
+def _logged(uri: str, experiment: str) -> dict[str, dict]:
+    """Every run of an experiment as content only: no run or experiment ids, no seal."""
+    client, _, runs = _runs(uri, experiment)
+
+    def files(run_id: str, path: str | None = None) -> list[str]:
+        found = []
+        for info in client.list_artifacts(run_id, path):
+            found += files(run_id, info.path) if info.is_dir else [info.path]
+        return found
+
+    return {
+        run.data.tags["mlflow.runName"]: {
+            "info": (run.info.status, run.info.start_time, run.info.end_time, run.info.user_id),
+            "params": run.data.params,
+            # The parent's id and the seal (sequence, time, digest over the run id) differ.
+            "tags": {
+                k: v
+                for k, v in run.data.tags.items()
+                if k != "mlflow.parentRunId" and not k.startswith("mlaudit.seal")
+            },
+            "history": {
+                key: [
+                    (m.step, m.timestamp, m.value)
+                    for m in client.get_metric_history(run.info.run_id, key)
+                ]
+                for key in run.data.metrics
+            },
+            "inputs": [(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs],
+            "files": sorted(files(run.info.run_id)),
+        }
+        for run in runs
+    }
+
+
+def test_the_rest_writer_logs_what_mlflows_own_client_logs(mlflow_server, tmp_path, monkeypatch):
+    # `ablate run` logs through REST JSON (no MLflow import); a server that needs MLflow's
+    # connection settings gets MLflow's client. Both must leave the same runs behind.
+    from audit.tracking.client import connect_writer
+    from audit.tracking.rest_tracking import RestTracking
+
+    results = make_results(history_steps=4)
+    trial_dir = tmp_path / "trials" / "baseline" / "0"
+    (trial_dir / "sub").mkdir(parents=True)
+    (trial_dir / "metrics.json").write_text('{"score": 0.5}')
+    (trial_dir / "sub" / "model.bin").write_bytes(bytes(range(256)) * 40)
+    logged = {}
+    for kind in ("rest", "mlflow"):
+        if kind == "mlflow":
+            monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")  # no effect on http
+        assert isinstance(connect_writer(mlflow_server.uri), RestTracking) == (kind == "rest")
+        summary = log_results(
+            results,
+            mlflow_server.uri,
+            spool_dir=tmp_path / f"spool-{kind}",
+            analysis={"schema": "x", "decision": {"passed": True}},
+            trials_dir=tmp_path / "trials",
+            experiment=f"parity-{kind}",
+        )
+        assert len(summary.created) == 4
+        logged[kind] = _logged(mlflow_server.uri, f"parity-{kind}")
+    assert len(logged["rest"]) == 5
+    assert "trial/sub/model.bin" in logged["rest"]["baseline/0"]["files"]
+    for name, run in logged["rest"].items():
+        for part, value in run.items():
+            assert value == logged["mlflow"][name][part], (name, part)
+    assert logged["rest"] == logged["mlflow"]

@@ -12,7 +12,9 @@ from audit.tracking.client import (
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     _batches,
+    connect,
 )
+from audit.tracking.rest_tracking import RestTracking
 from audit.tracking.runspec import (
     MetricPoint,
     execution_key,
@@ -147,7 +149,10 @@ def test_parent_run_carries_provenance_and_evidence():
     assert opened.start_time == to_millis("2026-11-20T10:01:00Z")
 
 
-def test_batches_respect_mlflow_request_limits():
+@pytest.mark.parametrize("kind", ["rest", "mlflow"])
+def test_batches_respect_mlflow_request_limits(kind):
+    # Neither client connects before its first request.
+    client = (RestTracking if kind == "rest" else connect)("http://127.0.0.1:9")
     spec = trial_run(HEADER, TRIAL)
     big = type(spec)(
         **{
@@ -156,7 +161,7 @@ def test_batches_respect_mlflow_request_limits():
             "metrics": [MetricPoint("m", float(i), 0, i) for i in range(2500)],
         }
     )
-    batches = list(_batches(big, {f"t{i}": "v" for i in range(150)}))
+    batches = list(_batches(big, {f"t{i}": "v" for i in range(150)}, client))
     for params, metrics, tags in batches:
         assert len(params) <= MAX_PARAMS_PER_BATCH
         assert len(tags) <= 100
