@@ -64,6 +64,7 @@ reader sees at a glance whether artifacts were covered.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -284,6 +285,39 @@ def record_bytes(data: RunRecordInput) -> bytes:
         models=data.models,
         trace_ids=data.trace_ids,
     )
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    """A run's record with one tag's value still open: the bytes around that value.
+
+    JCS orders object members by key and encodes each value on its own, so the record
+    with the tag set to any string is `head + JCS(value) + tail`. The store builds this
+    before it takes the experiment's seal lock and only fills in the sealed tag (whose
+    text names the sequence number) under it.
+    """
+
+    head: bytes
+    tail: bytes
+
+    @classmethod
+    def of(cls, data: RunRecordInput, tag: str) -> PendingRecord | None:
+        """None when the tag cannot be left open (a seal tag, or the marker is not unique)."""
+        import uuid
+
+        if tag.startswith(SEAL_TAG_PREFIX):
+            return None  # left out of the record: there is no value to fill in
+        marker = f"mlaudit-pending-{uuid.uuid4().hex}"
+        record = record_bytes(dataclasses.replace(data, tags={**data.tags, tag: marker}))
+        encoded = _jcs(marker)
+        if record.count(encoded) != 1:
+            return None
+        head, _, tail = record.partition(encoded)
+        return cls(head, tail)
+
+    def record(self, value: str) -> bytes:
+        """The record with the tag set to `value`: `record_bytes` of that very input."""
+        return self.head + _jcs(str(value)) + self.tail
 
 
 def has_outputs(tags: Mapping[str, str]) -> bool:

@@ -36,6 +36,18 @@ QUIET_ENVIRONMENT = {
     "DVC_NO_ANALYTICS": "1",
 }
 
+# MLflow's SQLAlchemy pool for a PostgreSQL store, per server worker, unless the user set
+# these. Its default (5 kept, 10 more on demand) closes every connection beyond the fifth
+# as soon as it is returned, so a study's loggers (dozens of requests at once) make the
+# server open a fresh PostgreSQL session (a forked backend, a SCRAM handshake, cold
+# caches) every request or two; 15 kept covers that load. 25 in all stays above what
+# keyed creates may hold at once (audit/tracking/store.py), and four workers stay
+# within PostgreSQL's default max_connections (100).
+POSTGRES_POOL = {
+    "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "15",
+    "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "10",
+}
+
 
 def free_port(host: str = DEFAULT_HOST) -> int:
     """A TCP port nobody listens on right now (the server binds it a moment later)."""
@@ -78,6 +90,11 @@ def registry_store_uri(backend_store_uri: str) -> str:
         if scheme not in offered:
             return backend_store_uri.removeprefix("mlaudit+")
     return backend_store_uri
+
+
+def plain_scheme(backend_store_uri: str) -> str:
+    """`mlaudit+postgresql://...` -> `postgresql` (driver suffixes kept: `postgresql+psycopg`)."""
+    return backend_store_uri.split(":", 1)[0].removeprefix("mlaudit+")
 
 
 def _sqlite_path(backend_store_uri: str) -> Path | None:
@@ -138,9 +155,14 @@ class ManagedServer:
         ]
 
     def environment(self) -> dict[str, str]:
-        """What the server process gets on top of ours: quiet flags and the store URIs."""
+        """What the server process gets on top of ours: quiet flags, the store URIs and,
+        on PostgreSQL, a connection pool sized for many loggers (what the user set wins)."""
+        pool = {}
+        if plain_scheme(self.backend_store_uri).startswith("postgresql"):
+            pool = {k: v for k, v in POSTGRES_POOL.items() if k not in os.environ}
         return {
             **QUIET_ENVIRONMENT,
+            **pool,
             "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri,
             # The append-only registry when its entry point is installed (it came
             # after the tracking store: an older install still has MLflow's own).

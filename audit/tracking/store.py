@@ -434,6 +434,9 @@ class AppendOnlyTrackingStore(ProducedWrites):
         # lock: concurrent sealers wait on each other only for the seq and the inserts.
         self._digest_models(session, run.run_uuid)
         data = self._record_input(session, run)
+        # The record too, all but the sealed tag's text (it names the seq): under the
+        # lock only that text is encoded and the bytes hashed.
+        pending = run_record.PendingRecord.of(data, run_record.SEALED_TAG)
         if self.db_type == "postgresql":
             key = zlib.crc32(f"mlaudit-seal:{experiment_id}".encode())
             session.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
@@ -447,7 +450,10 @@ class AppendOnlyTrackingStore(ProducedWrites):
         # Written before the digest, so the record covers it (as if read back).
         sealed_text = self._mark_sealed(session, run.run_uuid, int(seq))
         data = dataclasses.replace(data, tags={**data.tags, run_record.SEALED_TAG: sealed_text})
-        digest = run_record.record_sha256(run_record.record_bytes(data))
+        record = (
+            pending.record(sealed_text) if pending is not None else run_record.record_bytes(data)
+        )
+        digest = run_record.record_sha256(record)
         seal = Seal(experiment_id, int(seq), run.run_uuid, digest, int(time.time() * 1000))
         # Tags first: the trigger refuses any row of a run once its seal row exists.
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SEQ_TAG, value=str(seal.seq)))

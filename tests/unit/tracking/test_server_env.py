@@ -1,0 +1,40 @@
+"""What `ManagedServer` hands the `mlflow server` process in its environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.tracking.server import POSTGRES_POOL, ManagedServer
+
+POSTGRES = "mlaudit+postgresql://u:p@127.0.0.1:5432/db"
+
+
+@pytest.fixture(autouse=True)
+def _no_pool_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in POSTGRES_POOL:
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_postgresql_server_keeps_a_pool_for_many_loggers() -> None:
+    env = ManagedServer(backend_store_uri=POSTGRES).environment()
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "15"
+    assert env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "10"
+    assert env["MLFLOW_BACKEND_STORE_URI"] == POSTGRES
+
+
+def test_driver_suffix_is_postgresql_too() -> None:
+    env = ManagedServer(backend_store_uri=POSTGRES.replace("ql:", "ql+psycopg:")).environment()
+    assert env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "15"
+
+
+def test_sqlite_server_gets_no_pool_settings() -> None:
+    env = ManagedServer(backend_store_uri="mlaudit+sqlite:////tmp/x/mlflow.db").environment()
+    assert not set(POSTGRES_POOL) & set(env)
+
+
+def test_the_users_pool_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "3")
+    env = ManagedServer(backend_store_uri=POSTGRES).environment()
+    # Not overridden: the server inherits the user's value from our environment.
+    assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in env
+    assert env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "10"
