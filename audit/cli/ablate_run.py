@@ -118,6 +118,7 @@ def run(
     from audit.protocol.results import approval_rows
     from audit.protocol.runner import RunRequest, run_protocol
     from audit.protocol.shards import parse_shard
+    from audit.protocol.trial import probe_in_background
     from audit.provenance.declared import declared_data
     from audit.provenance.dvc import start_dvc_status
     from audit.provenance.git import repo_root
@@ -146,6 +147,8 @@ def run(
     # may still run while the first trials do: the runner makes no trial's result
     # durable or public before it passed, and a failure stops the run uncounted.
     preload_grammar()
+    if executor == "local":
+        probe_in_background()
     if tracking_uri:
         from audit.tracking.client import preload_client
 
