@@ -109,19 +109,15 @@ def run(
     as_json: bool,
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
-    from audit.edd import load_edd, planned_trial_count, verify_edd
+    # Only what starting `dvc status` needs is imported before it starts: the child's
+    # import of DVC then overlaps the rest of this process's imports too.
+    from audit.edd import load_edd
     from audit.edd.pin import check_pinned_digest, parse_expected_digest
-    from audit.edd.semantics import semantic_problems
     from audit.edd.trust import locate_project
-    from audit.protocol.overrides import preload_grammar
-    from audit.protocol.plan import build_plan
-    from audit.protocol.results import approval_rows
-    from audit.protocol.runner import RunRequest, run_protocol
     from audit.protocol.shards import parse_shard
     from audit.provenance.declared import declared_data
     from audit.provenance.dvc import start_dvc_status
     from audit.provenance.git import repo_root
-    from audit.provenance.record import collect_provenance
 
     shard_range = parse_shard(shard) if shard else None
     if expect_digest is not None:
@@ -145,17 +141,30 @@ def run(
     # The slow checks start now and overlap the approval check and the plan. `dvc status`
     # may still run while the first trials do: the runner makes no trial's result
     # durable or public before it passed, and a failure stops the run uncounted.
-    preload_grammar()
-    if tracking_uri:
-        from audit.tracking.client import preload_client
-
-        preload_client(tracking_uri)
     dvc = start_dvc_status(root, list(data.dvc))
-    cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
-    # Provenance only reads git and files: it runs beside the approval check and the
-    # plan (mostly waiting on git), and its errors still come after theirs.
-    background = futures.ThreadPoolExecutor(1, thread_name_prefix="mlaudit-provenance")
+    background: futures.ThreadPoolExecutor | None = None
     try:
+        from audit.protocol.overrides import preload_grammar
+
+        preload_grammar()
+        from audit.edd import planned_trial_count, verify_edd
+        from audit.edd.semantics import semantic_problems
+        from audit.protocol.plan import build_plan
+        from audit.protocol.results import approval_rows
+        from audit.protocol.runner import RunRequest, run_protocol
+        from audit.protocol.trial import probe_in_background
+        from audit.provenance.record import collect_provenance
+
+        if executor == "local":
+            probe_in_background()
+        if tracking_uri:
+            from audit.tracking.client import preload_client
+
+            preload_client(tracking_uri)
+        cache = None if no_cache else (cache_dir or root / ".mlaudit" / "cache").resolve()
+        # Provenance only reads git and files: it runs beside the approval check and the
+        # plan (mostly waiting on git), and its errors still come after theirs.
+        background = futures.ThreadPoolExecutor(1, thread_name_prefix="mlaudit-provenance")
         gathering = background.submit(
             collect_provenance,
             root,
@@ -203,7 +212,8 @@ def run(
         )
         outcome = run_protocol(request)
     finally:
-        background.shutdown(wait=False)
+        if background is not None:
+            background.shutdown(wait=False)
         dvc.close()
     _refuse_moved_data(request.provenance, root)
     if outcome.logger is not None:

@@ -59,10 +59,20 @@ class Journal:
                 os.fsync(self._fd)
 
     def sync(self) -> None:
-        """Make every event appended so far durable (one fsync for a batch)."""
+        """Make every event appended so far durable (one fsync for a batch).
+
+        The fsync runs outside the lock: a worker journaling that its trial started
+        must not wait on the disk. Whatever was written before the call is covered;
+        the duplicate keeps the descriptor valid should another thread close it meanwhile.
+        """
         with self._lock:
-            if self._fd >= 0:
-                os.fsync(self._fd)
+            if self._fd < 0:
+                return
+            fd = os.dup(self._fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ reason for that one trial to fail, never an exception.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -36,6 +37,7 @@ _BRACKET = re.compile(r"[\[\]{}]")
 class MetricsReading:
     metrics: dict[str, float] | None
     problem: str | None
+    sha256: str | None = None  # of the bytes the metrics were parsed from
 
 
 def printable(text: str, limit: int = 200) -> str:
@@ -131,11 +133,11 @@ def _read_bounded(path: Path, within: Path | None) -> bytes:
     return data
 
 
-def _parse(path: Path, within: Path | None) -> Any:
+def _parse(path: Path, within: Path | None) -> tuple[Any, bytes]:
     data = _read_bounded(path, within)
     if path.suffix.lower() in (".yaml", ".yml"):
-        return _parse_yaml(data, path.name)
-    return _parse_json(data)
+        return _parse_yaml(data, path.name), data
+    return _parse_json(data), data
 
 
 def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, float]) -> str | None:
@@ -167,7 +169,7 @@ def read_metrics(
     if not path.exists() and not path.is_symlink():
         return MetricsReading(None, f"the trial wrote no {path.name}")
     try:
-        document = _parse(path, within)
+        document, data = _parse(path, within)
     except _Unusable as unusable:
         return MetricsReading(None, f"{printable(path.name)}: {printable(str(unusable), 300)}")
     except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as error:
@@ -182,4 +184,5 @@ def read_metrics(
     absent = [name for name in required if name not in flat]
     if absent:
         return MetricsReading(None, f"{path.name} lacks the metric '{absent[0]}'")
-    return MetricsReading(flat, None)
+    # The digest of the very bytes parsed: no second read that could see other bytes.
+    return MetricsReading(flat, None, hashlib.sha256(data).hexdigest())

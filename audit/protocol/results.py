@@ -54,11 +54,12 @@ def validate_results(document: Mapping[str, Any], file: str) -> None:
 
 
 def preload_schema_check() -> None:
-    """Import jsonschema in the background while trials run: write_json needs it after
-    the last trial, when nothing else would overlap the import."""
+    """Import the schema checker in the background while trials run: write_json needs it
+    after the last trial, when nothing else would overlap the import. (jsonschema itself
+    is imported only to word the problems of a document the checker refuses.)"""
     from audit._preload import preload
 
-    preload("jsonschema")
+    preload("audit.edd.schema_check")
 
 
 def write_json(document: Mapping[str, Any], path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import contextlib
 import fcntl
+import functools
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from audit.protocol.journal import JOURNAL_NAME, Journal
 from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
 from audit.protocol.metric_sources import MetricSource
 from audit.protocol.metric_sources.trial_run import with_trial_run
-from audit.protocol.plan import Plan, Trial
+from audit.protocol.plan import Arm, Plan, Trial
 from audit.protocol.preflight import Preflight, check_command
 from audit.protocol.progress import NoProgress, ProgressSink
 from audit.protocol.results import (
@@ -51,6 +52,13 @@ from audit.provenance.record import trial_fingerprint
 
 TRIALS_DIR = "trials"
 RERUN_DIR = "reproducibility"
+
+
+@dataclass(frozen=True)
+class _ArmValues:
+    arm: Arm
+    argv: tuple[str, ...]
+    config_sha256: str
 
 
 class TrialLogger(Protocol):
@@ -147,23 +155,65 @@ class Runner:
         self.watch = FirstTrialWatch(())
         self._data_check: futures.Future[None] | None = None  # set by run()
         self._rerun: _Rerun | None = None  # set by _execute when the plan re-runs a trial
+        # The same for every trial of the run: read from the EDD once, not per trial.
+        self._via = str(self.protocol.get("overrides_via", "argv"))
+        self._arms: dict[str, _ArmValues] = {}
 
     # -- trial preparation ------------------------------------------------------
     def _trial_dir(self, trial: Trial, root: str = TRIALS_DIR) -> Path:
         return self.out_dir / root / trial.arm / str(trial.seed)
 
-    def _spec(self, trial: Trial, trial_dir: Path) -> TrialSpec:
-        arm = self.plan.arm(trial.arm)
-        via = str(self.protocol.get("overrides_via", "argv"))
+    def _arm_values(self, name: str) -> _ArmValues:
+        """What a trial takes from its arm, computed once per arm (hundreds of trials share it)."""
+        values = self._arms.get(name)
+        if values is None:
+            arm = self.plan.arm(name)
+            values = _ArmValues(
+                arm=arm,
+                argv=expand_command(self.plan.command, arm.overrides, via=self._via),
+                config_sha256=arm.config_sha256,
+            )
+            self._arms[name] = values
+        return values
+
+    @functools.cached_property
+    def _spec_constants(self) -> dict[str, Any]:
+        """TrialSpec fields that are the same for every trial of the run."""
         metrics = self.document["metrics"]
         required = [metrics["primary"]["name"]] + [m["name"] for m in metrics.get("secondary", [])]
-        source = MetricSource.from_document(self.document)
+        via = self._via
+        return {
+            "cwd": self.request.project_root / str(self.protocol.get("workdir", ".")),
+            "timeout_seconds": float(self.document["budget"]["trial_timeout_seconds"]),
+            "metrics_file": str(metrics.get("file", "metrics.json")),
+            "required_metrics": tuple(required),
+            "transient_exit_codes": frozenset(self.protocol.get("transient_exit_codes", [])),
+            "max_retries": int(self.protocol.get("max_retries", 0)),
+            "params_file": str(self.protocol.get("params_file", "params.yaml"))
+            if via == "params_file"
+            else None,
+            "metric_source": self._metric_source,
+        }
+
+    @functools.cached_property
+    def _metric_source(self) -> MetricSource:
+        return MetricSource.from_document(self.document)
+
+    @functools.cached_property
+    def _source_env(self) -> dict[str, str]:
+        return self._metric_source.env()
+
+    @functools.cached_property
+    def _edd_id(self) -> str | None:
+        return str(self.request.edd.get("id") or "") or None
+
+    def _spec(self, trial: Trial, trial_dir: Path) -> TrialSpec:
+        values = self._arm_values(trial.arm)
         return TrialSpec(
             trial_id=trial.trial_id,
             arm=trial.arm,
             seed=trial.seed,
-            argv=expand_command(self.plan.command, arm.overrides, via=via),
-            cwd=self.request.project_root / str(self.protocol.get("workdir", ".")),
+            argv=values.argv,
             trial_dir=trial_dir,
             env=trial_env(
                 self.request.base_env,
@@ -171,40 +221,35 @@ class Runner:
                 arm=trial.arm,
                 trial_dir=trial_dir,
                 trial_id=trial.trial_id,
-                edd_id=str(self.request.edd.get("id") or "") or None,
+                edd_id=self._edd_id,
             )
-            | source.env(),
-            timeout_seconds=float(self.document["budget"]["trial_timeout_seconds"]),
-            metrics_file=str(metrics.get("file", "metrics.json")),
-            required_metrics=tuple(required),
-            transient_exit_codes=frozenset(self.protocol.get("transient_exit_codes", [])),
-            max_retries=int(self.protocol.get("max_retries", 0)),
-            params_file=str(self.protocol.get("params_file", "params.yaml"))
-            if via == "params_file"
-            else None,
-            params=arm.config if via == "params_file" else None,
-            metric_source=source,
+            | self._source_env,
+            params=values.arm.config if self._via == "params_file" else None,
+            **self._spec_constants,
         )
 
+    @functools.cached_property
+    def _fingerprint_extra(self) -> dict[str, Any]:
+        return {
+            "workdir": self.protocol.get("workdir", "."),
+            "overrides_via": self._via,
+            "params_file": self.protocol.get("params_file", "params.yaml"),
+            "metrics": self.document["metrics"],
+            **(
+                {"metrics_source": source}
+                if (source := self.protocol.get("metrics_source"))
+                else {}
+            ),
+        }
+
     def _fingerprint(self, trial: Trial) -> str:
-        arm = self.plan.arm(trial.arm)
-        via = str(self.protocol.get("overrides_via", "argv"))
+        values = self._arm_values(trial.arm)
         return trial_fingerprint(
             str(self.request.provenance["fingerprint"]),
-            config_sha256=arm.config_sha256,
+            config_sha256=values.config_sha256,
             seed=trial.seed,
-            command=expand_command(self.plan.command, arm.overrides, via=via),
-            extra={
-                "workdir": self.protocol.get("workdir", "."),
-                "overrides_via": via,
-                "params_file": self.protocol.get("params_file", "params.yaml"),
-                "metrics": self.document["metrics"],
-                **(
-                    {"metrics_source": source}
-                    if (source := self.protocol.get("metrics_source"))
-                    else {}
-                ),
-            },
+            command=values.argv,
+            extra=self._fingerprint_extra,
         )
 
     # -- records ------------------------------------------------------------------
@@ -232,9 +277,10 @@ class Runner:
     def _from_outcome(
         self, trial: Trial, outcome: TrialOutcome, fingerprint: str, started_at: str
     ) -> dict[str, Any]:
+        trial_dir = self._trial_dir(trial)
         # W&B / ClearML runs the trial made itself; recorded only when there are some.
-        foreign = foreign_runs(self._trial_dir(trial))
-        source = {} if outcome.source is None else outcome.source.fields(self._source().kind)
+        foreign = foreign_runs(trial_dir)
+        source = {} if outcome.source is None else outcome.source.fields(self._metric_source.kind)
         return self._record(
             trial,
             status=outcome.status,
@@ -246,13 +292,13 @@ class Runner:
             fingerprint=fingerprint,
             started_at=started_at,
             finished_at=utc_now(),
-            trial_dir=self._trial_dir(trial).relative_to(self.out_dir).as_posix(),
+            trial_dir=trial_dir.relative_to(self.out_dir).as_posix(),
             **({"foreign_runs": foreign} if foreign else {}),
             **source,
         )
 
     def _source(self) -> MetricSource:
-        return MetricSource.from_document(self.document)
+        return self._metric_source
 
     def _check_tracking_for_source(self) -> None:
         if self._source().in_trial_run and (

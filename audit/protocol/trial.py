@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,8 +125,22 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
     return hook
 
 
-@functools.cache
+_PROBE_LOCK = threading.Lock()
+
+
 def _die_with_parent_prefix() -> tuple[str, ...] | None:
+    """The setpriv prefix, probed once per process: parallel first trials wait for that one."""
+    with _PROBE_LOCK:
+        return _setpriv_prefix()
+
+
+def probe_in_background() -> None:
+    """Probe for setpriv while `ablate run` waits on git, not when the first trials start."""
+    threading.Thread(target=_die_with_parent_prefix, name="mlaudit-setpriv", daemon=True).start()
+
+
+@functools.cache
+def _setpriv_prefix() -> tuple[str, ...] | None:
     """argv prefix that sets PR_SET_PDEATHSIG and execs the trial: util-linux's setpriv.
 
     Asking for it with `preexec_fn` instead makes CPython fork the whole runner

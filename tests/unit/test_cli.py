@@ -39,6 +39,21 @@ def test_python_dash_m_works(run_mlaudit):
     assert "mlaudit" in proc.stdout
 
 
+def test_only_the_program_itself_freezes_what_is_alive_before_it_exits(monkeypatch, capsys):
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    assert main_module.main(["--version"]) == 0  # in-process callers (tests) keep their GC
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["mlaudit", "--version"])
+    try:
+        assert main_module.main() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert "mlaudit" in capsys.readouterr().out
+
+
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; from audit.cli.main import main; "

@@ -20,6 +20,8 @@ def file_sha256(path: Path) -> str:
 
 def source_sha256(entry: Mapping[str, Any], histories_sha256: str | None) -> str:
     """One digest over the record entry (kind, files or run id) and, for a run, its histories."""
-    from audit.tracking.runspec import canonical_json
+    # RFC 8785 bytes, as audit.tracking.runspec.canonical_json makes them; rfc8785 itself,
+    # not runspec: the runner computes this after every trial and needs nothing else there.
+    import rfc8785
 
-    return hashlib.sha256(canonical_json([dict(entry), histories_sha256])).hexdigest()
+    return hashlib.sha256(rfc8785.dumps([dict(entry), histories_sha256])).hexdigest()

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from audit.protocol.metric_sources import MetricSource, SourceReading
-from audit.protocol.metric_sources.digest import file_sha256
 from audit.protocol.metrics import read_metrics
 
 
@@ -23,5 +22,7 @@ def read_metrics_file(
                 " into $MLAUDIT_TRIAL_DIR (the trial's own folder, not the working directory)"
             )
         return SourceReading.failed(problem)
-    # read_metrics refused symlinks and paths outside the trial directory already.
-    return SourceReading(reading.metrics, files={source.file: file_sha256(path)})
+    # read_metrics refused symlinks and paths outside the trial directory already, and
+    # hashed the bytes it parsed (the file's sha256, without reading it a second time).
+    assert reading.sha256 is not None
+    return SourceReading(reading.metrics, files={source.file: reading.sha256})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from audit._resources import load_schema
+from audit._resources import check_schema, load_schema
 from audit.edd.safe_yaml import parse_yaml_bytes
 from audit.edd.schema_check import SchemaChecker
 from audit.errors import ValidationFailed, pointer_of
@@ -128,3 +129,42 @@ def test_refuses_schemas_with_unknown_keywords():
         SchemaChecker({"oneOf": [{"type": "string"}]})
     with pytest.raises(ValueError, match="multipleOf"):
         SchemaChecker({"properties": {"a": {"multipleOf": 2}}})
+
+
+RESULTS = json.loads(
+    (Path(__file__).resolve().parents[2] / "fixtures/study/passing/results.json").read_text()
+)
+# One trial record is enough to reach every path of a trial's schema; one comparison
+# reaches the object that refuses unknown fields.
+COMPARISON = {"target": "a", "kind": "component", "candidate_arm": "b", "comparator_arm": "c"}
+RESULTS_ONE_TRIAL = {
+    **RESULTS,
+    "plan": {**RESULTS["plan"], "comparisons": [COMPARISON]},
+    "trials": RESULTS["trials"][:1],
+}
+
+
+def test_agrees_on_a_real_results_document():
+    assert ours(RESULTS, "results") == reference(RESULTS, "results") == Counter()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated(base=RESULTS_ONE_TRIAL, all_paths=[p for p in paths(RESULTS_ONE_TRIAL) if p]))
+def test_agrees_on_mutated_results(document):
+    # check_schema trusts this checker's "no problem" for results.json (audit._resources).
+    assert ours(document, "results") == reference(document, "results")
+
+
+def test_a_refused_results_document_is_worded_by_jsonschema():
+    document = copy.deepcopy(RESULTS_ONE_TRIAL)
+    document["trials"][0]["seed"] = "zero"
+    document["plan"]["comparisons"][0]["surprise"] = 1
+    with pytest.raises(ValidationFailed) as refused:
+        check_schema(document, "results", "results.json")
+    expected = [
+        (pointer_of(e.absolute_path), e.message)
+        for e in Draft202012Validator(load_schema("results")).iter_errors(document)
+    ]
+    assert refused.value.problems == expected
+    assert len(expected) == 2  # the unknown field in jsonschema's words, not "unknown field"
+    assert any("Additional properties are not allowed" in message for _, message in expected)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from audit.protocol.metric_sources import MetricSource, read_source
+from audit.tracking.runspec import canonical_json
 
 
 def _source(kind: str, **declared: Any) -> MetricSource:
@@ -158,7 +159,9 @@ def test_the_metrics_file_is_read_by_digest(tmp_path: Path) -> None:
     assert reading.files == {"metrics.json": digest}
     record = reading.record("metrics_file")
     assert record["files"] == {"metrics.json": digest}
-    assert len(record["sha256"]) == 64
+    # The same RFC 8785 bytes the tracking run spec (and the bundle's check) digest.
+    entry = {"kind": "metrics_file", "files": {"metrics.json": digest}}
+    assert record["sha256"] == hashlib.sha256(canonical_json([entry, None])).hexdigest()
 
 
 def test_a_missing_metrics_file_says_where_it_belongs(tmp_path: Path) -> None:

@@ -148,3 +148,33 @@ def test_a_trial_dies_with_its_runner(tmp_path, way):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(pid)
+
+
+def test_setpriv_is_probed_once_however_many_workers_ask_at_once(monkeypatch):
+    import threading
+
+    probes = []
+    real_run = subprocess.run
+
+    def slow_probe(*args, **kwargs):
+        probes.append(args[0])
+        time.sleep(0.05)  # long enough for every worker to ask while it runs
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(trial_module.subprocess, "run", slow_probe)
+    trial_module._setpriv_prefix.cache_clear()
+    try:
+        answers = []
+        workers = [
+            threading.Thread(target=lambda: answers.append(trial_module._die_with_parent_prefix()))
+            for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        trial_module._setpriv_prefix.cache_clear()
+    assert len(probes) == 1
+    assert len(set(answers)) == 1
+    assert answers[0] is not None
