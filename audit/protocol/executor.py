@@ -47,6 +47,19 @@ class AttemptLog(Protocol):
         """The engine lost the attempt (node or worker died): infrastructure, not the trial."""
 
 
+class NoAttemptLog:
+    """An AttemptLog that journals nothing (the determinism re-run keeps no attempts)."""
+
+    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
+        pass
+
+    def started(self, start: AttemptStart) -> None:
+        pass
+
+    def lost(self, attempt: int, reason: str, where: Mapping[str, Any]) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Started:
     """A trial's final outcome, when it started, and what the executor adds to its record."""

@@ -29,7 +29,7 @@ from typing import Any
 from audit.errors import ExecutorError, UsageError
 from audit.protocol.budget import TrialBudget
 from audit.protocol.containment import SUBMISSION_VARIABLE
-from audit.protocol.executor import AttemptLog, AttemptStart, Prepare, Started
+from audit.protocol.executor import AttemptLog, AttemptStart, NoAttemptLog, Prepare, Started
 from audit.protocol.results import utc_now
 from audit.protocol.trial import TrialOutcome, TrialSpec
 
@@ -126,7 +126,7 @@ class RayExecutor:
         return self._pool.submit(self._drive, spec, budget, log, prepare)
 
     def run_one(self, spec: TrialSpec) -> TrialOutcome:
-        started = self._drive(spec, None, _NoLog())
+        started = self._drive(spec, None, NoAttemptLog())
         assert started is not None  # without a budget every task may start
         return started.outcome
 
@@ -277,17 +277,6 @@ class _Attempt:
     def _close(self, status: str, outcome: TrialOutcome) -> TrialOutcome:
         self.entry.update(outcome=status, reason=outcome.reason)
         return outcome
-
-
-class _NoLog:
-    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
-        pass
-
-    def started(self, start: AttemptStart) -> None:
-        pass
-
-    def lost(self, attempt: int, reason: str, where: Mapping[str, Any]) -> None:
-        pass
 
 
 def _failed(reason: str, attempts: int) -> TrialOutcome:

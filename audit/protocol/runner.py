@@ -30,7 +30,13 @@ from audit.protocol.budget import TrialBudget, check_plan_fits
 from audit.protocol.cache import TrialCache
 from audit.protocol.determinism import ReproducibilityRule, not_rerun, rerun_result
 from audit.protocol.early_stop import FirstTrialWatch
-from audit.protocol.executor import AttemptStart, Executor, LocalExecutor, Started
+from audit.protocol.executor import (
+    AttemptStart,
+    Executor,
+    LocalExecutor,
+    NoAttemptLog,
+    Started,
+)
 from audit.protocol.foreign_runs import foreign_runs
 from audit.protocol.journal import JOURNAL_NAME, Journal
 from audit.protocol.journal_replay import Replay, check_resume, open_session, replay_journal
@@ -760,7 +766,7 @@ class Runner:
             return spec
 
         # Its attempts are not journaled, as before: a resume re-runs it from scratch.
-        rerun.future = self._executor().submit(spec, budget, _Unjournaled(), prepare)
+        rerun.future = self._executor().submit(spec, budget, NoAttemptLog(), prepare)
 
     def _finish_rerun(
         self, journal: Journal, records: Mapping[str, Mapping[str, Any]], budget: TrialBudget
@@ -804,19 +810,6 @@ class _Rerun:
     @property
     def running(self) -> bool:
         return self.future is not None and self.result is None
-
-
-class _Unjournaled:
-    """The re-run's AttemptLog: it keeps no journal of attempts."""
-
-    def submitted(self, attempt: int, token: str, where: Mapping[str, Any]) -> None:
-        pass
-
-    def started(self, start: AttemptStart) -> None:
-        pass
-
-    def lost(self, attempt: int, reason: str, where: Mapping[str, Any]) -> None:
-        pass
 
 
 def run_protocol(request: RunRequest) -> RunOutcome:
