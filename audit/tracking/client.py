@@ -179,14 +179,19 @@ def _batches(
     spec: RunSpec, extra_tags: Mapping[str, str], client: Client
 ) -> Iterator[tuple[list[Any], ...]]:
     """Split params, metrics and tags into log_batch calls within MLflow's limits."""
+    params: list[Any]
+    metrics: list[Any]
     if _is_rest(client):
-        from audit.tracking.rest_tracking import Point as Metric
-        from audit.tracking.rest_tracking import Value as Param
-    else:
-        from mlflow.entities import Metric, Param  # type: ignore[assignment]
+        from audit.tracking.ledger import RestTag
 
-    params = [Param(k, v) for k, v in sorted(spec.params.items())]
-    metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in spec.metrics]
+        # The spec's own points and (key, value) pairs are what the JSON body needs.
+        params = [RestTag(k, v) for k, v in sorted(spec.params.items())]
+        metrics = list(spec.metrics)
+    else:
+        from mlflow.entities import Metric, Param
+
+        params = [Param(k, v) for k, v in sorted(spec.params.items())]
+        metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in spec.metrics]
     tags = _tags(client, extra_tags)
     while params or metrics or tags:
         p, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]
@@ -199,7 +204,7 @@ def _batches(
 def _tags(client: Client, items: Mapping[str, str]) -> list[Any]:
     """Tags as the client sends them: MLflow's entities, or plain key/value pairs."""
     if _is_rest(client):
-        from audit.tracking.rest_tracking import Value as RunTag
+        from audit.tracking.ledger import RestTag as RunTag
     else:
         from mlflow.entities import RunTag  # type: ignore[assignment]
     return [RunTag(k, v) for k, v in sorted(items.items())]

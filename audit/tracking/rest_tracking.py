@@ -36,29 +36,11 @@ class KeyValue(Protocol):
     def value(self) -> Any: ...
 
 
-class MetricPoint(KeyValue, Protocol):
+class PointLike(KeyValue, Protocol):
     @property
     def timestamp(self) -> int: ...
     @property
     def step(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Value:
-    """A param or tag, as log_batch sends it."""
-
-    key: str
-    value: str
-
-
-@dataclass(frozen=True)
-class Point:
-    """One metric point, as log_batch sends it."""
-
-    key: str
-    value: float
-    timestamp: int
-    step: int
 
 
 @dataclass(frozen=True)
@@ -163,7 +145,7 @@ class RestTracking(RestClient):
     def log_batch(
         self,
         run_id: str,
-        metrics: Sequence[MetricPoint] = (),
+        metrics: Sequence[PointLike] = (),
         params: Sequence[KeyValue] = (),
         tags: Sequence[KeyValue] = (),
         synchronous: bool = True,
