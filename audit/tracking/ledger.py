@@ -21,6 +21,7 @@ from audit.tracking import record as run_record
 from audit.tracking.checkpoint import origin_of
 from audit.tracking.merkle import MerkleTree
 from audit.tracking.rest import RestClient, mlflow_client
+from audit.tracking.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -159,8 +160,26 @@ def _resolve_experiment_rest(client: RestClient, experiment: str | None) -> str:
 Call = Callable[..., dict[str, Any]]
 
 
-def _caller(client: MlflowClient | RestClient) -> Call:
-    """`call(endpoint, method, params=..., json=...) -> JSON`: REST, or MLflow's http_request."""
+def _caller(client: MlflowClient | RestClient, policy: RetryPolicy | None = None) -> Call:
+    """`call(endpoint, method, params=..., json=...) -> JSON`: REST, or MLflow's http_request.
+
+    With a policy, each request is retried on its own: a fetch of a large ledger takes
+    minutes, so a budget over the whole fetch would turn its first transient error (a
+    keep-alive connection the server reset) into a failure once the budget had passed.
+    """
+    call = _plain_caller(client)
+    if policy is None:
+        return call
+
+    def retried(endpoint: str, method: str = "GET", **kwargs: Any) -> dict[str, Any]:
+        return call_with_retry(
+            lambda: call(endpoint, method, **kwargs), policy, describe=f"{method} {endpoint}"
+        )
+
+    return retried
+
+
+def _plain_caller(client: MlflowClient | RestClient) -> Call:
     if isinstance(client, RestClient):
         return client.call
     from mlflow.utils.rest_utils import http_request, verify_rest_response
@@ -177,7 +196,10 @@ def _caller(client: MlflowClient | RestClient) -> Call:
 
 
 def fetch_histories(
-    client: MlflowClient | RestClient, runs: Sequence[Run | RestRun], workers: int = 8
+    client: MlflowClient | RestClient,
+    runs: Sequence[Run | RestRun],
+    workers: int = 8,
+    policy: RetryPolicy | None = None,
 ) -> dict[str, dict[str, list[tuple[int, int, float]]]]:
     """Full metric histories of many runs: one bulk request per metric key and 100 runs."""
     by_key: dict[str, list[str]] = {}
@@ -190,7 +212,7 @@ def fetch_histories(
         for i in range(0, len(run_ids), HISTORY_RUNS_PER_REQUEST)
     ]
     histories: dict[str, dict[str, list[tuple[int, int, float]]]] = {}
-    call = _caller(client)
+    call = _caller(client, policy)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for points in pool.map(lambda job: _bulk_history(call, *job), jobs):
             for run_id, key, point in points:
@@ -323,9 +345,11 @@ class RestRun:
 SEARCH_ENDPOINT = "/api/2.0/mlflow/runs/search"
 
 
-def search_pages(client: MlflowClient | RestClient, experiment_id: str) -> Iterator[list[RestRun]]:
+def search_pages(
+    client: MlflowClient | RestClient, experiment_id: str, policy: RetryPolicy | None = None
+) -> Iterator[list[RestRun]]:
     """Every run of an experiment, all lifecycle stages, page by page from the JSON API."""
-    call = _caller(client)
+    call = _caller(client, policy)
     token: str | None = None
     while True:
         body: dict[str, Any] = {
@@ -346,9 +370,9 @@ History = dict[str, list[tuple[int, int, float]]]
 
 
 def _page_records(
-    client: MlflowClient | RestClient, page: list[RestRun]
+    client: MlflowClient | RestClient, page: list[RestRun], policy: RetryPolicy
 ) -> tuple[dict[str, History], dict[str, bytes]]:
-    histories = fetch_histories(client, page, workers=1)
+    histories = fetch_histories(client, page, workers=1, policy=policy)
     records = {
         run.info.run_id: _record(client, run, histories.get(run.info.run_id, {})) for run in page
     }
@@ -356,34 +380,31 @@ def _page_records(
 
 
 def fetch_ledger(
-    client: MlflowClient | RestClient, tracking_uri: str, experiment_id: str
+    client: MlflowClient | RestClient,
+    tracking_uri: str,
+    experiment_id: str,
+    policy: RetryPolicy | None = None,
 ) -> Ledger:
     """Every run of the experiment (deleted ones too), histories, records, leaves.
 
     Pipelined: while the next page of runs is being listed, the histories of the
     pages already listed are fetched and their records recomputed, so listing,
-    history requests and hashing overlap instead of adding up.
+    history requests and hashing overlap instead of adding up. Each request is
+    retried on its own under `policy` (default: RetryPolicy()).
     """
-    from audit.tracking.retry import RetryPolicy, call_with_retry
-
-    policy = RetryPolicy()
-
-    def fetch() -> tuple[list[RestRun], dict[str, History], dict[str, bytes]]:
-        runs: list[RestRun] = []
-        histories: dict[str, History] = {}
-        records: dict[str, bytes] = {}
-        with ThreadPoolExecutor(max_workers=PAGE_WORKERS) as pool:
-            jobs = []
-            for page in search_pages(client, experiment_id):
-                runs.extend(page)
-                jobs.append(pool.submit(_page_records, client, page))
-            for job in jobs:
-                page_histories, page_records = job.result()
-                histories.update(page_histories)
-                records.update(page_records)
-        return runs, histories, records
-
-    runs, histories, records = call_with_retry(fetch, policy, describe="fetch sealed runs")
+    policy = policy or RetryPolicy()
+    runs: list[RestRun] = []
+    histories: dict[str, History] = {}
+    records: dict[str, bytes] = {}
+    with ThreadPoolExecutor(max_workers=PAGE_WORKERS) as pool:
+        jobs = []
+        for page in search_pages(client, experiment_id, policy):
+            runs.extend(page)
+            jobs.append(pool.submit(_page_records, client, page, policy))
+        for job in jobs:
+            page_histories, page_records = job.result()
+            histories.update(page_histories)
+            records.update(page_records)
     leaves: list[Leaf] = []
     for run in runs:
         tags = run.data.tags

@@ -206,6 +206,27 @@ def test_server_errors_are_retried_without_duplicates(mlflow_server, tmp_path):
     _exactly_once(mlflow_server.uri, results["edd"]["id"], results)
 
 
+def test_a_transient_error_while_fetching_the_ledger_costs_one_request(mlflow_server, tmp_path):
+    # The fetch of a 10,000-run ledger takes minutes: a retry over the whole fetch would
+    # repeat it all, and once its budget had passed, one reset connection was fatal.
+    results = make_results(seeds=(0, 1, 2))
+    log_results(results, mlflow_server.uri, spool_dir=tmp_path / "spool")
+    with FlakyProxy(mlflow_server.uri) as proxy:
+        client = connect(proxy.uri)
+        experiment_id = resolve_experiment(client, results["edd"]["id"])
+        before = proxy.requests
+        clean = fetch_ledger(client, proxy.uri, experiment_id)
+        requests_per_fetch = proxy.requests - before
+        assert requests_per_fetch > 2  # a listing page and history requests at least
+        for k in range(1, requests_per_fetch + 1):  # whichever request meets the error
+            before = proxy.requests
+            proxy.fail_request(k)
+            ledger = fetch_ledger(client, proxy.uri, experiment_id)
+            assert proxy.requests - before == requests_per_fetch + 1, k
+            assert ledger.leaves == clean.leaves
+            assert ledger.records == clean.records
+
+
 def test_logger_returns_to_the_server_after_an_outage(mlflow_server, tmp_path):
     results = make_results(seeds=(0, 1, 2))
     now = [0.0]

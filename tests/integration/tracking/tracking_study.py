@@ -146,6 +146,7 @@ class FlakyProxy:
     """A loopback HTTP proxy in front of the real server that can answer 503 or vanish.
 
     `fail_next(n)` makes the next n requests fail with 503 (a server-side error);
+    `fail_request(k)` makes only the k-th request from now fail with 503;
     `down = True` makes every request fail, like an outage. Otherwise it forwards.
     """
 
@@ -156,18 +157,22 @@ class FlakyProxy:
         import requests
 
         self.upstream = upstream.rstrip("/")
+        self.lock = threading.Lock()  # history requests arrive from several threads
         self.down = False
         self.failures_left = 0
         self.requests = 0
+        self.failing_request: int | None = None
         session = requests.Session()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _relay(self) -> None:
-                proxy.requests += 1
+                with proxy.lock:
+                    proxy.requests += 1
+                    chosen = proxy.requests == proxy.failing_request
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if proxy.down or proxy.failures_left > 0:
+                if proxy.down or proxy.failures_left > 0 or chosen:
                     proxy.failures_left = max(0, proxy.failures_left - 1)
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
@@ -202,6 +207,9 @@ class FlakyProxy:
 
     def fail_next(self, count: int) -> None:
         self.failures_left = count
+
+    def fail_request(self, k: int) -> None:
+        self.failing_request = self.requests + k
 
     def __enter__(self) -> FlakyProxy:
         self.thread.start()
