@@ -240,7 +240,7 @@ def postgres_available(base: str) -> str | None:
     return None
 
 
-def measure(backend: str, store_uri: str, root: Path, size: Size, workers: int) -> float:
+def measure(backend: str, store_uri: str, root: Path, size: Size, workers: int | None) -> float:
     from audit.tracking.server import ManagedServer
 
     head = header(size, f"bench-scale-{backend}")
@@ -256,7 +256,8 @@ def measure(backend: str, store_uri: str, root: Path, size: Size, workers: int) 
         parent = end_parent(server.uri, head, all_trials, root / "spool")
         checked = verify(server.uri, head["edd"]["id"], size.trials + 1)
     print(
-        f"  {backend:10s} {size.trials} trials from {size.shards} shards: {shards:7.1f} s, "
+        f"  {backend:10s} {size.trials} trials from {size.shards} shards, "
+        f"{server.processes} server worker(s): {shards:7.1f} s, "
         f"{size.trials / shards:6.1f} trials/s  (parent end {parent:.1f} s, "
         f"track verify {checked:.1f} s: OK, {size.trials + 1} contiguous seals)"
     )
@@ -270,7 +271,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--params", type=int, default=20)
-    parser.add_argument("--workers", type=int, help="server workers (default: the server's)")
+    parser.add_argument(
+        "--workers", type=int, help="server workers (default: the server's for the store)"
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     postgres = os.environ.get(POSTGRES_URI_ENV, DEFAULT_POSTGRES_URI)
     parser.add_argument("--postgres-uri", default=postgres)
@@ -280,13 +283,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     size = Size(args.trials, args.shards, args.metrics, args.steps, args.params)
-    from audit.tracking.server import ManagedServer
-
-    workers = args.workers or ManagedServer.workers
+    workers = args.workers  # None: the server's default for the store
     print(
         f"tracking scale: {size.trials} trials ({size.params} params, {size.metrics}x"
         f"{size.steps} metric points each) from {size.shards} shard processes, "
-        f"server workers {workers}, {os.cpu_count()} cores"
+        f"{os.cpu_count()} cores"
     )
     status = 0
     for backend in ("sqlite", "postgresql"):

@@ -44,7 +44,12 @@ def _store_uri(uri: str) -> str:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port (0: any free).")
-@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Server processes (default: 1 on SQLite; on PostgreSQL one per core, up to 3).",
+)
 @click.option(
     "--allowed-hosts",
     default=None,
@@ -67,7 +72,7 @@ def server(
     artifacts_destination: str | None,
     host: str,
     port: int,
-    workers: int,
+    workers: int | None,
     allowed_hosts: str | None,
     gated_aliases: tuple[str, ...],
     as_json: bool,
@@ -113,12 +118,16 @@ def server(
                         "uri": managed.uri,
                         "backend": backend,
                         "log": str(managed.log_path),
+                        "workers": managed.processes,
                         "gated_aliases": [a for a in gated_aliases if a],
                     }
                 )
             )
         else:
-            echo(f"mlaudit server: {managed.uri} (backend {backend})")
+            echo(
+                f"mlaudit server: {managed.uri} (backend {backend}, "
+                f"{managed.processes} worker process{'es' if managed.processes > 1 else ''})"
+            )
             echo(f"mlaudit server: log in {managed.log_path}; Ctrl-C stops it")
         try:
             while managed.process is not None and managed.process.poll() is None:

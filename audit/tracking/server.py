@@ -49,6 +49,22 @@ POSTGRES_POOL = {
 }
 
 
+# Server processes when the user names none. One server process is bound by its own
+# Python (request parsing, SQLAlchemy, the seal's record: about one core at 10-20
+# trials/s), so on PostgreSQL, which takes concurrent writers, one per core (1.6x the
+# trials/s of one on 2 cores, bench/tracking_scale.py), up to three: three pools of 25
+# stay inside PostgreSQL's default max_connections (100, three of them reserved).
+# SQLite keeps one: every write there waits for the one database lock anyway.
+MAX_DEFAULT_POSTGRES_WORKERS = 3
+
+
+def default_workers(backend_store_uri: str) -> int:
+    """Server processes for a store when the user names none (see above)."""
+    if plain_scheme(backend_store_uri).startswith("postgresql"):
+        return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_POSTGRES_WORKERS))
+    return 1
+
+
 def free_port(host: str = DEFAULT_HOST) -> int:
     """A TCP port nobody listens on right now (the server binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -112,7 +128,7 @@ class ManagedServer:
     artifacts_destination: str = field(default_factory=default_artifacts_destination)
     host: str = DEFAULT_HOST
     port: int = 0  # 0: pick a free port
-    workers: int = 1
+    workers: int | None = None  # None: default_workers(backend_store_uri)
     # Host headers MLflow's security middleware accepts; needed when binding beyond loopback.
     allowed_hosts: str | None = None
     log_path: Path | None = None  # where the server's output goes (default: beside the DB)
@@ -128,6 +144,11 @@ class ManagedServer:
     @property
     def backend_uri(self) -> str:
         return self.backend_store_uri
+
+    @property
+    def processes(self) -> int:
+        """Server processes: as given, else the store's default."""
+        return self.workers or default_workers(self.backend_store_uri)
 
     @property
     def db_path(self) -> Path | None:
@@ -150,7 +171,7 @@ class ManagedServer:
             "--port",
             str(self.port),
             "--workers",
-            str(self.workers),
+            str(self.processes),
             *(["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []),
         ]
 

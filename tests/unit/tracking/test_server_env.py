@@ -38,3 +38,19 @@ def test_the_users_pool_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     # Not overridden: the server inherits the user's value from our environment.
     assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in env
     assert env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "10"
+
+
+def test_postgresql_gets_a_worker_per_core_up_to_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, expected in ((1, 1), (2, 2), (3, 3), (64, 3)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        managed = ManagedServer(backend_store_uri=POSTGRES)
+        assert managed.processes == expected
+        workers = managed.command().index("--workers")
+        assert managed.command()[workers + 1] == str(expected)
+
+
+def test_sqlite_keeps_one_worker_and_a_given_count_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert ManagedServer(backend_store_uri="mlaudit+sqlite:////tmp/x/mlflow.db").processes == 1
+    assert ManagedServer(backend_store_uri=POSTGRES, workers=1).processes == 1
+    assert ManagedServer(backend_store_uri="sqlite:////tmp/x/mlflow.db", workers=2).processes == 2
