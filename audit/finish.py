@@ -1,4 +1,4 @@
-"""`mlaudit finish`: analyze -> checkpoint -> gate -> report -> bundle in one process.
+"""`mlaudit finish`: analyze -> checkpoint -> gate -> report -> bundle -> verify, one process.
 
 Each step writes the same file, byte for byte, as its own command does (`ablate analyze`,
 `track checkpoint`, `gate`, `report render`, `bundle create`, with the paths given here);
@@ -8,6 +8,12 @@ documents parsed once, the EDD's approvals verified once, the tracking ledger fe
 computed once (adopted as the gate's recomputation only when the sealed values equal
 results.json, see audit.evidence.adopt_analysis). The gate's result is the outcome; the
 report and the bundle are made whatever it says, as CI makes them after a failed gate.
+Last, the bundle is checked as `bundle verify` checks it (the same checks on the file
+written, recomputations included), so the job needs no second process for it.
+
+The ledger is fetched in a thread while the analysis is computed: the fetch mostly
+waits for the server, the analysis mostly computes. A checkpoint may so be written
+even when the analysis then fails; it is the same file `track checkpoint` writes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from audit.bundle.verify import BundleReport
     from audit.documents import GateResult
     from audit.evidence import StudyEvidence
 
@@ -54,6 +61,7 @@ class FinishRequest:
     budget: str | None = None
     bundle: Path | None = None
     sign_key: Path | None = None
+    verify: bool = True  # check the bundle written, as `bundle verify` does
 
     def path(self, name: str) -> Path:
         return self.out_dir / NAMES[name]
@@ -67,6 +75,7 @@ class FinishOutcome:
     bundle: Path
     records: int
     reports: dict[str, int] = field(default_factory=dict)  # format -> characters
+    verification: BundleReport | None = None  # None when not asked for
 
 
 Step = Callable[[str], None]
@@ -74,18 +83,28 @@ Step = Callable[[str], None]
 
 def finish(request: FinishRequest, on_step: Step | None = None) -> FinishOutcome:
     """Run every step after the trials, in order, sharing state between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
     say = on_step or (lambda _name: None)
-    say("analyze")
-    analysis = _analyze(request)
-    say("checkpoint")
-    ledger, checkpoint = _checkpoint(request)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger") as pool:
+        taking = pool.submit(_checkpoint, request)
+        say("analyze")
+        analysis = _analyze(request)
+        say("checkpoint")
+        ledger, checkpoint = taking.result()
     say("gate")
     evidence, gate = _gate(request, analysis, ledger, checkpoint)
     say("report")
     reports = _reports(request, checkpoint)
     say("bundle")
     bundle, records = _bundle(request, evidence, checkpoint)
-    return FinishOutcome(analysis, gate, checkpoint, bundle, records, reports)
+    verification = None
+    if request.verify:
+        from audit.bundle.verify import verify_bundle
+
+        say("verify")
+        verification = verify_bundle(bundle, at=request.at)
+    return FinishOutcome(analysis, gate, checkpoint, bundle, records, reports, verification)
 
 
 def _analyze(request: FinishRequest) -> dict[str, Any]:

@@ -49,6 +49,13 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
     "--bundle", "bundle_file", type=_OUT, help="Bundle path [default: OUT/audit.bundle.tar.gz]."
 )
 @click.option("--sign-key", type=_FILE, help="SSH private key to sign the bundle's attestation.")
+@click.option(
+    "--verify/--no-verify",
+    "verify",
+    default=True,
+    show_default=True,
+    help="Check the bundle written, as `bundle verify BUNDLE` does, in this process.",
+)
 @json_option
 def finish(
     out_dir: Path,
@@ -66,6 +73,7 @@ def finish(
     budget: str | None,
     bundle_file: Path | None,
     sign_key: Path | None,
+    verify: bool,
     as_json: bool,
 ) -> int:
     """Analyze, checkpoint, gate, report and bundle OUT/results.json in one process.
@@ -77,8 +85,9 @@ def finish(
       gate.json, gate.junit.xml   (gate)
       report.md, report.html      (report render, headed by the gate's result)
       audit.bundle.tar.gz         (bundle create)
-    Exits like `mlaudit gate`: 0 when the gate passed, 1 when it failed (the report
-    and the bundle are written either way). Each step stays available on its own.
+    Then checks the bundle as `bundle verify` does (--no-verify skips it).
+    Exits 0 when the gate passed and the bundle verified, 1 when either failed (the
+    report and the bundle are written either way). Each step stays available on its own.
     """
     from audit.cli._findings import echo_findings
     from audit.cli.edd import parse_time
@@ -104,9 +113,12 @@ def finish(
         budget=budget,
         bundle=bundle_file,
         sign_key=sign_key,
+        verify=verify,
     )
     outcome = run_finish(request, on_step=None if as_json else _step)
     passed = outcome.gate.passed
+    verification = outcome.verification
+    verified = verification is None or verification.passed
     if as_json:
         emit_json(
             {
@@ -117,6 +129,7 @@ def finish(
                 "reports": [str(request.path("report_md")), str(request.path("report_html"))],
                 "bundle": str(outcome.bundle),
                 "records": outcome.records,
+                "bundle_verification": verification.to_dict() if verification else None,
             }
         )
     else:
@@ -124,7 +137,11 @@ def finish(
         echo(f"wrote {out_dir}: analysis, gate, reports, bundle {outcome.bundle.name} "
              f"({outcome.records} sealed record(s))")  # fmt: skip
         echo("gate: PASSED" if passed else "gate: FAILED")
-    return int(ExitCode.OK if passed else ExitCode.CHECK_FAILED)
+        if verification is not None:
+            echo_findings(verification.findings, err=True)
+            echo(f"bundle: {'VERIFIED' if verification.passed else 'FAILED'} "
+                 f"({len(verification.checks)} checks, as `bundle verify`)")  # fmt: skip
+    return int(ExitCode.OK if passed and verified else ExitCode.CHECK_FAILED)
 
 
 def _step(name: str) -> None:

@@ -608,7 +608,8 @@ def test_finish_writes_what_the_separate_commands_write(study, mlflow_server, tm
         (folder / "results.json").write_bytes((study.out / "results.json").read_bytes())
     proc = _finish(study, together, mlflow_server.uri, "--with-records")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("gate: PASSED")
+    assert "gate: PASSED\n" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("bundle: VERIFIED (")
     (apart / "checkpoint.json").write_bytes((together / "checkpoint.json").read_bytes())
     _separate_steps(study, apart, mlflow_server.uri)
     for name in FINISHED:
@@ -625,6 +626,13 @@ def test_finish_writes_what_the_separate_commands_write(study, mlflow_server, tm
         mlaudit("bundle", "verify", together / "audit.bundle.tar.gz", "--json", cwd=study.repo)
     )
     assert report["passed"], report["findings"]
+    # Its own check of the bundle is `bundle verify`'s, check for check.
+    again = _finish(study, together, mlflow_server.uri, "--checkpoint", together / "checkpoint.json",
+                    "--json")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    verification = json.loads(again.stdout)["bundle_verification"]
+    assert verification["checks"] == report["checks"]
+    assert verification["passed"] and verification["decision"] == report["decision"]
 
 
 def test_finish_recomputes_from_the_sealed_runs_when_results_were_edited(
@@ -641,6 +649,10 @@ def test_finish_recomputes_from_the_sealed_runs_when_results_were_edited(
     gate = json.loads((tmp_path / "gate.json").read_text())
     failed = {r["rule"]: r["evidence"] for r in gate["rules"] if not r["passed"]}
     assert f"trial {touched[0]}: metrics.score" in failed["tracking-sealed"]
+    # Its check of the bundle finds what `bundle verify` finds: results the seals contradict.
+    assert "gate: FAILED\n" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("bundle: FAILED (")
+    assert "results-sealed" in proc.stderr
     assert "recomputed" in failed["claims"]
     # The report and the bundle are still made, showing the failed gate.
     assert "FAILED" in (tmp_path / "report.md").read_text()
