@@ -627,12 +627,13 @@ def test_finish_writes_what_the_separate_commands_write(study, mlflow_server, tm
     )
     assert report["passed"], report["findings"]
     # Its own check of the bundle is `bundle verify`'s, check for check.
-    again = _finish(study, together, mlflow_server.uri, "--checkpoint", together / "checkpoint.json",
-                    "--json")  # fmt: skip
+    checkpoint = together / "checkpoint.json"
+    again = _finish(study, together, mlflow_server.uri, "--checkpoint", checkpoint, "--json")
     assert again.returncode == 0, again.stderr
     verification = json.loads(again.stdout)["bundle_verification"]
     assert verification["checks"] == report["checks"]
-    assert verification["passed"] and verification["decision"] == report["decision"]
+    assert verification["passed"]
+    assert verification["decision"] == report["decision"]
 
 
 def test_finish_recomputes_from_the_sealed_runs_when_results_were_edited(
