@@ -1,7 +1,8 @@
 """200 trivial trials with 2 workers: `mlaudit ablate run` vs a plain `xargs -P 2`.
 
 Both run the same 200 commands (same argv, same env variables, same trial dirs).
-Prints the whole-command ratio and the trial-execution ratio (target <= 1.25x).
+Prints the whole-command ratio (target <= 1.3x) and the trial-execution ratio (target
+<= 1.25x).
 Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100]
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from protocol_common import core_seconds, edd, make_study, mlaudit_run
 
 TARGET = 1.25
+TARGET_WHOLE = 1.3  # issue 21: the whole command, fixed costs included
 
 
 def xargs_seconds(repo: Path, seeds: int) -> float:
@@ -63,7 +65,7 @@ def main() -> int:
     )
     print(
         f"  mlaudit (whole command){whole:7.2f} s   ratio {whole / base:5.2f}x "
-        "(incl. approval check, git/DVC provenance, plan)"
+        f"(target <= {TARGET_WHOLE}; incl. approval check, git/DVC provenance, plan)"
     )
     return 0
 
