@@ -54,7 +54,8 @@ POSTGRES_POOL = {
 # trials/s), so on PostgreSQL, which takes concurrent writers, one per core (1.6x the
 # trials/s of one on 2 cores, bench/tracking_scale.py), up to three: three pools of 25
 # stay inside PostgreSQL's default max_connections (100, three of them reserved).
-# SQLite keeps one: every write there waits for the one database lock anyway.
+# SQLite keeps one: every write there takes the one database lock in turn (more
+# processes on SQLite were not measured).
 MAX_DEFAULT_POSTGRES_WORKERS = 3
 
 
