@@ -64,7 +64,6 @@ RERUN_DIR = "reproducibility"
 class _ArmValues:
     arm: Arm
     argv: tuple[str, ...]
-    config_sha256: str
 
 
 class TrialLogger(Protocol):
@@ -177,7 +176,6 @@ class Runner:
             values = _ArmValues(
                 arm=arm,
                 argv=expand_command(self.plan.command, arm.overrides, via=self._via),
-                config_sha256=arm.config_sha256,
             )
             self._arms[name] = values
         return values
@@ -252,7 +250,7 @@ class Runner:
         values = self._arm_values(trial.arm)
         return trial_fingerprint(
             str(self.request.provenance["fingerprint"]),
-            config_sha256=values.config_sha256,
+            config_sha256=values.arm.config_sha256,
             seed=trial.seed,
             command=values.argv,
             extra=self._fingerprint_extra,
@@ -303,11 +301,8 @@ class Runner:
             **source,
         )
 
-    def _source(self) -> MetricSource:
-        return self._metric_source
-
     def _check_tracking_for_source(self) -> None:
-        if self._source().in_trial_run and (
+        if self._metric_source.in_trial_run and (
             self.request.logger_factory is None or self.request.tracking_uri is None
         ):
             raise UsageError(
@@ -317,7 +312,7 @@ class Runner:
 
     def _logging_into_run(self, spec: TrialSpec, trial: Trial, *, rerun: bool = False) -> TrialSpec:
         """For metric source mlflow: the spec with the trial's own open run to log into."""
-        if not self._source().in_trial_run:
+        if not self._metric_source.in_trial_run:
             return spec
         assert self.logger is not None
         assert self.request.tracking_uri is not None
@@ -401,7 +396,7 @@ class Runner:
         return (
             self._data_check is not None
             and self.request.executor_factory is None
-            and not self._source().in_trial_run
+            and not self._metric_source.in_trial_run
             and not (self.out_dir / JOURNAL_NAME).exists()
         )
 
@@ -634,7 +629,7 @@ class Runner:
     def _preparer(self, trial: Trial) -> Callable[[TrialSpec], TrialSpec] | None:
         """What a worker does just before the trial starts: open the run it logs into
         (metric source mlflow), so a trial cancelled while queued leaves no open run."""
-        if not self._source().in_trial_run:
+        if not self._metric_source.in_trial_run:
             return None
         return lambda spec: self._logging_into_run(spec, trial)
 
