@@ -370,6 +370,11 @@ class Runner:
     def run(self) -> RunOutcome:
         check_plan_fits(self.request.planned_trial_count, self.document["budget"])
         self._check_tracking_for_source()
+        if self._metric_source.in_trial_run:
+            # Trials read their runs back with MLflow's client, from the worker threads;
+            # two threads importing it at once trip over MLflow's circular imports
+            # (ImportError, partially initialized mlflow.tracking). One import, here.
+            import mlflow.tracking  # noqa: F401
         self.preflight = self._preflight()
         self._data_check = self.request.data_check
         if not self._may_overlap_data_check():
