@@ -51,6 +51,15 @@ def _store_uri(uri: str) -> str:
     help="Server processes (default: 1 on SQLite; on PostgreSQL one per core, up to 3).",
 )
 @click.option(
+    "--http-server",
+    type=click.Choice(["gunicorn", "uvicorn"]),
+    default="gunicorn",
+    show_default=True,
+    help="gunicorn serves MLflow's Flask app (tracking, artifacts, registry, UI), about 1.5x "
+    "the trials/s; uvicorn adds MLflow 3's FastAPI-only routes (OTLP traces at /v1/traces, "
+    "jobs, AI gateway).",
+)
+@click.option(
     "--allowed-hosts",
     default=None,
     help="Host headers to accept (MLflow's DNS-rebinding guard); set it with --host 0.0.0.0.",
@@ -73,6 +82,7 @@ def server(
     host: str,
     port: int,
     workers: int | None,
+    http_server: str,
     allowed_hosts: str | None,
     gated_aliases: tuple[str, ...],
     as_json: bool,
@@ -103,6 +113,7 @@ def server(
         host=host,
         port=port,
         workers=workers,
+        http_server=http_server,
         allowed_hosts=allowed_hosts,
         extra_env={GATED_ALIASES_ENV: ",".join(a for a in gated_aliases if a)},
     )
@@ -119,6 +130,7 @@ def server(
                         "backend": backend,
                         "log": str(managed.log_path),
                         "workers": managed.processes,
+                        "http_server": managed.http_server,
                         "gated_aliases": [a for a in gated_aliases if a],
                     }
                 )
@@ -126,7 +138,8 @@ def server(
         else:
             echo(
                 f"mlaudit server: {managed.uri} (backend {backend}, "
-                f"{managed.processes} worker process{'es' if managed.processes > 1 else ''})"
+                f"{managed.processes} {managed.http_server} worker "
+                f"process{'es' if managed.processes > 1 else ''})"
             )
             echo(f"mlaudit server: log in {managed.log_path}; Ctrl-C stops it")
         try:

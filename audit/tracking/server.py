@@ -1,9 +1,9 @@
 """Start and stop a real `mlflow server` with the append-only store, as one process group.
 
-`mlflow server` 3.x forks uvicorn workers (and, for plain SQL URIs, huey consumers)
-that outlive a SIGTERM to the parent; a leftover child holding the output pipe can
-hang CI. So the server always gets its own session and is stopped by group:
-SIGTERM the group, wait, SIGKILL the group.
+`mlflow server` 3.x forks workers (gunicorn's or uvicorn's, and for plain SQL URIs
+huey consumers) that may outlive a SIGTERM to the parent; a leftover child holding
+the output pipe can hang CI. So the server always gets its own session and is
+stopped by group: SIGTERM the group, wait, SIGKILL the group.
 """
 
 from __future__ import annotations
@@ -57,6 +57,24 @@ POSTGRES_POOL = {
 # SQLite keeps one: every write there takes the one database lock in turn (more
 # processes on SQLite were not measured).
 MAX_DEFAULT_POSTGRES_WORKERS = 3
+
+# How MLflow's app is served. gunicorn (MLflow's own option, `--gunicorn-opts`) runs the
+# Flask app: every tracking, artifact, registry and UI endpoint, with MLflow's Host and
+# CORS guards. uvicorn (`mlflow server`'s default) wraps that same Flask app in FastAPI,
+# which adds MLflow 3's FastAPI-only routes (OTLP trace ingestion at /v1/traces, jobs,
+# the AI gateway, the assistant) and costs the ASGI layers on every request: about 45%
+# of a worker's CPU under a study's loggers. Served by gunicorn, 1,000 trials from 20
+# shards on PostgreSQL (bench/tracking_scale.py, 2 workers) took 57.0/68.4/50.3 s
+# against 80.2/90.0/93.5 s by uvicorn, interleaved.
+HTTP_SERVERS = ("gunicorn", "uvicorn")
+DEFAULT_HTTP_SERVER = "gunicorn"
+# Threads per gunicorn worker: requests wait on the database and on the SQLite write
+# lock, so a few run side by side; a thread holds at most three pooled connections
+# (store.py), well within the pool above.
+GUNICORN_THREADS = 8
+# Longer than the loggers' pauses between requests, so their pooled connections are
+# reused instead of being closed under them (gunicorn's default is 2 s).
+GUNICORN_KEEPALIVE_S = 30
 
 
 def default_workers(backend_store_uri: str) -> int:
@@ -130,6 +148,7 @@ class ManagedServer:
     host: str = DEFAULT_HOST
     port: int = 0  # 0: pick a free port
     workers: int | None = None  # None: default_workers(backend_store_uri)
+    http_server: str = DEFAULT_HTTP_SERVER  # one of HTTP_SERVERS (see above)
     # Host headers MLflow's security middleware accepts; needed when binding beyond loopback.
     allowed_hosts: str | None = None
     log_path: Path | None = None  # where the server's output goes (default: beside the DB)
@@ -174,7 +193,21 @@ class ManagedServer:
             "--workers",
             str(self.processes),
             *(["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []),
+            *self._http_server_options(),
         ]
+
+    def _http_server_options(self) -> list[str]:
+        if self.http_server == "uvicorn":
+            return []  # mlflow server's default
+        if self.http_server != "gunicorn":
+            raise TrackingError(
+                f"http server {self.http_server!r}: expected one of {', '.join(HTTP_SERVERS)}"
+            )
+        options = (
+            f"--worker-class gthread --threads {GUNICORN_THREADS} "
+            f"--keep-alive {GUNICORN_KEEPALIVE_S}"
+        )
+        return ["--gunicorn-opts", options]
 
     def environment(self) -> dict[str, str]:
         """What the server process gets on top of ours: quiet flags, the store URIs and,

@@ -341,6 +341,19 @@ def test_the_ui_and_its_ajax_api_keep_working(mlflow_server: Any, sealed: Sealed
     assert experiments.status_code == 200, experiments.text
 
 
+def test_mlflows_host_and_origin_guards_stay_on(mlflow_server: Any) -> None:
+    """Served by gunicorn (the Flask app alone), MLflow's DNS-rebinding and CSRF guards hold."""
+    url = f"{mlflow_server.uri}/api/2.0/mlflow/experiments/create"
+    body = {"name": f"exp-{uuid.uuid4().hex}"}
+    rebound = requests.post(url, json=body, headers={"Host": "evil.example"}, timeout=TIMEOUT)
+    assert rebound.status_code == 403, rebound.text
+    cross = requests.post(
+        url, json=body, headers={"Origin": "https://evil.example"}, timeout=TIMEOUT
+    )
+    assert cross.status_code == 403, cross.text
+    assert ok(requests.post(url, json=body, timeout=TIMEOUT))["experiment_id"]
+
+
 @pytest.mark.slow
 def test_concurrent_writers_get_contiguous_seals(mlflow_server: Any) -> None:
     experiment = new_experiment(mlflow_server)

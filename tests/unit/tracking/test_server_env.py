@@ -54,3 +54,16 @@ def test_sqlite_keeps_one_worker_and_a_given_count_wins(monkeypatch: pytest.Monk
     assert ManagedServer(backend_store_uri="mlaudit+sqlite:////tmp/x/mlflow.db").processes == 1
     assert ManagedServer(backend_store_uri=POSTGRES, workers=1).processes == 1
     assert ManagedServer(backend_store_uri="sqlite:////tmp/x/mlflow.db", workers=2).processes == 2
+
+
+def test_gunicorn_serves_by_default_and_uvicorn_on_request() -> None:
+    served = ManagedServer(backend_store_uri=POSTGRES).command()
+    options = served[served.index("--gunicorn-opts") + 1]
+    # Threaded workers: a worker's requests wait on the database side by side.
+    assert "--worker-class gthread" in options
+    assert "--gunicorn-opts" not in ManagedServer(POSTGRES, http_server="uvicorn").command()
+
+
+def test_an_unknown_http_server_is_named() -> None:
+    with pytest.raises(Exception, match="'hypercorn': expected one of gunicorn, uvicorn"):
+        ManagedServer(POSTGRES, http_server="hypercorn").command()
