@@ -411,7 +411,9 @@ class AppendOnlyTrackingStore(ProducedWrites):
             session.flush()
             if status in run_record.TERMINAL_STATUSES:
                 # Like MLflow, an end without end_time leaves it NULL (the record says null).
+                # Nothing after the seal reads the database: its lock is held to the commit.
                 self._seal(session, run)
+                return _run_info(session, run)
             session.flush()
             session.expire(run)
             return _run_info(session, run)
@@ -448,14 +450,17 @@ class AppendOnlyTrackingStore(ProducedWrites):
             {"e": experiment_id},
         ).scalar_one()
         # Written before the digest, so the record covers it (as if read back).
-        sealed_text = self._mark_sealed(session, run.run_uuid, int(seq))
+        sealed_text = _sealed_text(int(seq))
         data = dataclasses.replace(data, tags={**data.tags, run_record.SEALED_TAG: sealed_text})
         record = (
             pending.record(sealed_text) if pending is not None else run_record.record_bytes(data)
         )
         digest = run_record.record_sha256(record)
         seal = Seal(experiment_id, int(seq), run.run_uuid, digest, int(time.time() * 1000))
-        # Tags first: the trigger refuses any row of a run once its seal row exists.
+        # Tags first: the trigger refuses any row of a run once its seal row exists. They
+        # are new rows (clients may not set them, store_policy.py) and go in one flush:
+        # every round trip here is made holding the experiment's seal lock.
+        session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEALED_TAG, value=sealed_text))
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SEQ_TAG, value=str(seal.seq)))
         session.add(SqlTag(run_uuid=seal.run_id, key=run_record.SEAL_SHA256_TAG, value=digest))
         if data.models or data.trace_ids:
@@ -475,15 +480,6 @@ class AppendOnlyTrackingStore(ProducedWrites):
             {"e": experiment_id, "s": seal.seq, "r": seal.run_id, "h": digest, "t": seal.sealed_at},
         )
         return seal
-
-    def _mark_sealed(self, session: Any, run_id: str, seq: int) -> str:
-        # The UI shows tags on the run page: this one tells a person plainly that the
-        # run can no longer change (the seal tags beside it are for machines).
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        text = f"sealed (sequence {seq}) at {when}: this run and its models can no longer change"
-        session.merge(SqlTag(run_uuid=run_id, key=run_record.SEALED_TAG, value=text))
-        session.flush()
-        return text
 
     def _digest_models(self, session: Any, run_id: str) -> None:
         # Each model the run produced gets the digest of its artifacts, when they are
@@ -571,6 +567,13 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 {"e": str(experiment_id)},
             )
             return [Seal(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def _sealed_text(seq: int) -> str:
+    # The UI shows tags on the run page: this one tells a person plainly that the
+    # run can no longer change (the seal tags beside it are for machines).
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return f"sealed (sequence {seq}) at {when}: this run and its models can no longer change"
 
 
 def _run_info(session: Any, run: Any) -> RunInfo:
