@@ -384,26 +384,24 @@ class RunWriter:
         """
         repo = self._artifact_repository(outcome.artifact_uri)
         present = self._present(repo, label) if outcome.state == "resumed" else set()
-        with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as tmp:
 
-            def put(item: tuple[str, bytes]) -> None:
-                path, data = item
-                folder = Path(tmp) / hashlib.sha256(path.encode()).hexdigest()
-                folder.mkdir()
-                if path in present:
-                    self._same_artifact(repo, path, data, folder, label)
-                    return
-                directory, _, name = path.rpartition("/")
-                local = folder / name
-                local.write_bytes(data)
-                call_with_retry(
-                    lambda: repo.log_artifact(str(local), directory or None),
-                    self.policy,
-                    describe=f"{label}: upload {path}",
-                )
+        def put(item: tuple[str, bytes]) -> None:
+            path, data = item
+            if path in present:
+                self._same_artifact(repo, path, data, label)
+                return
+            call_with_retry(
+                lambda: _put_artifact(repo, path, data),
+                self.policy,
+                describe=f"{label}: upload {path}",
+            )
 
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(put, sorted(files.items())))
+        items = sorted(files.items())
+        if len(items) == 1:  # a trial without artifacts has its manifest only
+            put(items[0])
+            return
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(put, items))
 
     def _artifact_repository(self, artifact_uri: str) -> Any:
         """The run's artifact store: through the server's proxy by REST, else MLflow's."""
@@ -426,17 +424,34 @@ class RunWriter:
 
         return set(call_with_retry(lambda: walk(None), self.policy, describe=f"{label}: list"))
 
-    def _same_artifact(self, repo: Any, path: str, data: bytes, folder: Path, label: str) -> None:
-        local = call_with_retry(
-            lambda: repo.download_artifacts(path, str(folder)),
-            self.policy,
-            describe=f"{label}: download {path}",
-        )
-        if Path(local).read_bytes() != data:
+    def _same_artifact(self, repo: Any, path: str, data: bytes, label: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as folder:
+            local = call_with_retry(
+                lambda: repo.download_artifacts(path, folder),
+                self.policy,
+                describe=f"{label}: download {path}",
+            )
+            same = Path(local).read_bytes() == data
+        if not same:
             raise TrackingError(
                 f"{label}: artifact {path} already uploaded with different content; "
                 "refusing to finish the run"
             )
+
+
+def _put_artifact(repo: Any, path: str, data: bytes) -> None:
+    """Upload `data` as `path`: straight from memory through the REST proxy, else from a
+    temporary file (MLflow's repositories take files)."""
+    from audit.tracking.rest_tracking import RestArtifacts
+
+    if isinstance(repo, RestArtifacts):
+        repo.log_bytes(data, path)
+        return
+    directory, _, name = path.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="mlaudit-artifacts-") as folder:
+        local = Path(folder) / name
+        local.write_bytes(data)
+        repo.log_artifact(str(local), directory or None)
 
 
 # The SQL stores reuse a dataset by (experiment, name, digest), but two runs logging the

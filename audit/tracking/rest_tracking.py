@@ -209,8 +209,11 @@ class RestArtifacts:
     def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
         name = os.path.basename(local_file)
         path = posixpath.join(artifact_path, name) if artifact_path else name
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        data = Path(local_file).read_bytes()
+        self.log_bytes(Path(local_file).read_bytes(), path)
+
+    def log_bytes(self, data: bytes, path: str) -> None:
+        """PUT `data` as the artifact at `path` (no local file needed)."""
+        mime = mimetypes.guess_type(posixpath.basename(path))[0] or "application/octet-stream"
         response = self.client._session.put(
             self._url(path), data=data, headers={"Content-Type": mime}, timeout=self.client._timeout
         )
