@@ -260,7 +260,10 @@ def test_out_dir_with_a_run_needs_resume(study: Study, run_cli, tmp_path):
 @pytest.mark.slow
 def test_sigkill_then_resume_runs_every_trial_exactly_once(new_study, tmp_path, markers):
     document = edd_document(seeds=[0, 1, 2, 3, 4])
-    document["protocol"]["baseline"]["sleep"] = 0.4
+    # Long trials: the kill below must land mid-sleep even when a loaded machine delays
+    # the journal or this poll by a few hundred ms (at 0.4 s it failed once here, run
+    # beside a cold full suite).
+    document["protocol"]["baseline"]["sleep"] = 1.0
     study = new_study(document)
     out = tmp_path / "out"
     command = [f"{VENV_BIN}/mlaudit", *study.run_args(out, "--workers", "2", "--no-cache")]
@@ -277,7 +280,7 @@ def test_sigkill_then_resume_runs_every_trial_exactly_once(new_study, tmp_path, 
     # Trials run in pairs of equal length: kill while the next pair is surely mid-sleep.
     # (A trial that completed in the instant before the kill, but was not journaled
     # yet, would legitimately run again; that is the one window a journal cannot close.)
-    time.sleep(0.2)
+    time.sleep(0.3)
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()
     time.sleep(0.3)
