@@ -274,7 +274,7 @@ class ManagedServer:
                 headers={"Content-Type": "application/json"},
             )
             with contextlib.suppress(OSError, urllib.error.URLError):
-                urllib.request.urlopen(request, timeout=30).close()  # noqa: S310
+                urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
