@@ -35,7 +35,7 @@ from mlflow.store.tracking.dbmodels.models import (
 )
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-from audit.tracking import key_index, store_batch, triggers
+from audit.tracking import idle_ping, key_index, store_batch, triggers
 from audit.tracking import produced as run_outputs
 from audit.tracking import record as run_record
 from audit.tracking.runspec import (
@@ -154,6 +154,8 @@ class AppendOnlyTrackingStore(ProducedWrites):
         if self.db_type == "sqlite" and database and database != ":memory:":
             # Writers queue for the database instead of polling SQLite's busy handler.
             self.ManagedSessionMaker = queued_writes(self.ManagedSessionMaker, WriteQueue(database))
+        if self.db_type == "postgresql":
+            idle_ping.install(self.engine)
         triggers.ensure_installed(self.engine)
         key_index.ensure_installed(self.engine)
         type(self).active = self
@@ -232,8 +234,13 @@ class AppendOnlyTrackingStore(ProducedWrites):
     ) -> None:
         # One transaction: the writable check, the run's state and every row of the batch.
         with self.ManagedSessionMaker(read_only=False) as session:
-            _check_writable_in(session, run_id, "log_batch")
+            seal = _seal_row(session, run_id)
+            if seal is not None:
+                raise sealed_refusal(seal, "log_batch")
+            # One read of the run answers both the ended check and MLflow's active check.
             run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
+            if run.status in run_record.TERMINAL_STATUSES:
+                raise run_ended(str(run.status), "log_batch")
             self._check_run_is_active(run)  # type: ignore[no-untyped-call]
             store_batch.write(session, self.db_type, run_id, params, points, tags)
 
@@ -335,12 +342,23 @@ class AppendOnlyTrackingStore(ProducedWrites):
         # another, so the next creator of the key sees the committed run.
         lock = zlib.crc32(f"{experiment_id}:{key.tag}:{key.value}".encode())
         params = {"n": _KEY_LOCK_SPACE, "k": lock - 2**32 if lock >= 2**31 else lock}
-        with self.engine.connect() as connection:
+        with self._autocommit() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:n, :k)"), params)
             try:
                 yield
             finally:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:n, :k)"), params)
+
+    @contextlib.contextmanager
+    def _autocommit(self) -> Iterator[Any]:
+        """A pooled PostgreSQL connection without a transaction, for single statements.
+
+        A session costs a BEGIN and a COMMIT (or ROLLBACK) round trip around its
+        statement; and psycopg drops its prepared statements at every ROLLBACK, with a
+        round trip of its own, so a session ended by one re-prepares its next queries.
+        """
+        with self.engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def _run_holding(self, experiment_id: str, key: RunKey) -> str | None:
         query = (
@@ -355,10 +373,13 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 " AND x.key = :rk AND x.value = :rv)"
             )
             params |= {"rk": ROLE_TAG, "rv": key.role}
-        with self.ManagedSessionMaker() as session:
-            found = session.execute(
-                sqlalchemy.text(query + " ORDER BY r.start_time, r.run_uuid LIMIT 1"), params
-            ).scalar()
+        statement = sqlalchemy.text(query + " ORDER BY r.start_time, r.run_uuid LIMIT 1")
+        if self.db_type == "postgresql":
+            with self._autocommit() as connection:
+                found = connection.execute(statement, params).scalar()
+        else:
+            with self.ManagedSessionMaker() as session:
+                found = session.execute(statement, params).scalar()
         return None if found is None else str(found)
 
     # -- ending a run seals it ------------------------------------------------------
@@ -543,6 +564,9 @@ class AppendOnlyTrackingStore(ProducedWrites):
 
     def seal_of(self, run_id: str) -> Seal | None:
         """The seal of a run, or None while it is open (or unknown)."""
+        if self.db_type == "postgresql":  # asked before every artifact upload
+            with self._autocommit() as connection:
+                return _seal_row(connection, run_id)
         with self.ManagedSessionMaker() as session:
             return _seal_row(session, run_id)
 
