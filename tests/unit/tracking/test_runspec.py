@@ -19,6 +19,7 @@ from audit.tracking.runspec import (
     MetricPoint,
     execution_key,
     parent_run,
+    plan_fingerprint,
     resolved_config,
     to_millis,
     trial_key,
@@ -75,6 +76,21 @@ def test_keys_ignore_the_shard_but_not_the_plan_or_trial():
     changed = copy.deepcopy(HEADER)
     changed["edd"]["digest"] = "e" * 64
     assert trial_key(changed, "no-a", 1) != trial_key(HEADER, "no-a", 1)
+
+
+def test_a_header_changed_in_place_gets_a_new_fingerprint():
+    # The fingerprint of the last header is reused: never for a header edited since.
+    header = copy.deepcopy(HEADER)
+    before = execution_key(header)
+    assert execution_key(header) == before
+    header["plan"]["seeds"].append(2)
+    assert execution_key(header) != before
+    header["plan"]["seeds"].pop()
+    assert execution_key(header) == before
+    header["provenance"]["fingerprint"] = "0" * 64
+    assert execution_key(header) != before
+    header["plan"]["arms"][1]["overrides"][0] = "features.a=true"
+    assert plan_fingerprint(header) != plan_fingerprint(copy.deepcopy(HEADER))
 
 
 def test_resolved_config_applies_the_arm_overrides():
