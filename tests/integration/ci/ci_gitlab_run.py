@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +85,9 @@ def runnable_jobs() -> tuple[list[str], list[str]]:
     return ready, []
 
 
-def _git(ws: Path, *args: str) -> None:
+def _git(ws: Path, *args: str, environ: Mapping[str, str]) -> None:
     subprocess.run(
-        ["git", *args], cwd=ws, env={**os.environ, **GIT_ENV}, check=True, capture_output=True
+        ["git", *args], cwd=ws, env={**environ, **GIT_ENV}, check=True, capture_output=True
     )
 
 
@@ -126,7 +126,7 @@ def smaller_study(edd_text: str) -> str:
     return edd_text
 
 
-def make_workspace(root: Path) -> Path:
+def make_workspace(root: Path, environ: Mapping[str, str]) -> Path:
     """This repository's layout: the project in examples/fraud, the CI files at the top.
 
     The trust root is on main in the project's folder (examples/fraud/.mlaudit/), with
@@ -154,17 +154,18 @@ def make_workspace(root: Path) -> Path:
     for name, principal, _ in APPROVERS:
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", keys / name],
+            env=dict(environ),
             check=True,
             capture_output=True,
         )
         kind, blob = (keys / f"{name}.pub").read_text().split()[:2]
         signers.append(f'{principal} namespaces="mlaudit-edd" {kind} {blob}')
     (project / ".mlaudit" / "allowed_signers").write_text("\n".join(signers) + "\n")
-    _git(ws, "init", "-q", "-b", "main")
-    _git(ws, "config", "commit.gpgsign", "false")
-    _git(ws, "add", "-A")
-    _git(ws, "commit", "-q", "-m", "Fraud project with its trust root")
-    _git(ws, "checkout", "-q", "-b", "feature/device-graph")
+    _git(ws, "init", "-q", "-b", "main", environ=environ)
+    _git(ws, "config", "commit.gpgsign", "false", environ=environ)
+    _git(ws, "add", "-A", environ=environ)
+    _git(ws, "commit", "-q", "-m", "Fraud project with its trust root", environ=environ)
+    _git(ws, "checkout", "-q", "-b", "feature/device-graph", environ=environ)
     (project / EDD).write_text(smaller_study((EXAMPLE / EDD).read_text()))
     for name, principal, _ in APPROVERS:
         subprocess.run(
@@ -179,11 +180,12 @@ def make_workspace(root: Path) -> Path:
                 principal,
             ],
             cwd=project,
+            env=dict(environ),
             check=True,
             capture_output=True,
         )
-    _git(ws, "add", "-A")
-    _git(ws, "commit", "-q", "-m", "Signed EDD: device-graph features")
+    _git(ws, "add", "-A", environ=environ)
+    _git(ws, "commit", "-q", "-m", "Signed EDD: device-graph features", environ=environ)
     return ws
 
 
@@ -205,7 +207,7 @@ class PipelineRun:
 
 
 @contextmanager
-def tracking_server(root: Path) -> Iterator[str]:
+def tracking_server(root: Path, environ: Mapping[str, str]) -> Iterator[str]:
     """A shared `mlaudit server` on loopback, as a team runs one; stopped as a group."""
     store = root / "tracking"
     store.mkdir()
@@ -214,6 +216,7 @@ def tracking_server(root: Path) -> Iterator[str]:
         proc = subprocess.Popen(
             [str(VENV_BIN / "mlaudit"), "server", "--host", "127.0.0.1", "--port", str(port)],
             cwd=store,
+            env=dict(environ),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -244,9 +247,13 @@ def tracking_server(root: Path) -> Iterator[str]:
                 continue
 
 
-def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> PipelineRun:
+def run_pipeline(
+    buildah: Buildah, tool_image: BuiltImage, root: Path, environ: Mapping[str, str]
+) -> PipelineRun:
+    """Run the template's jobs. `environ`: the environment as the session began (this may
+    run in a thread beside tests that change os.environ for a while)."""
     jobs, missing = runnable_jobs()
-    ws = make_workspace(root)
+    ws = make_workspace(root, environ)
     training_image = f"localhost/mlaudit-training:test-{os.getpid()}"
     variables = {
         "CI_PIPELINE_SOURCE": "merge_request_event",
@@ -291,7 +298,7 @@ def run_pipeline(buildah: Buildah, tool_image: BuiltImage, root: Path) -> Pipeli
         *[x for k, v in variables.items() for x in ("--variable", f"{k}={v}")],
         *jobs,
     ]
-    with tracking_server(root) as uri:
+    with tracking_server(root, environ) as uri:
         argv += ["--variable", f"MLAUDIT_TRACKING_URI={uri}"]
         proc = run_limited(
             argv,

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from ci_support import (
@@ -31,19 +33,25 @@ if TYPE_CHECKING:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Image builds and the pipeline run in session fixtures, inside the first test's
-    timeout: give those tests a limit above the steps' own limits (ci_support)."""
+    timeout: give those tests a limit above the steps' own limits (ci_support). They
+    run last, so the images are made beside every other test (_Prefetch)."""
     for item in items:
         if item.get_closest_marker("buildah") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(HEAVY_TEST_SECONDS))
+    items.sort(key=lambda item: item.get_closest_marker("buildah") is not None)  # stable
 
 
 @pytest.fixture(scope="session")
 def buildah() -> Buildah:
+    return _PREFETCH.wait("buildah") if _PREFETCH.started else _make_buildah(dict(os.environ))
+
+
+def _make_buildah(environ: dict[str, str]) -> Buildah:
     require_program("buildah")
     require_program("debootstrap")
     if os.geteuid() != 0:
         pytest.fail("the image builds need root (buildah's rootful vfs store, debootstrap)")
-    env = dict(os.environ)
+    env = dict(environ)
     env["MLAUDIT_BUILDAH_CACHE"] = str(BUILDAH_CACHE)
     env["CONTAINERS_STORAGE_CONF"] = str(BUILDAH_CACHE / "storage.conf")
     env["BUILDAH_ISOLATION"] = "chroot"
@@ -86,11 +94,15 @@ def _remove_stale_test_images(buildah: Buildah) -> None:
 
 @pytest.fixture(scope="session")
 def tool_image(buildah: Buildah) -> Iterator[BuiltImage]:
-    # Per-session tags: two test runs on one machine share the store, not the names.
-    name = f"localhost/mlaudit:test-{os.getpid()}"
-    image = build_image(buildah, "ci/docker/mlaudit.Dockerfile", name)
+    image = _PREFETCH.wait("tool_image") if _PREFETCH.started else _build_tool_image(buildah)
     yield image
     buildah.run("rmi", image.name, check=False)
+
+
+def _build_tool_image(buildah: Buildah) -> BuiltImage:
+    # Per-session tags: two test runs on one machine share the store, not the names.
+    name = f"localhost/mlaudit:test-{os.getpid()}"
+    return build_image(buildah, "ci/docker/mlaudit.Dockerfile", name)
 
 
 @pytest.fixture(scope="session")
@@ -98,13 +110,104 @@ def gitlab_pipeline(
     buildah: Buildah, tool_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PipelineRun]:
     """One real run of the GitLab template (ci_gitlab_run.PipelineRun) per session."""
+    if _PREFETCH.started:
+        run = _PREFETCH.wait("gitlab_pipeline")
+    else:
+        root = tmp_path_factory.mktemp("gitlab")
+        run = _run_pipeline(buildah, tool_image, root, dict(os.environ))
+    yield run
+    buildah.run("rmi", run.training_image, check=False)
+
+
+def _run_pipeline(
+    buildah: Buildah, tool_image: BuiltImage, root: Path, environ: dict[str, str]
+) -> PipelineRun:
     require_node_package("gitlab-ci-local")
     require_program("rsync")
     from ci_gitlab_run import run_pipeline
 
-    run = run_pipeline(buildah, tool_image, tmp_path_factory.mktemp("gitlab"))
-    yield run
-    buildah.run("rmi", run.training_image, check=False)
+    return run_pipeline(buildah, tool_image, root, environ)
+
+
+class _Prefetch:
+    """The base image, the tool image and the GitLab run, made beside the other tests.
+
+    They take minutes on a machine with empty caches (downloads, unpacking, image
+    commits), most of it waiting on the network and the disk. When the session will
+    use them, a thread starts them as collection ends, in the fixtures' own order; each
+    fixture then waits for its stage and gets its value, or its error, skip or failure,
+    raised in the test as if the fixture had made it. MLAUDIT_CI_PREFETCH=0 makes them
+    in the fixtures instead.
+    """
+
+    STAGES = ("buildah", "tool_image", "gitlab_pipeline")
+
+    def __init__(self) -> None:
+        self.started = False
+        self._thread: threading.Thread | None = None
+        self._done = {stage: threading.Event() for stage in self.STAGES}
+        self._outcome: dict[str, tuple[bool, Any]] = {}
+
+    def start(self, root: Path) -> None:
+        self.started = True
+        # The environment as the session begins: tests change os.environ for a while.
+        environ = dict(os.environ)
+        self._thread = threading.Thread(
+            target=self._work, args=(root, environ), name="ci-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def _work(self, root: Path, environ: dict[str, str]) -> None:
+        steps: dict[str, Callable[[], Any]] = {
+            "buildah": lambda: _make_buildah(environ),
+            "tool_image": lambda: _build_tool_image(self._value("buildah")),
+            "gitlab_pipeline": lambda: _run_pipeline(
+                self._value("buildah"), self._value("tool_image"), root, environ
+            ),
+        }
+        for stage in self.STAGES:
+            try:
+                self._outcome[stage] = (True, steps[stage]())
+            except BaseException as error:  # pytest's skip and fail are BaseExceptions
+                self._outcome[stage] = (False, error)
+            finally:
+                self._done[stage].set()
+            if not self._outcome[stage][0]:
+                for later in self.STAGES[self.STAGES.index(stage) + 1 :]:
+                    self._outcome[later] = self._outcome[stage]  # what it needed failed
+                    self._done[later].set()
+                return
+
+    def _value(self, stage: str) -> Any:
+        return self._outcome[stage][1]
+
+    def wait(self, stage: str) -> Any:
+        self._done[stage].wait()
+        ok, value = self._outcome[stage]
+        if not ok:
+            raise value
+        return value
+
+
+_PREFETCH = _Prefetch()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Nothing left building after the session (one stopped early by -x, say): the
+    # stages are bounded by their own time limits (ci_support).
+    _PREFETCH.join()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if os.environ.get("MLAUDIT_CI_PREFETCH", "1") == "0" or session.config.option.collectonly:
+        return
+    if any("gitlab_pipeline" in getattr(item, "fixturenames", ()) for item in session.items):
+        factory = session.config._tmp_path_factory
+        _PREFETCH.start(factory.mktemp("gitlab"))
 
 
 @pytest.fixture(scope="session")
