@@ -273,7 +273,7 @@ class ManagedServer:
                 data=body,
                 headers={"Content-Type": "application/json"},
             )
-            with contextlib.suppress(OSError, urllib.error.URLError):
+            with contextlib.suppress(OSError):  # URLError is an OSError
                 urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
     def _wait_healthy(self) -> None:

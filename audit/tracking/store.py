@@ -234,13 +234,10 @@ class AppendOnlyTrackingStore(ProducedWrites):
     ) -> None:
         # One transaction: the writable check, the run's state and every row of the batch.
         with self.ManagedSessionMaker(read_only=False) as session:
-            seal = _seal_row(session, run_id)
-            if seal is not None:
-                raise sealed_refusal(seal, "log_batch")
+            _refuse_sealed(session, run_id, "log_batch")
             # One read of the run answers both the ended check and MLflow's active check.
             run = self._get_run(run_uuid=run_id, session=session)  # type: ignore[no-untyped-call]
-            if run.status in run_record.TERMINAL_STATUSES:
-                raise run_ended(str(run.status), "log_batch")
+            _refuse_ended(run.status, "log_batch")
             self._check_run_is_active(run)  # type: ignore[no-untyped-call]
             store_batch.write(session, self.db_type, run_id, params, points, tags)
 
@@ -360,6 +357,13 @@ class AppendOnlyTrackingStore(ProducedWrites):
         with self.engine.connect() as connection:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
+    def _single_read(self) -> contextlib.AbstractContextManager[Any]:
+        """Where one read statement runs: without a transaction on PostgreSQL (see
+        _autocommit), in a session on SQLite (whose sessions are queued, sqlite_writes)."""
+        if self.db_type == "postgresql":
+            return self._autocommit()
+        return self.ManagedSessionMaker()  # type: ignore[no-any-return]
+
     def _run_holding(self, experiment_id: str, key: RunKey) -> str | None:
         query = (
             "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "  # noqa: S608
@@ -374,12 +378,8 @@ class AppendOnlyTrackingStore(ProducedWrites):
             )
             params |= {"rk": ROLE_TAG, "rv": key.role}
         statement = sqlalchemy.text(query + " ORDER BY r.start_time, r.run_uuid LIMIT 1")
-        if self.db_type == "postgresql":
-            with self._autocommit() as connection:
-                found = connection.execute(statement, params).scalar()
-        else:
-            with self.ManagedSessionMaker() as session:
-                found = session.execute(statement, params).scalar()
+        with self._single_read() as reader:
+            found = reader.execute(statement, params).scalar()
         return None if found is None else str(found)
 
     # -- ending a run seals it ------------------------------------------------------
@@ -564,11 +564,8 @@ class AppendOnlyTrackingStore(ProducedWrites):
 
     def seal_of(self, run_id: str) -> Seal | None:
         """The seal of a run, or None while it is open (or unknown)."""
-        if self.db_type == "postgresql":  # asked before every artifact upload
-            with self._autocommit() as connection:
-                return _seal_row(connection, run_id)
-        with self.ManagedSessionMaker() as session:
-            return _seal_row(session, run_id)
+        with self._single_read() as reader:  # asked before every artifact upload
+            return _seal_row(reader, run_id)
 
     def seal_of_model(self, model_id: str) -> Seal | None:
         """The seal of the run that produced a logged model, or None."""
@@ -625,10 +622,17 @@ def _run_info(session: Any, run: Any) -> RunInfo:
 
 
 def _check_writable_in(session: Any, run_id: str, what: str) -> None:
+    _refuse_sealed(session, run_id, what)
+    _refuse_ended(session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar(), what)
+
+
+def _refuse_sealed(session: Any, run_id: str, what: str) -> None:
     seal = _seal_row(session, run_id)
     if seal is not None:
         raise sealed_refusal(seal, what)
-    status = session.query(SqlRun.status).filter(SqlRun.run_uuid == run_id).scalar()
+
+
+def _refuse_ended(status: str | None, what: str) -> None:
     if status in run_record.TERMINAL_STATUSES:
         raise run_ended(str(status), what)
 
