@@ -46,9 +46,10 @@ def schema_problems(document: Any, name: str, prefix: str = "") -> list[tuple[st
 
 
 # Schemas whose documents audit.edd.schema_check may pass without jsonschema: tests
-# (tests/unit/edd/test_schema_check.py) hold it to jsonschema's verdict on them. It saves
-# `ablate run` importing jsonschema, which costs more than checking 200 trials.
-_FAST_CHECKED = frozenset({"results"})
+# (tests/unit/edd/test_schema_check.py) hold it to jsonschema's verdict on them. Importing
+# jsonschema costs more than checking the documents: it saves `ablate run` (results) and
+# the steps after the run that read analysis, gate and checkpoint documents (~50 ms each).
+_FAST_CHECKED = frozenset({"results", "analysis", "gate", "checkpoint"})
 
 
 @functools.cache

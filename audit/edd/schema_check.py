@@ -1,9 +1,9 @@
-"""A small JSON Schema 2020-12 checker for mlaudit's own EDD and policy schemas.
+"""A small JSON Schema 2020-12 checker for mlaudit's own schemas.
 
-`mlaudit edd verify` runs on every pull request and must start fast; importing
-the jsonschema package alone costs more than the rest of the command. This
-checker covers exactly the keywords schemas/edd.schema.json and
-schemas/policy.schema.json use, with jsonschema's wording, and refuses a schema
+`mlaudit edd verify` and the steps after the run execute on every pull request and
+must start fast; importing the jsonschema package alone costs more than the rest of
+a command. This checker covers exactly the keywords mlaudit's schemas (EDD, policy,
+results, analysis, gate, checkpoint) use, with jsonschema's wording, and refuses a schema
 that uses anything else (so a schema edit cannot silently go unchecked). Tests
 compare it with jsonschema on the whole corpus and on generated documents.
 """

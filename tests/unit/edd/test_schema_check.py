@@ -168,3 +168,57 @@ def test_a_refused_results_document_is_worded_by_jsonschema():
     assert refused.value.problems == expected
     assert len(expected) == 2  # the unknown field in jsonschema's words, not "unknown field"
     assert any("Additional properties are not allowed" in message for _, message in expected)
+
+
+# check_schema also trusts this checker's "no problem" for the documents the steps after
+# the run read (analysis, gate, checkpoint): `report` and `gate` then never import jsonschema.
+STUDY = Path(__file__).resolve().parents[2] / "fixtures/study/passing"
+CHECKPOINT = {
+    "format": "mlaudit.checkpoint/1",
+    "origin": "127.0.0.1:5000/experiments/1",
+    "experiment_id": "1",
+    "tracking_uri": "http://127.0.0.1:5000",
+    "size": 12,
+    "root": "ab" * 32,
+    "root_base64": "q6s=",
+    "taken_at": "2026-12-03T00:00:00Z",
+    "note": "127.0.0.1:5000/experiments/1\n12\nq6s=\n",
+    "signature": None,
+}
+AFTER_RUN = {
+    "analysis": json.loads((STUDY / "analysis.json").read_text()),
+    "gate": json.loads((STUDY / "gate.json").read_text()),
+    "checkpoint": CHECKPOINT,
+}
+
+
+@pytest.mark.parametrize("name", sorted(AFTER_RUN))
+def test_agrees_on_a_real_document_read_after_the_run(name):
+    assert ours(AFTER_RUN[name], name) == reference(AFTER_RUN[name], name) == Counter()
+
+
+def _agrees_on_mutations(name: str, examples: int):
+    base = AFTER_RUN[name]
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(mutated(base=base, all_paths=[p for p in paths(base) if p]))
+    def agrees(document):
+        assert ours(document, name) == reference(document, name)
+
+    return agrees
+
+
+test_agrees_on_mutated_analyses = _agrees_on_mutations("analysis", 300)
+test_agrees_on_mutated_gates = _agrees_on_mutations("gate", 200)
+test_agrees_on_mutated_checkpoints = _agrees_on_mutations("checkpoint", 200)
+
+
+@pytest.mark.parametrize("name", sorted(AFTER_RUN))
+def test_a_valid_document_read_after_the_run_skips_jsonschema(name, monkeypatch):
+    import audit._resources as resources
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("jsonschema was consulted on a valid document")
+
+    monkeypatch.setattr(resources, "schema_problems", refuse)
+    check_schema(AFTER_RUN[name], name, f"{name}.json")
