@@ -2,14 +2,17 @@
 
 Both run the same 200 commands (same argv, same env variables, same trial dirs).
 Prints the whole-command ratio (target <= 1.3x) and the trial-execution ratio (target
-<= 1.25x).
-Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100]
+<= 1.25x). The two alternate for --rounds rounds and each side's median is compared:
+a bare pool of 200 Python starts swings by 10-20% from one run to the next on a shared
+machine, so one sample of either side decides little.
+Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,22 +52,30 @@ def xargs_seconds(repo: Path, seeds: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    xargs, whole, pool = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_study(Path(tmp), edd(args.seeds))
         trials = 2 * args.seeds
-        xargs = xargs_seconds(repo, args.seeds)
-        whole = mlaudit_run(repo, "out-mlaudit", "--workers", "2", "--no-cache")
-        pool = core_seconds(repo, "out-mlaudit")
-        xargs_again = xargs_seconds(repo, args.seeds)
-        base = min(xargs, xargs_again)
-    print(f"{trials} trivial trials, 2 workers")
+        for round_ in range(args.rounds):
+            xargs.append(xargs_seconds(repo, args.seeds))
+            out = f"out-mlaudit-{round_}"
+            whole.append(mlaudit_run(repo, out, "--workers", "2", "--no-cache"))
+            pool.append(core_seconds(repo, out))
+            print(
+                f"  round {round_ + 1}: xargs {xargs[-1]:.2f} s, mlaudit trials {pool[-1]:.2f} s, "
+                f"whole command {whole[-1]:.2f} s"
+            )
+    base, pool_s, whole_s = (statistics.median(v) for v in (xargs, pool, whole))
+    print(f"{trials} trivial trials, 2 workers (median of {args.rounds} interleaved rounds)")
     print(f"  xargs -P 2             {base:7.2f} s")
     print(
-        f"  mlaudit (trials)       {pool:7.2f} s   ratio {pool / base:5.2f}x (target <= {TARGET})"
+        f"  mlaudit (trials)       {pool_s:7.2f} s   ratio {pool_s / base:5.2f}x "
+        f"(target <= {TARGET})"
     )
     print(
-        f"  mlaudit (whole command){whole:7.2f} s   ratio {whole / base:5.2f}x "
+        f"  mlaudit (whole command){whole_s:7.2f} s   ratio {whole_s / base:5.2f}x "
         f"(target <= {TARGET_WHOLE}; incl. approval check, git/DVC provenance, plan)"
     )
     return 0

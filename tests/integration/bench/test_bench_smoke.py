@@ -28,7 +28,7 @@ RUNS = {
     "protocol_cache": ["--seeds", "2"],
     "protocol_cpu": ["--seeds", "1", "--work", "0.05"],
     "protocol_dvc_queue": ["--seeds", "1"],
-    "protocol_xargs": ["--seeds", "2"],
+    "protocol_xargs": ["--seeds", "2", "--rounds", "1"],
     "report_render": ["--rounds", "1"],
     # SQLite only: the PostgreSQL path is the same code, and its server start costs seconds.
     "tracking_scale": ["--trials", "20", "--shards", "2", "--backend", "sqlite"],
