@@ -78,6 +78,12 @@ _RUN_FIRST_ARGUMENT = frozenset({"delete_run", "restore_run"})
 # >0 while an allowed operation runs: MLflow's own methods call one another
 # (create_run calls get_experiment), and only the outermost call is policed.
 _DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("mlaudit_store_depth", default=0)
+# True while MLflow's create_run runs: the run it makes has just been given its id, so it
+# has no dataset inputs, and MLflow's closing lookup of them (a three-table join and a
+# round trip, about 4% of a server worker's CPU under a study's loggers) is skipped.
+_CREATING_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "mlaudit_creating_run", default=False
+)
 
 
 @dataclass(frozen=True)
@@ -298,7 +304,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
         refuse_store_tags(tags)
         key = RunKey.of(tags)
         if key is None:
-            return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
+            return self._new_run(experiment_id, user_id, start_time, tags, run_name)
         # A run with an idempotency key exists at most once per experiment. Clients
         # search before they create, but two of them (shards starting together) can
         # both find nothing: the check and the insert are serialised per key here.
@@ -310,7 +316,22 @@ class AppendOnlyTrackingStore(ProducedWrites):
                     f"{experiment_id}; log to it instead of creating another",
                     error_code=RESOURCE_ALREADY_EXISTS,
                 )
+            return self._new_run(experiment_id, user_id, start_time, tags, run_name)
+
+    def _new_run(
+        self, experiment_id: str, user_id: str, start_time: int, tags: Any, run_name: str
+    ) -> Any:
+        creating = _CREATING_RUN.set(True)
+        try:
             return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
+        finally:
+            _CREATING_RUN.reset(creating)
+
+    def _get_run_inputs(self, session: Any, run_uuids: list[str]) -> list[list[Any]]:
+        if _CREATING_RUN.get():
+            return [[] for _ in run_uuids]
+        inputs: list[list[Any]] = super()._get_run_inputs(session, run_uuids)  # type: ignore[no-untyped-call]
+        return inputs
 
     @contextlib.contextmanager
     def _creating(self, experiment_id: str, key: RunKey) -> Iterator[None]:
@@ -539,7 +560,7 @@ class AppendOnlyTrackingStore(ProducedWrites):
                 source=d.dataset.source,
                 tags={t.key: t.value for t in d.tags or []},
             )
-            for d in self._get_run_inputs(session=session, run_uuids=[run_id])[0]  # type: ignore[no-untyped-call]
+            for d in self._get_run_inputs(session=session, run_uuids=[run_id])[0]
         ]
         outputs = run_outputs.from_session(session, run_id)
         for model in outputs.models:

@@ -169,6 +169,49 @@ def test_allowed_writes_on_a_running_run(store: AppendOnlyTrackingStore, experim
     assert store.search_runs([experiment], "", 1)[0].info.run_id == run_id
 
 
+@contextlib.contextmanager
+def statements(store: AppendOnlyTrackingStore) -> Iterator[list[str]]:
+    """The SQL the store sends while the block runs."""
+    import sqlalchemy
+
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sqlalchemy.event.remove(store.engine, "before_cursor_execute", record)
+
+
+def test_a_new_run_is_created_without_looking_up_its_inputs(
+    store: AppendOnlyTrackingStore, experiment: str
+) -> None:
+    keyed = [RunTag("mlaudit.trial_key", uuid.uuid4().hex)]
+    for tags in ([], keyed):
+        with statements(store) as sent:
+            run = store.create_run(experiment, "tester", 1_000, tags, "trial")
+        assert run.inputs.dataset_inputs == []
+        assert any("INSERT INTO runs" in s for s in sent)
+        assert not [s for s in sent if "FROM inputs" in s]
+    # Everywhere else the inputs are still read: the run's, and its seal's record.
+    run_id = run.info.run_id
+    dataset = Dataset("train", "d1g3st", "local", "file:///data/train.csv")
+    store.log_inputs(run_id, [DatasetInput(dataset, [])])
+    for read in (
+        lambda: store.get_run(run_id).inputs.dataset_inputs[0].dataset.digest == "d1g3st",
+        lambda: store.update_run_info(run_id, RunStatus.FINISHED, 2_000, None) is not None,
+    ):
+        with statements(store) as sent:
+            assert read()
+        assert [s for s in sent if "FROM inputs" in s]
+    seal = store.seal_of(run_id)
+    assert seal is not None
+    assert recomputed_sha256(store, run_id) == seal.sha256
+
+
 # -- sealing -------------------------------------------------------------------------
 
 
