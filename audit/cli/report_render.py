@@ -15,6 +15,15 @@ from audit.cli._common import echo, emit_json, json_option
 from audit.errors import UsageError
 
 FORMATS = ("md", "html", "json", "junit")
+# The format a file name asks for: `-o report.html` alone renders HTML.
+SUFFIX_FORMATS = {
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".json": "json",
+    ".xml": "junit",
+}
 BUDGET_NAMES = ("github-comment", "github-check", "step-summary", "gitlab-note")
 
 
@@ -37,9 +46,8 @@ BUDGET_NAMES = ("github-comment", "github-check", "step-summary", "gitlab-note")
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    default="md",
-    show_default=True,
-    help="md for the PR/MR, html for the bundle, json for machines, junit for test widgets.",
+    help="md for the PR/MR, html for the bundle, json for machines, junit for test widgets. "
+    "Default: what the output's name ends in (.md, .html, .json, .xml for JUnit), else md.",
 )
 @click.option(
     "--budget",
@@ -61,7 +69,7 @@ def render(
     results: Path | None,
     checkpoint: Path | None,
     gate_file: Path | None,
-    fmt: str,
+    fmt: str | None,
     budget: str | None,
     key: str | None,
     details_url: str | None,
@@ -77,6 +85,7 @@ def render(
     from audit.report import Verdict, load_inputs, read_gate
     from audit.report import render as render_report
 
+    fmt = _format_for(output, fmt)
     if budget and fmt != "md":
         raise UsageError("--budget applies to --format md only")
     inputs = load_inputs(analysis, results, checkpoint)
@@ -100,3 +109,16 @@ def render(
     else:
         echo(f"wrote {output} ({fmt}, {len(text):,} characters; decision: {state})")
     return 0
+
+
+def _format_for(output: Path, chosen: str | None) -> str:
+    """--format, else the one the file name asks for; a name asking for another is refused."""
+    named = SUFFIX_FORMATS.get(output.suffix.lower()) if str(output) != "-" else None
+    if chosen is None:
+        return named or "md"
+    if named is not None and named != chosen:
+        raise UsageError(
+            f"--format {chosen}, but the name {output} asks for {named}: "
+            "drop --format (the format follows the name) or rename the output"
+        )
+    return chosen

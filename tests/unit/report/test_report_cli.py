@@ -130,6 +130,33 @@ def test_mismatched_results_are_refused(run_cli, study, tmp_path):
     assert "different EDDs" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt", "start"),
+    [
+        ("report.html", "html", "<!DOCTYPE html>"),
+        ("summary.JSON", "json", "{"),
+        ("junit.xml", "junit", "<?xml"),
+        ("report.md", "md", "## "),
+        ("report.txt", "md", "## "),
+    ],
+)
+def test_the_format_follows_the_output_name(run_cli, study, tmp_path, name, fmt, start):
+    out = tmp_path / name
+    result = run_cli("report", "render", study["analysis"], "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["format"] == fmt
+    assert out.read_text().startswith(start)
+
+
+def test_a_format_the_output_name_contradicts_is_a_usage_error(run_cli, study, tmp_path):
+    out = tmp_path / "report.html"
+    result = run_cli("report", "render", study["analysis"], "--format", "md", "-o", out)
+    assert result.exit_code == 2
+    assert "--format md, but the name" in result.stderr
+    assert "asks for html" in result.stderr
+    assert not out.exists()
+
+
 def test_budget_with_other_format_is_a_usage_error(run_cli, study):
     result = run_cli(
         "report",
