@@ -131,10 +131,10 @@ def dvc_status(root: Path, data_paths: Sequence[str]) -> list[str]:
 
 
 def require_clean(problems: Sequence[str]) -> None:
-    """Refuse data that does not match dvc.lock (the problems `dvc_status` found)."""
+    """Refuse data that does not match what DVC recorded (the problems `dvc_status` found)."""
     if problems:
         raise ProvenanceError(
-            f"data does not match dvc.lock: {problems[0]}"
+            f"data does not match what DVC recorded: {problems[0]}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             hint=_dvc_hint(problems),
         )
@@ -147,7 +147,16 @@ def _dvc_hint(problems: Sequence[str]) -> str:
             "the data is not in this workspace, as in a fresh clone: fetch it with "
             "`dvc pull`, or `dvc checkout` if the cache holds it"
         )
-    return "run `dvc commit` / `dvc repro` and commit the lock file"
+    # Each problem starts with where DVC recorded the data: a `.dvc` file (`dvc add`) or a
+    # dvc.yaml stage, whose record is dvc.lock. The hint names the files to commit.
+    records = {problem.split(": ", 1)[0] for problem in problems}
+    files = sorted(r for r in records if r.endswith(".dvc"))
+    if len(files) < len(records):
+        files.append("dvc.lock")
+    return (
+        "record the data as it is now (`dvc commit`, or `dvc add` / `dvc repro`) "
+        f"and commit {', '.join(files)}"
+    )
 
 
 def _shown(target: str, root: Path) -> str:

@@ -108,7 +108,7 @@ def test_a_failed_data_check_stops_the_run_with_nothing_counted(blocked_study, m
     _wait_for(markers, "*.done", 1)  # a trial finished ...
     blocked = _wait_for(markers, "*.blocked", 1)
     _nothing_published(out, progress)  # ... and nobody heard of it
-    check.set_exception(ProvenanceError("data does not match dvc.lock: data/train.csv"))
+    check.set_exception(ProvenanceError("data does not match what DVC recorded: data/train.csv"))
     thread.join(60)
     assert isinstance(ended.get("error"), ProvenanceError)
     _nothing_published(out, progress)

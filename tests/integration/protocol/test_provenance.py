@@ -57,12 +57,18 @@ def test_dvc_lock_stage_outputs_and_their_status(study):
     # Changing the stage's code without `dvc repro` leaves dvc.lock stale.
     (study.root / "prep.py").write_text("print('changed')\n")
     study.commit("change prep without repro")
-    with pytest.raises(ProvenanceError, match=r"data does not match dvc.lock: prep: .*prep.py"):
+    with pytest.raises(
+        ProvenanceError, match=r"data does not match what DVC recorded: prep: .*prep.py"
+    ) as refused:
         collect_provenance(study.root, ["data/prep.txt"])
+    assert refused.value.hint is not None
+    assert refused.value.hint.endswith("and commit dvc.lock")  # a stage's record
     # Started early in a child process (ablate run), the check answers exactly the same.
     pending = start_dvc_status(study.root, ["data/prep.txt"])
     assert pending.result() == dvc_status(study.root, ["data/prep.txt"]) != []
-    with pytest.raises(ProvenanceError, match=r"data does not match dvc.lock: prep: .*prep.py"):
+    with pytest.raises(
+        ProvenanceError, match=r"data does not match what DVC recorded: prep: .*prep.py"
+    ):
         collect_provenance(
             study.root,
             ["data/prep.txt"],

@@ -126,12 +126,14 @@ def test_refuses_dirty_tree_unless_allowed(study: Study, run_cli, tmp_path):
     assert git["tree"] != head_tree  # the tree that actually ran, edit included
 
 
-def test_refuses_data_that_no_longer_matches_dvc_lock(study: Study, run_cli, tmp_path):
+def test_refuses_data_that_no_longer_matches_its_dvc_file(study: Study, run_cli, tmp_path):
     (study.root / "data" / "train.csv").write_text("x,y\n9,9\n")
     result = run_cli(*study.run_args(tmp_path / "out"))
     assert result.exit_code == 1
-    assert "data does not match dvc.lock" in result.stderr
-    assert "data/train.csv" in result.stderr
+    assert "data does not match what DVC recorded: data/train.csv.dvc" in result.stderr
+    # `dvc add` data: the file to commit is its .dvc file, not a lock this project lacks.
+    assert "and commit data/train.csv.dvc" in result.stderr
+    assert "dvc.lock" not in result.stderr
     # The check may still run while the first trials do, but none of them is counted:
     # no results, no journal (a fresh run in this out dir is possible), no cache entry.
     assert not (tmp_path / "out" / "results.json").exists()

@@ -123,5 +123,5 @@ def test_ablate_run_refuses_stale_project_data(mono: Path, run_cli, tmp_path: Pa
         "--out", str(tmp_path / "out"), "--no-cache", "--allow-dirty",
     )  # fmt: skip
     assert result.exit_code != 0
-    assert "data does not match dvc.lock" in result.stderr
+    assert "data does not match what DVC recorded" in result.stderr
     assert "data/train.csv" in result.stderr
