@@ -97,8 +97,14 @@ def check_resume(
     if replay.header is None:
         return
     if not resume:
+        if (out_dir / "results.json").is_file():
+            raise UsageError(
+                f"{out_dir} already holds a finished run (results.json): choose a fresh --out "
+                "(--resume only writes its results again)"
+            )
         raise UsageError(
-            f"{out_dir} already holds a run; pass --resume to finish it, or choose a fresh --out"
+            f"{out_dir} already holds an unfinished run; pass --resume to finish it, "
+            "or choose a fresh --out"
         )
     for key, value in identity.items():
         if replay.header.get(key) != value:

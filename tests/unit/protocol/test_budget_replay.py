@@ -108,7 +108,10 @@ def test_a_resume_must_be_asked_for_and_be_the_same_run(tmp_path):
     path = tmp_path / "journal.jsonl"
     open_session(path, replay_journal(path), IDENTITY).close()
     replay = replay_journal(path)
-    with pytest.raises(UsageError, match="already holds a run; pass --resume"):
+    with pytest.raises(UsageError, match="already holds an unfinished run; pass --resume"):
+        check_resume(replay, IDENTITY, resume=False, out_dir=tmp_path)
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"already holds a finished run \(results.json\)"):
         check_resume(replay, IDENTITY, resume=False, out_dir=tmp_path)
     check_resume(replay, IDENTITY, resume=True, out_dir=tmp_path)
     with pytest.raises(UsageError, match="the plan changed since the run started"):
