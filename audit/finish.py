@@ -90,7 +90,10 @@ def finish(request: FinishRequest, on_step: Step | None = None) -> FinishOutcome
         taking = pool.submit(_checkpoint, request)
         say("analyze")
         analysis = _analyze(request)
-        say("checkpoint")
+        if request.tracking_uri or request.checkpoint:
+            say("checkpoint")
+        else:
+            say("checkpoint: none (no --tracking-uri: the trials were not logged and sealed)")
         ledger, checkpoint = taking.result()
     say("gate")
     evidence, gate = _gate(request, analysis, ledger, checkpoint)

@@ -601,6 +601,19 @@ def _separate_steps(study: ToyStudy, out: Path, uri: str) -> None:
     )  # fmt: skip
 
 
+def test_finish_without_a_tracking_server_says_nothing_was_sealed(study, tmp_path):
+    (tmp_path / "results.json").write_bytes((study.out / "results.json").read_bytes())
+    proc = subprocess.run(
+        [sys.executable, "-m", "audit", "finish", tmp_path, "--edd", study.edd,
+         "--trust-ref", "main"],
+        cwd=study.repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "mlaudit finish: checkpoint: none (no --tracking-uri" in proc.stderr
+    assert not (tmp_path / "checkpoint.json").exists()
+    assert (tmp_path / "audit.bundle.tar.gz").is_file()
+
+
 def test_finish_writes_what_the_separate_commands_write(study, mlflow_server, tmp_path):
     together, apart = tmp_path / "finish", tmp_path / "separate"
     for folder in (together, apart):
