@@ -40,6 +40,9 @@ class BundleReport:
     checks: list[tuple[str, bool]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Checks that passed with nothing to check, and why (no MLflow, no checkpoint...):
+    # an auditor must not read their PASS as something proven.
+    unchecked: dict[str, str] = field(default_factory=dict)
     edd: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
     # The bundle's DSSE envelopes as read: a verification summary names them by digest.
@@ -51,7 +54,13 @@ class BundleReport:
 
     def check_findings(self) -> list[Finding]:
         """One finding per check, for the shared renderers."""
-        return [Finding(name, ok, "ok" if ok else self._failures(name)) for name, ok in self.checks]
+        return [Finding(name, ok, self._detail(name, ok)) for name, ok in self.checks]
+
+    def _detail(self, check: str, ok: bool) -> str:
+        if not ok:
+            return self._failures(check)
+        why = self.unchecked.get(check)
+        return f"nothing to check: {why}" if why else "ok"
 
     def _failures(self, check: str) -> str:
         count = sum(1 for f in self.findings if f.id == check)
@@ -63,7 +72,11 @@ class BundleReport:
             "passed": self.passed,
             "edd": self.edd,
             "decision": self.decision,
-            "checks": [{"check": name, "passed": ok} for name, ok in self.checks],
+            "checks": [
+                {"check": name, "passed": ok}
+                | ({"nothing_to_check": self.unchecked[name]} if name in self.unchecked else {})
+                for name, ok in self.checks
+            ],
             "findings": json_list(self.findings),
             "notes": self.notes,
         }
@@ -83,6 +96,9 @@ class _Context:
         self._documents: dict[str, dict[str, Any] | None] = {}
         self.check = ""
         self.tsa_cert: Path | None = None
+
+    def nothing_to_check(self, why: str) -> None:
+        self.report.unchecked[self.check] = why
 
     def fail(self, file: str, field_: str, message: str) -> None:
         pointer = f"{file}:{field_}" if field_ else file
@@ -310,6 +326,7 @@ def _check_records(ctx: _Context, at: datetime | None) -> None:
             ctx.fail(layout.RECORDS_DIR, "", "the study was logged to MLflow but no sealed records")
         else:
             ctx.report.notes.append("no tracking records (the study was not logged to MLflow)")
+            ctx.nothing_to_check("the study was not logged to MLflow")
         return
     checkpoint = ctx.json("checkpoint")
     if checkpoint is None:
@@ -336,17 +353,20 @@ def _check_timestamp(ctx: _Context, at: datetime | None) -> None:
     if path is None:
         if ctx.tsa_cert is not None:
             ctx.fail(layout.CHECKPOINT, "", "--tsa-cert given but the bundle has no checkpoint")
+        ctx.nothing_to_check("the bundle has no checkpoint")
         return
     checkpoint = parse_checkpoint_document(ctx.members[path], path)
     if checkpoint.timestamp is None:
         if ctx.tsa_cert is not None:
             ctx.fail(path, "/timestamp", "--tsa-cert given but the checkpoint is not timestamped")
+        ctx.nothing_to_check("the checkpoint is not timestamped")
         return
     if ctx.tsa_cert is None:
         claimed = checkpoint.timestamp.get("gen_time")
         ctx.report.notes.append(
             f"checkpoint carries an RFC 3161 timestamp ({claimed}); not checked: give --tsa-cert"
         )
+        ctx.nothing_to_check("the timestamp is checked only with --tsa-cert")
         return
     try:
         when = check_timestamp(checkpoint, ctx.tsa_cert)
@@ -402,6 +422,8 @@ def _check_evidence(ctx: _Context, at: datetime | None) -> None:
     sealed = None
     if any(n.startswith(layout.RECORDS_DIR + "/") for n in ctx.members):
         sealed = SealedRuns("bundle", ctx.proven, ctx.records_ok, tuple(ctx.record_problems))
+    else:
+        ctx.nothing_to_check("no sealed records to compare results.json with")
     ctx.evidence = assemble(ctx.edd, ctx.verification, results, analysis, sealed)
     comparison = ctx.evidence.sealed_comparison()
     for difference in comparison.differences if comparison else ():

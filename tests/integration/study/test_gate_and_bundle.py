@@ -602,7 +602,12 @@ def _separate_steps(study: ToyStudy, out: Path, uri: str) -> None:
 
 
 def test_finish_without_a_tracking_server_says_nothing_was_sealed(study, tmp_path):
-    (tmp_path / "results.json").write_bytes((study.out / "results.json").read_bytes())
+    # The study as a run without --tracking-uri leaves it: logged nowhere.
+    results = json.loads((study.out / "results.json").read_text())
+    results.pop("tracking", None)
+    for trial in results["trials"]:
+        trial["mlflow_run_id"] = None
+    (tmp_path / "results.json").write_text(json.dumps(results))
     proc = subprocess.run(
         [sys.executable, "-m", "audit", "finish", tmp_path, "--edd", study.edd,
          "--trust-ref", "main"],
@@ -611,7 +616,19 @@ def test_finish_without_a_tracking_server_says_nothing_was_sealed(study, tmp_pat
     assert proc.returncode in (0, 1), proc.stderr
     assert "mlaudit finish: checkpoint: none (no --tracking-uri" in proc.stderr
     assert not (tmp_path / "checkpoint.json").exists()
-    assert (tmp_path / "audit.bundle.tar.gz").is_file()
+    # The auditor is told which checks had nothing to check, not only that they passed.
+    verify = [sys.executable, "-m", "audit", "bundle", "verify", tmp_path / "audit.bundle.tar.gz"]
+    text = subprocess.run(verify, capture_output=True, text=True, check=False, cwd=study.repo)
+    assert "tracking-records" in text.stdout + text.stderr
+    assert "nothing to check: the study was not logged to MLflow" in text.stdout + text.stderr
+    report = json.loads(
+        subprocess.run([*verify, "--json"], capture_output=True, text=True, cwd=study.repo).stdout
+    )
+    unchecked = {c["check"]: c.get("nothing_to_check") for c in report["checks"] if c["passed"]}
+    assert unchecked["tracking-records"] == "the study was not logged to MLflow"
+    assert unchecked["checkpoint-timestamp"] == "the bundle has no checkpoint"
+    assert unchecked["results-sealed"] == "no sealed records to compare results.json with"
+    assert unchecked["analysis-recomputed"] is None  # checked for real
 
 
 def test_finish_writes_what_the_separate_commands_write(study, mlflow_server, tmp_path):
