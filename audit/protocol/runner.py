@@ -579,9 +579,12 @@ class Runner:
         """Stop early when the first trial of every arm failed alike (even while held)."""
         for record in batch:
             if self.watch.observe(record):
-                self.request.progress.note(str(self.watch.stop_reason))
                 queue.clear()
                 self._cancel_queued(running, budget)
+                # Trials already running finish (and are reported) after this line.
+                busy = len(running)
+                after = f"; the {busy} trial(s) already running finish first" if busy else ""
+                self.request.progress.note(f"{self.watch.stop_reason}{after}")
 
     def _publish(
         self, journal: Journal, batch: list[dict[str, Any]], records: dict[str, dict[str, Any]]

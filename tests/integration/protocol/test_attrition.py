@@ -50,6 +50,9 @@ def test_uniform_failure_stops_the_study_and_exits_4(new_study, run_cli, tmp_pat
     assert all(
         r.startswith("stopped early: the first trial of each of the 4 arms") for r in stopped
     )
+    # The progress line says when a trial already running will still report after it.
+    (note,) = [line for line in result.stderr.splitlines() if "stopped early" in line]
+    assert note.endswith("the 1 trial(s) already running finish first") == (statuses["failed"] == 5)
 
 
 def test_attrition_ok_lets_ci_carry_on(new_study, run_cli, tmp_path, monkeypatch):
