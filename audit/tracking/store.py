@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy
-from mlflow.entities import RunInfo, RunStatus, RunTag
+from mlflow.entities import LifecycleStage, RunInfo, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
 from mlflow.store.tracking.dbmodels.models import (
@@ -78,9 +78,10 @@ _RUN_FIRST_ARGUMENT = frozenset({"delete_run", "restore_run"})
 # >0 while an allowed operation runs: MLflow's own methods call one another
 # (create_run calls get_experiment), and only the outermost call is policed.
 _DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("mlaudit_store_depth", default=0)
-# True while MLflow's create_run runs: the run it makes has just been given its id, so it
-# has no dataset inputs, and MLflow's closing lookup of them (a three-table join and a
-# round trip, about 4% of a server worker's CPU under a study's loggers) is skipped.
+# True while MLflow's create_run runs. The run it makes has just been given its id, so it
+# has no dataset inputs: MLflow's closing lookup of them (a three-table join and a round
+# trip, about 4% of a server worker's CPU under a study's loggers) is skipped; and its
+# experiment check reads an experiment already found active (see get_experiment).
 _CREATING_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "mlaudit_creating_run", default=False
 )
@@ -164,6 +165,8 @@ class AppendOnlyTrackingStore(ProducedWrites):
             idle_ping.install(self.engine)
         triggers.ensure_installed(self.engine)
         key_index.ensure_installed(self.engine)
+        # Experiments create_run found active, by id (see get_experiment).
+        self._active_experiments: dict[str, Any] = {}
         type(self).active = self
 
     # -- the allow-list ---------------------------------------------------------
@@ -326,6 +329,20 @@ class AppendOnlyTrackingStore(ProducedWrites):
             return super().create_run(experiment_id, user_id, start_time, tags, run_name)  # type: ignore[no-untyped-call]
         finally:
             _CREATING_RUN.reset(creating)
+
+    def get_experiment(self, experiment_id: str) -> Any:
+        if not _CREATING_RUN.get():
+            return super().get_experiment(experiment_id)  # type: ignore[no-untyped-call]
+        # create_run reads only the experiment's lifecycle stage and artifact location.
+        # This store refuses deleting, restoring and renaming experiments, so one found
+        # active stays active with the same location: no session and queries per run.
+        key = str(experiment_id)
+        experiment = self._active_experiments.get(key)
+        if experiment is None:
+            experiment = super().get_experiment(experiment_id)  # type: ignore[no-untyped-call]
+            if experiment.lifecycle_stage == LifecycleStage.ACTIVE:
+                self._active_experiments[key] = experiment
+        return experiment
 
     def _get_run_inputs(self, session: Any, run_uuids: list[str]) -> list[list[Any]]:
         if _CREATING_RUN.get():

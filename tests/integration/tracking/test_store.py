@@ -190,12 +190,15 @@ def test_a_new_run_is_created_without_looking_up_its_inputs(
     store: AppendOnlyTrackingStore, experiment: str
 ) -> None:
     keyed = [RunTag("mlaudit.trial_key", uuid.uuid4().hex)]
-    for tags in ([], keyed):
+    for number, tags in enumerate(([], keyed, [])):
         with statements(store) as sent:
             run = store.create_run(experiment, "tester", 1_000, tags, "trial")
         assert run.inputs.dataset_inputs == []
         assert any("INSERT INTO runs" in s for s in sent)
         assert not [s for s in sent if "FROM inputs" in s]
+        # The experiment is read once; found active, it stays so (no deletes here).
+        assert bool([s for s in sent if "FROM experiments" in s]) == (number == 0)
+        assert run.info.artifact_uri.endswith(f"/{run.info.run_id}/artifacts")
     # Everywhere else the inputs are still read: the run's, and its seal's record.
     run_id = run.info.run_id
     dataset = Dataset("train", "d1g3st", "local", "file:///data/train.csv")
@@ -210,6 +213,19 @@ def test_a_new_run_is_created_without_looking_up_its_inputs(
     seal = store.seal_of(run_id)
     assert seal is not None
     assert recomputed_sha256(store, run_id) == seal.sha256
+
+
+def test_a_run_in_an_experiment_deleted_behind_the_store_is_refused(
+    store: AppendOnlyTrackingStore, experiment: str, db: sqlite3.Connection
+) -> None:
+    # The store refuses deletes; one made in the database directly is still seen by the
+    # first create in the experiment (only an experiment found active is remembered).
+    db.execute(
+        "UPDATE experiments SET lifecycle_stage = 'deleted' WHERE experiment_id = ?",
+        (int(experiment),),
+    )
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        store.create_run(experiment, "tester", 1_000, [], "trial")
 
 
 # -- sealing -------------------------------------------------------------------------
