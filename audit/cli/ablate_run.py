@@ -179,7 +179,10 @@ def run(
         )
         verification = verify_edd(edd, trust_ref=trust_ref, repo=root, trust_dir=trust_dir)
         if not verification.passed:
-            raise PolicyError(f"the EDD is not approved, refusing to run: {_refusal(verification)}")
+            raise PolicyError(
+                f"the EDD is not approved, refusing to run: {_refusal(verification)}",
+                hint=verification.hint(),
+            )
         expired = semantic_problems(edd.document, at=datetime.now(timezone.utc))
         if expired:
             raise ValidationFailed(str(edd_path), expired)

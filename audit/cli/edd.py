@@ -261,6 +261,8 @@ def _render_verification(file: Path, result: EddVerification) -> None:
     echo(f"decision: {verdict}")
     for reason in result.reasons:
         echo(f"  - {printable(reason)}")
+    if result.hint():
+        echo(f"hint: {result.hint()}")
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

@@ -27,6 +27,8 @@ ARMOR_END = b"-----END SSH SIGNATURE-----"
 HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 MAX_SIGNATURE_BYTES = 64 * 1024
 MIN_RSA_BITS = 2048
+# The verdict an edit after signing gives: callers match it to say what to do next.
+CONTENT_MISMATCH = "signature does not match the content (tampered, or signed another version)"
 
 # key type -> (curve name, hash name) for ECDSA; the curve fixes the hash (RFC 5656).
 _ECDSA = {
@@ -213,9 +215,7 @@ def _verify_raw(signature: SshSignature, data: bytes) -> None:
         else:
             raise SignatureError(f"key type {key_type!r} is not supported")
     except InvalidSignature:
-        raise SignatureError(
-            "signature does not match the content (tampered, or signed another version)"
-        ) from None
+        raise SignatureError(CONTENT_MISMATCH) from None
     except ValueError as error:
         raise SignatureError(f"malformed key or signature: {error}") from None
 

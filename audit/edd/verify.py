@@ -27,7 +27,7 @@ from audit.edd.allowed_signers import (
 from audit.edd.model import Edd
 from audit.edd.policy import Policy, parse_policy
 from audit.edd.semantics import parse_rfc3339
-from audit.edd.sshsig import MAX_SIGNATURE_BYTES, verify_signature
+from audit.edd.sshsig import CONTENT_MISMATCH, MAX_SIGNATURE_BYTES, verify_signature
 from audit.edd.trust import (
     ALLOWED_SIGNERS,
     POLICY,
@@ -89,6 +89,15 @@ class EddVerification:
     approvers: int = 0
     warnings: list[str] = field(default_factory=list)
     trust_project: str = ""  # the project folder whose .mlaudit/ was read ("" = top level)
+
+    def hint(self) -> str:
+        """What to do next when the EDD was edited after it was signed; "" otherwise."""
+        if self.passed or not any(a.reason == CONTENT_MISMATCH for a in self.approvals):
+            return ""
+        return (
+            "the EDD changed after it was signed: if the edit is meant, raise its `version` "
+            "and have each approver sign it again (`mlaudit edd sign`)"
+        )
 
     def findings(self) -> list[Finding]:
         """One finding per approval file, then the policy decision (shared renderers)."""

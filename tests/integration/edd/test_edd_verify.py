@@ -119,6 +119,21 @@ def test_attack_signature_over_older_version(approved):
     assert "does not match the content" in result.approvals[0].reason
 
 
+def test_edit_after_signing_says_what_to_do(approved, run_cli):
+    approved.edit("\nversion: 1\n", "\nversion: 2\n")
+    cli = run_cli("edd", "verify", approved.edd, "--trust-ref", "main")
+    assert cli.exit_code == 1
+    assert "hint: the EDD changed after it was signed" in cli.stdout
+    assert "`mlaudit edd sign`" in cli.stdout
+
+
+def test_no_edit_hint_when_approvals_are_missing_not_stale(approved, run_cli):
+    (approved.approvals / "alice@x.sig").unlink()
+    cli = run_cli("edd", "verify", approved.edd, "--trust-ref", "main")
+    assert cli.exit_code == 1
+    assert "hint:" not in cli.stdout
+
+
 def test_attack_signature_in_git_namespace(approved, people):
     approved.approve("carol@x", people["carol"], namespace="git")
     result = verify_edd(load_edd(approved.edd), trust_ref="main")

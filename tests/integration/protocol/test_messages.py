@@ -20,6 +20,7 @@ def test_run_refusal_repeats_why_each_approval_did_not_count(study: Study, run_c
     assert f"approvals/{APPROVER}.sig: invalid: signature does not match the content" in (
         result.stderr
     )
+    assert "raise its `version` and have each approver sign it again" in result.stderr
 
 
 def test_run_refusal_says_when_there_is_no_approval(new_study, run_cli, tmp_path):
