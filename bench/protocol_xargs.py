@@ -4,8 +4,9 @@ Both run the same 200 commands (same argv, same env variables, same trial dirs).
 Prints the whole-command ratio (target <= 1.3x) and the trial-execution ratio (target
 <= 1.25x). The two alternate for --rounds rounds and each side's median is compared:
 a bare pool of 200 Python starts swings by 10-20% from one run to the next on a shared
-machine, so one sample of either side decides little.
-Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 3]
+machine (1.64 to 2.46 s within one hour here), so one sample of either side decides
+little and three still let one slow round of a side decide the median.
+Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def xargs_seconds(repo: Path, seeds: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     xargs, whole, pool = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
