@@ -2,7 +2,8 @@
 
 Each trial spins the CPU for a fixed number of steps; both runs execute the same
 trials (no cache). On a machine with fewer than 2 idle cores the ratio says so.
-Usage: .venv/bin/python bench/protocol_cpu.py [--seeds 4] [--work 8]
+Exits 1 when the target is missed (--no-targets: only report).
+Usage: .venv/bin/python bench/protocol_cpu.py [--seeds 4] [--work 8] [--no-targets]
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--work", type=float, default=8.0, help="million loop steps per trial")
+    parser.add_argument(
+        "--no-targets", action="store_true", help="report only; exit 0 even when a target is missed"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_study(Path(tmp), edd(args.seeds, work=args.work))
@@ -36,7 +40,7 @@ def main() -> int:
     )
     print(f"  1 worker   {one:6.2f} s")
     print(f"  2 workers  {two:6.2f} s   speed-up {one / two:4.2f}x (target >= {TARGET}x)")
-    return 0
+    return 0 if args.no_targets or one / two >= TARGET else 1
 
 
 if __name__ == "__main__":

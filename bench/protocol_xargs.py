@@ -6,7 +6,8 @@ Prints the whole-command ratio (target <= 1.3x) and the trial-execution ratio (t
 a bare pool of 200 Python starts swings by 10-20% from one run to the next on a shared
 machine (1.64 to 2.46 s within one hour here), so one sample of either side decides
 little and three still let one slow round of a side decide the median.
-Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 5]
+Exits 1 when a target is missed (--no-targets: only report).
+Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 5] [--no-targets]
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--no-targets", action="store_true", help="report only; exit 0 even when a target is missed"
+    )
     args = parser.parse_args()
     xargs, whole, pool = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +83,8 @@ def main() -> int:
         f"  mlaudit (whole command){whole_s:7.2f} s   ratio {whole_s / base:5.2f}x "
         f"(target <= {TARGET_WHOLE}; incl. approval check, git/DVC provenance, plan)"
     )
-    return 0
+    met = pool_s / base <= TARGET and whole_s / base <= TARGET_WHOLE
+    return 0 if args.no_targets or met else 1
 
 
 if __name__ == "__main__":

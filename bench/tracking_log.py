@@ -3,7 +3,7 @@
 Each trial: 30 params, 10 metrics x 20 steps, 10 tags, 2 artifacts. The fluent side
 does what a training script usually does: one call per value. Both log to the same
 real `mlflow server` (append-only store, SQLite) started here. Prints both times and
-the ratio (target: mlaudit >= 20x faster).
+the ratio (target: mlaudit >= 20x faster); exits 1 below it.
 
     .venv/bin/python bench/tracking_log.py
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -118,7 +119,7 @@ def with_fluent(uri: str, trials_dir: Path) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
+def main() -> int:
     import contextlib
     import io
 
@@ -148,7 +149,8 @@ def main() -> None:
     print(f"  mlflow fluent, one call per value: {plain:8.2f} s  ({calls} calls)")
     print(f"  mlaudit track log (batched):       {ours:8.2f} s")
     print(f"  ratio: mlaudit is {plain / ours:.1f}x faster (target >= 20x)")
+    return 0 if plain / ours >= 20 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,7 +4,7 @@ The runs (10 params, 5 metrics x 10 steps, 5 tags each) are set up in seconds (s
 populate), then a real `mlflow server` with the append-only store serves them and
 verify refetches everything over HTTP. Side by side: the obvious client loop
 (get_run + get_metric_history per run and key), timed on 100 runs and scaled to
-1,000. Targets: verify <= 10 s, Merkle root of 1M leaves <= 3 s.
+1,000. Targets: verify <= 10 s, Merkle root of 1M leaves <= 3 s; exits 1 when one is missed.
 
     .venv/bin/python bench/tracking_verify.py
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -164,7 +165,7 @@ def bench_merkle() -> tuple[float, float]:
     return ours, time.perf_counter() - started
 
 
-def main() -> None:
+def main() -> int:
     from audit.tracking.client import connect
     from audit.tracking.ledger import fetch_ledger
     from audit.tracking.ledger_verify import verify_ledger
@@ -202,7 +203,8 @@ def main() -> None:
     print(f"  recursive RFC 6962 transcription: {textbook:6.2f} s")
     print(f"  mlaudit (level by level):         {merkle:6.2f} s  (target <= 3 s)")
     print(f"  ratio: {textbook / merkle:.1f}x faster")
+    return 0 if ours <= 10 and merkle <= 3 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

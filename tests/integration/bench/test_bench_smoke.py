@@ -25,10 +25,10 @@ RUNS = {
     # Toy synthetic study, one round; the fraud study's figures come from `make bench`.
     "e2e_overhead": ["--study", "synthetic", "--seeds", "2", "--rounds", "1", "--no-targets"],
     "executor_ray": ["--seeds", "3", "--rounds", "1", "--no-target"],  # starts its own Ray cluster
-    "protocol_cache": ["--seeds", "2"],
-    "protocol_cpu": ["--seeds", "1", "--work", "0.05"],
-    "protocol_dvc_queue": ["--seeds", "1"],
-    "protocol_xargs": ["--seeds", "2", "--rounds", "1"],
+    "protocol_cache": ["--seeds", "2", "--no-targets"],
+    "protocol_cpu": ["--seeds", "1", "--work", "0.05", "--no-targets"],
+    "protocol_dvc_queue": ["--seeds", "1", "--no-targets"],
+    "protocol_xargs": ["--seeds", "2", "--rounds", "1", "--no-targets"],
     "report_render": ["--rounds", "1"],
     # SQLite only: the PostgreSQL path is the same code, and its server start costs seconds.
     "tracking_scale": ["--trials", "20", "--shards", "2", "--backend", "sqlite"],
