@@ -333,8 +333,14 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def summarize(study: Study, bares: list[float], runs: list[Audited]) -> tuple[float, float | None]:
-    """Prints the medians; returns (ratio, steps after the run with finish, if available)."""
+def summarize(
+    study: Study, bares: list[float], runs: list[Audited], *, judged: bool = True
+) -> tuple[float, float | None]:
+    """Prints the medians; returns (ratio, steps after the run with finish, if available).
+
+    The targets are printed only where they are judged (the fraud study): the synthetic
+    study's trials last milliseconds, so fixed costs decide its ratio by design.
+    """
     bare = median(bares)
     print(f"{study.name}: {len(study.trials)} trial commands, {WORKERS} workers, "
           f"median of {len(runs)} interleaved rounds")  # fmt: skip
@@ -357,10 +363,11 @@ def summarize(study: Study, bares: list[float], runs: list[Audited]) -> tuple[fl
         finish_steps = median([sum(f.values()) for f in finishes])
         total_finish = median([r.total_finish for r in runs if r.total_finish is not None])
         ratio = total_finish / bare
-        print(f"  steps after the run, finish       {finish_steps:7.2f} s   "
-              f"(target <= {TARGET_STEPS} s)")  # fmt: skip
-        print(f"  audited, with finish              {total_finish:7.2f} s   ratio {ratio:5.2f}x "
-              f"(target <= {TARGET_RATIO}x)")  # fmt: skip
+        steps_target = f"   (target <= {TARGET_STEPS} s)" if judged else ""
+        ratio_target = f" (target <= {TARGET_RATIO}x)" if judged else " (no target)"
+        print(f"  steps after the run, finish       {finish_steps:7.2f} s{steps_target}")
+        print(f"  audited, with finish              {total_finish:7.2f} s   ratio {ratio:5.2f}x"
+              f"{ratio_target}")  # fmt: skip
     return ratio, finish_steps
 
 
@@ -376,7 +383,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlaudit-e2e-") as tmp:
         if args.study in ("synthetic", "both"):
             study = synthetic_study(Path(tmp) / "synthetic", args.seeds, args.work)
-            summarize(study, *measure(study, args.rounds))
+            summarize(study, *measure(study, args.rounds), judged=False)
         if args.study in ("fraud", "both"):
             study = fraud_study(Path(tmp))
             ratio, steps = summarize(study, *measure(study, args.rounds))
