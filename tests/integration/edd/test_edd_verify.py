@@ -120,7 +120,7 @@ def test_attack_signature_over_older_version(approved):
 
 
 def test_edit_after_signing_says_what_to_do(approved, run_cli):
-    approved.edit("\nversion: 1\n", "\nversion: 2\n")
+    approved.edit("title: Toy study for tests", "title: Toy study for tests, reworded")
     cli = run_cli("edd", "verify", approved.edd, "--trust-ref", "main")
     assert cli.exit_code == 1
     assert "hint: the EDD changed after it was signed" in cli.stdout
