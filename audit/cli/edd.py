@@ -261,8 +261,9 @@ def _render_verification(file: Path, result: EddVerification) -> None:
     echo(f"decision: {verdict}")
     for reason in result.reasons:
         echo(f"  - {printable(reason)}")
-    if result.hint():
-        echo(f"hint: {result.hint()}")
+    hint = result.hint()
+    if hint:
+        echo(f"hint: {hint}")
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
