@@ -22,17 +22,28 @@ ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports.
+
+    The probes stay bound until all are chosen: probing one at a time, the kernel may
+    hand the same port out twice, and Ray refuses to start when two components share one.
+    """
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+
+
+# Another process may take a probed port before Ray binds it; a fresh set then starts.
+START_ATTEMPTS = 3
 
 
 class LocalRay:
     def __init__(self, temp_dir: Path, cpus: int = 2) -> None:
         self.temp_dir = temp_dir
         self.cpus = cpus
-        self.address = f"127.0.0.1:{free_port()}"
+        self.address = ""
         self.pgid: int | None = None
 
     def env(self) -> dict[str, str]:
@@ -42,30 +53,42 @@ class LocalRay:
 
     def start(self) -> LocalRay:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            log = self._start_once()
+            if log is None:
+                return self
+            if attempt == START_ATTEMPTS or "port" not in log.lower():
+                raise RuntimeError(f"ray start failed:\n{log[-2000:]}")
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> str | None:
+        """Start the head on fresh ports; None when it started, else the tail of its log."""
+        gcs, client, dashboard, agent = free_ports(4)
+        self.address = f"127.0.0.1:{gcs}"
         ray = str(Path(sys.executable).parent / "ray")
         argv = [
             *(ray, "start", "--head", "--node-ip-address=127.0.0.1"),
-            f"--port={self.address.rsplit(':', 1)[1]}",
+            f"--port={gcs}",
             f"--num-cpus={self.cpus}",
             "--num-gpus=0",
             "--include-dashboard=false",
             "--disable-usage-stats",
             f"--temp-dir={self.temp_dir}",
-            f"--ray-client-server-port={free_port()}",
-            f"--dashboard-port={free_port()}",
+            f"--ray-client-server-port={client}",
+            f"--dashboard-port={dashboard}",
             # Ports with fixed defaults: free ones, so a user's own cluster may run beside.
-            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-listen-port={agent}",
         ]
-        with (self.temp_dir / "ray-start.log").open("wb") as log:
+        log_path = self.temp_dir / "ray-start.log"
+        with log_path.open("wb") as log:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True
             )
         self.pgid = process.pid
-        if process.wait(timeout=180) != 0:
-            self.stop()
-            tail = (self.temp_dir / "ray-start.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"ray start failed:\n{tail}")
-        return self
+        if process.wait(timeout=180) == 0:
+            return None
+        self.stop()
+        return log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.pgid is None:
