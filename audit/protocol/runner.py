@@ -19,6 +19,7 @@ import fcntl
 import functools
 import socket
 import time
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -517,14 +518,18 @@ class Runner:
             while queue or running or held or self._rerun_outstanding(records):
                 self._data_check_pending(journal)  # a failed check stops the run here
                 batch: list[dict[str, Any]] = []
-                self._start_rerun_when_due(journal, records, budget)
+                # The re-run's original may be held: a slow data check must not push the
+                # re-run behind the whole plan. It, like the plan's trials, is only
+                # started before the check answers, never published.
+                finished = ChainMap(records, {r["trial_id"]: r for r in held})
+                self._start_rerun_when_due(journal, finished, budget)
                 self._fill(executor, queue, running, journal, budget, batch)
                 waited = self._waited(running)
                 if waited:
                     done, _ = futures.wait(waited, return_when=futures.FIRST_COMPLETED)
                     for future in done:
                         if self._rerun is not None and future is self._rerun.future:
-                            self._finish_rerun(journal, records, budget)
+                            self._finish_rerun(journal, finished, budget)
                             continue
                         if future not in running:
                             continue  # the data check answered

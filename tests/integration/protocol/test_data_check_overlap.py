@@ -136,3 +136,22 @@ def test_a_passed_data_check_publishes_what_it_held(blocked_study, markers, tmp_
     assert '"event":"session"' in lines[1]
     fingerprints = {t["fingerprint"] for t in outcome.results["trials"]}
     assert len(list((out.parent / "cache").glob("**/*.json"))) == len(fingerprints)
+
+
+def test_the_rerun_starts_while_the_data_check_is_still_out(new_study, markers, tmp_path):
+    # A data check slower than the plan (DVC's import on a loaded machine) must not
+    # hold the determinism re-run back until every plan trial has finished.
+    study = new_study(edd_document(seeds=[0, 1]))
+    out, check, progress = tmp_path / "out", futures.Future[None](), Advances()
+    thread, ended = _start(_request(study, out, check, progress))
+    try:
+        _wait_for(markers, "*~rerun.start", 1)
+        _nothing_published(out, progress)
+    finally:
+        check.set_result(None)  # a failed wait still lets the run end
+        thread.join(60)
+    outcome: RunOutcome = ended["outcome"]
+    assert [t["status"] for t in outcome.results["trials"]] == ["succeeded"] * 8
+    assert outcome.results["reproducibility"]["passed"] is True
+    lines = (out / "journal.jsonl").read_text().splitlines()
+    assert sum('"event":"reproducibility"' in line for line in lines) == 1
