@@ -53,16 +53,16 @@ class LocalRay:
 
     def start(self) -> LocalRay:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, START_ATTEMPTS + 1):
+        for _ in range(START_ATTEMPTS):
             log = self._start_once()
             if log is None:
                 return self
-            if attempt == START_ATTEMPTS or "port" not in log.lower():
-                raise RuntimeError(f"ray start failed:\n{log[-2000:]}")
-        raise AssertionError("unreachable")
+            if "port" not in log.lower():
+                break
+        raise RuntimeError(f"ray start failed:\n{log[-2000:]}")
 
     def _start_once(self) -> str | None:
-        """Start the head on fresh ports; None when it started, else the tail of its log."""
+        """Start the head on fresh ports; None when it started, else its `ray start` log."""
         gcs, client, dashboard, agent = free_ports(4)
         self.address = f"127.0.0.1:{gcs}"
         ray = str(Path(sys.executable).parent / "ray")
