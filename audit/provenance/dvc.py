@@ -189,8 +189,11 @@ def _describe_status(status: dict[str, Any], root: Path) -> list[str]:
 
 
 # The child lives for one answer: the cyclic collector only costs it CPU (about a tenth,
-# mostly while DVC imports), and that CPU is taken from the trials it overlaps.
-_CHILD = """import gc, json, sys
+# mostly while DVC imports), and that CPU is taken from the trials it overlaps. For the
+# same reason it leaves without the interpreter's shutdown, which would collect and free
+# every object DVC made (about 0.05 s more); the answer is flushed first, and the Repo,
+# its state database and its lock were closed by `dvc_status` already.
+_CHILD = """import gc, json, os, sys
 gc.disable()
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
@@ -201,6 +204,8 @@ try:
 except ProvenanceError as error:
     answer = {"error": error.message, "hint": error.hint}
 sys.stdout.write(json.dumps(answer))
+sys.stdout.flush()
+os._exit(0)
 """
 
 
