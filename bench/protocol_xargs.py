@@ -1,6 +1,9 @@
 """200 trivial trials with 2 workers: `mlaudit ablate run` vs a plain `xargs -P 2`.
 
-Both run the same 200 commands (same argv, same env variables, same trial dirs).
+Both run the same 200 commands (same argv, same env variables, same trial dirs), and
+both write into a fresh folder each round, as a run in a fresh CI job does: a pool that
+reused last round's folders would only truncate files the earlier round created, while
+mlaudit's --out is new each round.
 Prints the whole-command ratio (target <= 1.3x) and the trial-execution ratio (target
 <= 1.25x). The two alternate for --rounds rounds and each side's median is compared:
 a bare pool of 200 Python starts swings by 10-20% from one run to the next on a shared
@@ -27,11 +30,11 @@ TARGET = 1.25
 TARGET_WHOLE = 1.3  # issue 21: the whole command, fixed costs included
 
 
-def xargs_seconds(repo: Path, seeds: int) -> float:
+def xargs_seconds(repo: Path, seeds: int, out: str) -> float:
     lines = []
     for seed in range(seeds):
         for arm, overrides in (("baseline", []), ("no-a", ["features.a=false"])):
-            trial_dir = repo / "out-xargs" / arm / str(seed)
+            trial_dir = repo / out / arm / str(seed)
             env = [
                 f"MLAUDIT_SEED={seed}",
                 f"PYTHONHASHSEED={seed}",
@@ -64,7 +67,7 @@ def main() -> int:
         repo = make_study(Path(tmp), edd(args.seeds))
         trials = 2 * args.seeds
         for round_ in range(args.rounds):
-            xargs.append(xargs_seconds(repo, args.seeds))
+            xargs.append(xargs_seconds(repo, args.seeds, f"out-xargs-{round_}"))
             out = f"out-mlaudit-{round_}"
             whole.append(mlaudit_run(repo, out, "--workers", "2", "--no-cache"))
             pool.append(core_seconds(repo, out))
