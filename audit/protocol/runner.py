@@ -58,11 +58,11 @@ from audit.protocol.trial import TrialOutcome, TrialSpec, expand_command, trial_
 from audit.provenance.record import trial_fingerprint
 
 TRIALS_DIR = "trials"
+RERUN_DIR = "reproducibility"
 # Group commit: a trial that finishes waits at most this long for others to share its
 # fsync. Short trials (tens of ms) otherwise pay one journal fsync each, and the disk
 # flush costs the CPU they run on; a person or a tracking server never notices 50 ms.
 GROUP_COMMIT_SECONDS = 0.05
-RERUN_DIR = "reproducibility"
 
 
 @dataclass(frozen=True)
