@@ -109,41 +109,45 @@ def run(
     as_json: bool,
 ) -> int:
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
-    # Only what starting `dvc status` needs is imported before it starts: the child's
+    # Only what starting DVC's import needs is imported before it starts: the child's
     # import of DVC then overlaps the rest of this process's imports too.
-    from audit.edd import load_edd
-    from audit.edd.pin import check_pinned_digest, parse_expected_digest
-    from audit.edd.trust import locate_project
     from audit.protocol.shards import parse_shard
-    from audit.provenance.declared import declared_data
-    from audit.provenance.dvc import start_dvc_status
-    from audit.provenance.git import repo_root
+    from audit.provenance.dvc import prepare_dvc_status, start_dvc_status
 
     shard_range = parse_shard(shard) if shard else None
-    if expect_digest is not None:
-        parse_expected_digest(expect_digest)
     if executor == "ray" and workers is not None:
         raise UsageError("--workers is for the local pool; on Ray, protocol.resources decides")
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
     start = repo.resolve() if repo else edd_path.resolve().parent
-    repo_root(start)  # refuses, saying why, outside git: the code must be committed
-    # Trust files, dvc.lock, the lock file, the trials' workdir: all the project's.
-    root = locate_project(start, trust_ref)
-    if trust_dir is not None:
-        from audit.edd.trust import UNPROTECTED_WARNING
-
-        echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
-    # One load: the bytes whose approvals verify are the bytes that run.
-    edd = load_edd(edd_path)
-    check_pinned_digest(edd, expect_digest)
-    data = declared_data(edd.document["data"])
-    # The slow checks start now and overlap the approval check and the plan. `dvc status`
-    # may still run while the first trials do: the runner makes no trial's result
-    # durable or public before it passed, and a failure stops the run uncounted.
-    dvc = start_dvc_status(root, list(data.dvc))
+    # `dvc status` is asked once the EDD names the data; importing DVC, most of its
+    # cost, starts now, on a core this process leaves idle while it imports and reads.
+    dvc = prepare_dvc_status(start)
     background: futures.ThreadPoolExecutor | None = None
     try:
+        from audit.edd import load_edd
+        from audit.edd.pin import check_pinned_digest, parse_expected_digest
+        from audit.edd.trust import locate_project
+        from audit.provenance.declared import declared_data
+        from audit.provenance.git import repo_root
+
+        if expect_digest is not None:
+            parse_expected_digest(expect_digest)
+        repo_root(start)  # refuses, saying why, outside git: the code must be committed
+        # Trust files, dvc.lock, the lock file, the trials' workdir: all the project's.
+        root = locate_project(start, trust_ref)
+        if trust_dir is not None:
+            from audit.edd.trust import UNPROTECTED_WARNING
+
+            echo(UNPROTECTED_WARNING.format(path=trust_dir), err=True)
+        # One load: the bytes whose approvals verify are the bytes that run.
+        edd = load_edd(edd_path)
+        check_pinned_digest(edd, expect_digest)
+        data = declared_data(edd.document["data"])
+        # The slow checks start now and overlap the approval check and the plan. `dvc
+        # status` may still run while the first trials do: the runner makes no trial's
+        # result durable or public before it passed, and a failure stops the run uncounted.
+        start_dvc_status(root, list(data.dvc), warm=dvc)
         from audit.protocol.overrides import preload_grammar
 
         preload_grammar()

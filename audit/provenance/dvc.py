@@ -6,10 +6,12 @@ Hashes are read from the lock files (plain YAML) so recording them is cheap;
 building its Repo (most of `ablate run`'s fixed cost) overlaps the approval check, the
 plan and the first trials; the run makes no trial's result durable or public before
 the answer is clean, and a stale workspace stops it with none of its trials counted.
+`prepare_dvc_status` starts that child's DVC import before the EDD is even read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,8 +23,6 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import yaml
 
 from audit.errors import ProvenanceError
 
@@ -42,6 +42,9 @@ def _out_hash(out: dict[str, Any]) -> str | None:
 
 
 def _read_yaml(path: Path) -> Any:
+    # Imported here: `ablate run` imports this module to start DVC's import first.
+    import yaml
+
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
@@ -193,14 +196,23 @@ def _describe_status(status: dict[str, Any], root: Path) -> list[str]:
 # same reason it leaves without the interpreter's shutdown, which would collect and free
 # every object DVC made (about 0.05 s more); the answer is flushed first, and the Repo,
 # its state database and its lock were closed by `dvc_status` already.
+# It imports DVC before it knows the question (root and data paths, one JSON line on
+# stdin): the import is most of the check's cost, and the caller learns the question
+# only after its own imports and the EDD's load, time the other core would sit idle.
 _CHILD = """import gc, json, os, sys
 gc.disable()
 sys.path.insert(0, sys.argv[1])
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+import dvc.repo
 from pathlib import Path
 from audit.errors import ProvenanceError
 from audit.provenance.dvc import dvc_status
+question = sys.stdin.readline()
+if not question:  # nothing to ask after all
+    os._exit(0)
+root, *paths = json.loads(question)
 try:
-    answer = {"problems": dvc_status(Path(sys.argv[2]), sys.argv[3:])}
+    answer = {"problems": dvc_status(Path(root), paths)}
 except ProvenanceError as error:
     answer = {"error": error.message, "hint": error.hint}
 sys.stdout.write(json.dumps(answer))
@@ -212,34 +224,55 @@ os._exit(0)
 class PendingStatus:
     """`dvc_status(root, data_paths)` running in a child process; `result()` waits for it.
 
-    The answer is exactly `dvc_status`'s (the child calls it); a child that cannot answer
+    The child may start (`warm`) before the question is known: `ask` sends it. The
+    answer is exactly `dvc_status`'s (the child calls it); a child that cannot answer
     (crashed, killed, unparsable output) is never read as clean: the check then runs here.
     """
 
-    def __init__(self, root: Path, data_paths: Sequence[str]) -> None:
-        self._root, self._paths = root, list(data_paths)
-        package_root = str(Path(__file__).resolve().parents[2])
-        self._child: subprocess.Popen[str] | None = None
+    def __init__(self, *, warm: bool) -> None:
+        self._root: Path | None = None
+        self._paths: list[str] = []
+        self._child: subprocess.Popen[str] | None = self._spawn() if warm else None
         self._waited: subprocess.Popen[str] | None = None  # the child result() waits on
         self._stopped = False
-        if not self._paths:
-            return  # nothing DVC-tracked: collect_provenance never asks
-        self._child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, package_root, str(root), *self._paths],
-            stdin=subprocess.DEVNULL,
+
+    @staticmethod
+    def _spawn() -> subprocess.Popen[str]:
+        package_root = str(Path(__file__).resolve().parents[2])
+        return subprocess.Popen(
+            [sys.executable, "-c", _CHILD, package_root],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "DVC_NO_ANALYTICS": "1"},
             text=True,
         )
 
+    def ask(self, root: Path, data_paths: Sequence[str]) -> PendingStatus:
+        """Send the question; with no data paths nothing is asked and the child goes."""
+        self._root, self._paths = root, list(data_paths)
+        if not self._paths:
+            self.close()  # nothing DVC-tracked: collect_provenance never asks
+            return self
+        if self._child is None:
+            self._child = self._spawn()
+        stdin = self._child.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps([str(root), *self._paths]) + "\n")
+            stdin.close()
+        except OSError:
+            pass  # the child is gone: result() sees no answer and checks here
+        return self
+
     def result(self) -> list[str]:
         """The problems `dvc status` reports; raises ProvenanceError as `dvc_status` does."""
+        assert self._root is not None, "ask() comes before result()"
         child, self._child = self._child, None
         if child is None:
             return dvc_status(self._root, self._paths)
         self._waited = child
-        out, _ = child.communicate()
+        out = _collect(child)
         if self._stopped:  # close() killed it: no answer, and none is needed any more
             raise ProvenanceError("dvc status was stopped before it answered (the run ended)")
         try:
@@ -275,12 +308,35 @@ class PendingStatus:
         child, self._child = self._child, None
         if child is not None:
             child.kill()
-            child.communicate()
+            _collect(child)
         waited = self._waited
         if waited is not None and waited.poll() is None:
             self._stopped = True
             waited.kill()  # its waiter (clean()'s thread) reports the stop
 
 
-def start_dvc_status(root: Path, data_paths: Sequence[str]) -> PendingStatus:
-    return PendingStatus(root, data_paths)
+def _collect(child: subprocess.Popen[str]) -> str:
+    """The child's output once it exited. Not communicate(): that flushes a stdin which
+    `ask` may have closed already, and on Python 3.11 raises for it."""
+    if child.stdin is not None and not child.stdin.closed:
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+    assert child.stdout is not None
+    with child.stdout:
+        out = child.stdout.read()
+    child.wait()
+    return out
+
+
+def prepare_dvc_status(start: Path) -> PendingStatus:
+    """A child that imports DVC now, where `start` is inside a DVC project (a `.dvc`
+    folder in it or above); `ask` it once the data paths are known, `close` it always."""
+    folders = (start, *start.parents)
+    return PendingStatus(warm=any((folder / ".dvc").is_dir() for folder in folders))
+
+
+def start_dvc_status(
+    root: Path, data_paths: Sequence[str], warm: PendingStatus | None = None
+) -> PendingStatus:
+    """`dvc status` for the data paths, answered by a child (the `warm` one if given)."""
+    return (warm or PendingStatus(warm=False)).ask(root, data_paths)

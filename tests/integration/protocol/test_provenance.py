@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+from pathlib import Path
 
 import pytest
 from protocol_study import dvc, git
 
 from audit.errors import ProvenanceError
 from audit.protocol.progress import LineProgress
-from audit.provenance.dvc import data_hashes, dvc_status, start_dvc_status
+from audit.provenance.dvc import (
+    data_hashes,
+    dvc_status,
+    prepare_dvc_status,
+    start_dvc_status,
+)
 from audit.provenance.environment import describe_environment
 from audit.provenance.record import collect_provenance
 
@@ -97,6 +104,49 @@ def test_the_early_dvc_check_answers_as_dvc_status(study):
     pending = start_dvc_status(study.root, ["data/train.csv"])
     pending.close()  # a run that stops first leaves no child behind
     assert pending.result() == []  # and asking anyway checks in this process
+
+
+def _children() -> set[int]:
+    """This process's live child processes (a reaped or zombie child is not one)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids.update(int(p) for p in (task / "children").read_text().split())
+    live = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:  # reaped since the listing
+            continue
+        if state != "Z":
+            live.add(pid)
+    return live
+
+
+def test_a_dvc_check_warmed_before_the_question_answers_as_dvc_status(study):
+    """`ablate run` starts DVC's import before it has read the EDD; the answer is the same."""
+    before = _children()
+    warm = prepare_dvc_status(study.root / "data")  # below the project: .dvc is found above
+    assert len(_children() - before) == 1
+    assert start_dvc_status(study.root, ["data/train.csv"], warm=warm).result() == []
+    data = study.root / "data" / "train.csv"
+    data.write_bytes(data.read_bytes() + b"1,2\n")
+    warm = prepare_dvc_status(study.root)
+    answer = start_dvc_status(study.root, ["data/train.csv"], warm=warm).result()
+    assert answer == dvc_status(study.root, ["data/train.csv"])
+    assert answer
+    assert "modified" in answer[0]
+    assert _children() == before
+
+
+def test_a_warm_dvc_check_that_is_never_asked_leaves_no_process(study, tmp_path):
+    before = _children()
+    prepare_dvc_status(study.root).close()  # the run stopped before it read the EDD
+    start_dvc_status(study.root, [], warm=prepare_dvc_status(study.root))  # no DVC data
+    assert _children() == before
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    prepare_dvc_status(outside)  # no .dvc folder here or above: nothing to warm
+    assert _children() == before
 
 
 def test_lock_file_and_image_digest(tmp_path):
