@@ -112,7 +112,7 @@ def run(
     # Only what starting DVC's import needs is imported before it starts: the child's
     # import of DVC then overlaps the rest of this process's imports too.
     from audit.protocol.shards import parse_shard
-    from audit.provenance.dvc import prepare_dvc_status, start_dvc_status
+    from audit.provenance.dvc import prepare_dvc_status
 
     shard_range = parse_shard(shard) if shard else None
     if executor == "ray" and workers is not None:
@@ -147,7 +147,7 @@ def run(
         # The slow checks start now and overlap the approval check and the plan. `dvc
         # status` may still run while the first trials do: the runner makes no trial's
         # result durable or public before it passed, and a failure stops the run uncounted.
-        start_dvc_status(root, list(data.dvc), warm=dvc)
+        dvc.ask(root, list(data.dvc))
         from audit.protocol.overrides import preload_grammar
 
         preload_grammar()

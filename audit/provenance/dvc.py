@@ -335,8 +335,6 @@ def prepare_dvc_status(start: Path) -> PendingStatus:
     return PendingStatus(warm=any((folder / ".dvc").is_dir() for folder in folders))
 
 
-def start_dvc_status(
-    root: Path, data_paths: Sequence[str], warm: PendingStatus | None = None
-) -> PendingStatus:
-    """`dvc status` for the data paths, answered by a child (the `warm` one if given)."""
-    return (warm or PendingStatus(warm=False)).ask(root, data_paths)
+def start_dvc_status(root: Path, data_paths: Sequence[str]) -> PendingStatus:
+    """`dvc status` for the data paths, answered by a child started now."""
+    return PendingStatus(warm=False).ask(root, data_paths)

@@ -12,6 +12,7 @@ import pytest
 from protocol_study import dvc, git
 
 from audit.errors import ProvenanceError
+from audit.protocol.containment import _descendants
 from audit.protocol.progress import LineProgress
 from audit.provenance.dvc import (
     data_hashes,
@@ -107,12 +108,9 @@ def test_the_early_dvc_check_answers_as_dvc_status(study):
 
 
 def _children() -> set[int]:
-    """This process's live child processes (a reaped or zombie child is not one)."""
-    pids: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        pids.update(int(p) for p in (task / "children").read_text().split())
+    """This process's live descendants (a reaped or zombie child is not one)."""
     live = set()
-    for pid in pids:
+    for pid in _descendants(os.getpid()) or []:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except FileNotFoundError:  # reaped since the listing
@@ -127,11 +125,11 @@ def test_a_dvc_check_warmed_before_the_question_answers_as_dvc_status(study):
     before = _children()
     warm = prepare_dvc_status(study.root / "data")  # below the project: .dvc is found above
     assert len(_children() - before) == 1
-    assert start_dvc_status(study.root, ["data/train.csv"], warm=warm).result() == []
+    assert warm.ask(study.root, ["data/train.csv"]).result() == []
     data = study.root / "data" / "train.csv"
     data.write_bytes(data.read_bytes() + b"1,2\n")
     warm = prepare_dvc_status(study.root)
-    answer = start_dvc_status(study.root, ["data/train.csv"], warm=warm).result()
+    answer = warm.ask(study.root, ["data/train.csv"]).result()
     assert answer == dvc_status(study.root, ["data/train.csv"])
     assert answer
     assert "modified" in answer[0]
@@ -141,7 +139,7 @@ def test_a_dvc_check_warmed_before_the_question_answers_as_dvc_status(study):
 def test_a_warm_dvc_check_that_is_never_asked_leaves_no_process(study, tmp_path):
     before = _children()
     prepare_dvc_status(study.root).close()  # the run stopped before it read the EDD
-    start_dvc_status(study.root, [], warm=prepare_dvc_status(study.root))  # no DVC data
+    prepare_dvc_status(study.root).ask(study.root, [])  # no DVC data
     assert _children() == before
     outside = tmp_path / "plain"
     outside.mkdir()
