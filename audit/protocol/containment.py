@@ -30,18 +30,16 @@ trial's status; it only cleans up after it.
 
 from __future__ import annotations
 
+# Only light standard modules at the top (no pathlib, typing, secrets, ctypes): the
+# watchdog imports this module in a fresh interpreter, beside the first trials.
 import contextlib
-import ctypes
 import itertools
 import os
-import secrets
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 MARK_VARIABLE = "MLAUDIT_TRIAL_MARK"
 SUBMISSION_VARIABLE = "MLAUDIT_TRIAL_SUBMISSION"
@@ -60,7 +58,7 @@ def _prefix() -> str:
         if _state.get("pid") != os.getpid():
             _state.clear()
             _state["pid"] = os.getpid()
-            _state["prefix"] = f"{os.getpid()}-{secrets.token_hex(6)}-"
+            _state["prefix"] = f"{os.getpid()}-{os.urandom(6).hex()}-"
         return str(_state["prefix"])
 
 
@@ -82,6 +80,8 @@ def prepare_runner() -> None:
 def _become_subreaper() -> bool:
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes
+
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -96,7 +96,7 @@ def _start_watchdog(prefix: str) -> int | None:
     No stdout/stderr: a survivor holding CI's output pipe would hang the job.
     posix_spawn rather than Popen: the watchdog outlives every Popen object.
     """
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     code = (
         f"import sys; sys.path.insert(0, {package_root!r}); "
         "from audit.protocol.containment import watch; watch(sys.argv[1])"
@@ -105,7 +105,9 @@ def _start_watchdog(prefix: str) -> int | None:
     try:
         os.posix_spawn(
             sys.executable,
-            [sys.executable, "-c", code, prefix],
+            # -I -S: it needs only the standard library and this package (on its path
+            # above), so neither site-packages nor PYTHON* variables are read at start.
+            [sys.executable, "-I", "-S", "-c", code, prefix],
             {k: v for k, v in os.environ.items() if k != MARK_VARIABLE},
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, read_end, 0),
@@ -153,7 +155,7 @@ def _every_process() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
 
 
-def _descendants(root: int, proc: Path = Path("/proc")) -> list[int] | None:
+def _descendants(root: int, proc: str | os.PathLike[str] = "/proc") -> list[int] | None:
     """Every descendant of `root` from the kernel's children lists; None where there are none."""
     base = str(proc)
     if not os.path.exists(f"{base}/{root}/task/{root}/children"):
@@ -169,14 +171,36 @@ def _descendants(root: int, proc: Path = Path("/proc")) -> list[int] | None:
         except OSError:  # gone
             continue
         for task in names:
+            listed = _read(f"{tasks}/{task}/children")
             try:
-                with open(f"{tasks}/{task}/children", "rb") as handle:
-                    children = [int(c) for c in handle.read().split()]
-            except (OSError, ValueError):
+                children = [int(c) for c in listed.split()] if listed else []
+            except ValueError:
                 continue
             found.extend(children)
             pending.extend(children)
     return found
+
+
+def _read(path: str) -> bytes | None:
+    """A /proc file's bytes, None when it is gone or not ours to read.
+
+    Plain descriptors, not open(): the sweep reads a few of these after every trial,
+    and a buffered file object costs five more system calls per file (fstat twice,
+    the isatty ioctl, two seeks) and its Python objects, taken from the trials' CPU.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _holders(
@@ -185,18 +209,15 @@ def _holders(
     """Pids whose environment holds one of `needles` (`NAME=value`, whole or as a prefix)."""
     found = []
     for pid in candidates:
-        name = str(pid)
-        try:
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:  # gone, or not ours to read
+        environ = _read(f"/proc/{pid}/environ")
+        if environ is None:  # gone, or not ours to read
             continue
         if any(
             item.startswith(needles) and (not exact or item in needles)
             for item in environ.split(b"\0")
             if item.startswith(variable.encode())
         ):
-            found.append(int(name))
+            found.append(pid)
     return found
 
 
@@ -221,7 +242,7 @@ def sweep_submission(*tokens: str) -> list[int]:
 def _sweep(
     variable: str, values: Sequence[str], exact: bool, candidates: Callable[[], list[int]]
 ) -> list[int]:
-    if not Path("/proc").is_dir():
+    if not os.path.isdir("/proc"):
         return []
     needles = tuple(f"{variable}={value}".encode() for value in values)
     killed: list[int] = []
@@ -267,10 +288,10 @@ def _reap(pids: list[int]) -> None:
 
 
 def _parent(pid: int) -> int | None:
+    fields = _stat(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[1])
-    except (OSError, IndexError, ValueError):
+        return int(fields[1]) if fields else None
+    except (IndexError, ValueError):
         return None
 
 
@@ -280,12 +301,11 @@ def kill_group(pgid: int) -> None:
 
 
 def _stat(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
         return None
     # Fields after the parenthesised command name (which may hold spaces); index 0 is state.
-    return stat.rsplit(")", 1)[-1].split()
+    return stat.decode("utf-8", "replace").rsplit(")", 1)[-1].split()
 
 
 def process_start_ticks(pid: int) -> str | None:
@@ -299,10 +319,10 @@ def _group_is_ours(pgid: int, ticks: str) -> bool:
     if process_start_ticks(pgid) == ticks:
         return True
     # The leader died (PR_SET_PDEATHSIG) but what it spawned may live on in its session.
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        fields = _stat(int(entry.name))
+        fields = _stat(int(name))
         if (
             fields
             and fields[2] == str(pgid)
@@ -313,7 +333,7 @@ def _group_is_ours(pgid: int, ticks: str) -> bool:
     return False
 
 
-def kill_leftovers(started: Sequence[Mapping[str, Any]]) -> None:
+def kill_leftovers(started: Sequence[Mapping[str, object]]) -> None:
     """Kill process groups a killed runner left behind (same group, session and age).
 
     `started` are the journal's `started` events (pid and its start ticks) of

@@ -10,6 +10,7 @@ the metrics file is read afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import math
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,10 +275,9 @@ def _run_contained(
     attempt: int,
     on_start: Callable[[int, int], None],
 ) -> tuple[int | None, bool, str | None]:
-    with (
-        open(spec.trial_dir / STDOUT_NAME, "wb") as out,
-        open(spec.trial_dir / STDERR_NAME, "wb") as err,
-    ):
+    # Plain descriptors, not open(): the child only needs the fds, and a buffered file
+    # object adds system calls (fstat, the isatty ioctl, a seek) for each of them.
+    with _log_fd(spec.trial_dir / STDOUT_NAME) as out, _log_fd(spec.trial_dir / STDERR_NAME) as err:
         try:
             process = subprocess.Popen(
                 argv,
@@ -301,6 +301,16 @@ def _run_contained(
         # Whatever the trial left running in its group goes with it.
         containment.kill_group(process.pid)
         return code, False, None
+
+
+@contextlib.contextmanager
+def _log_fd(path: Path) -> Iterator[int]:
+    """A trial's fresh (truncated) log file as a descriptor, closed on leaving."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def run_trial(spec: TrialSpec, on_start: Callable[[int, int], None]) -> TrialOutcome:
