@@ -9,6 +9,11 @@ Prints the whole-command ratio (target <= 1.3x) and the trial-execution ratio (t
 a bare pool of 200 Python starts swings by 10-20% from one run to the next on a shared
 machine (1.64 to 2.46 s within one hour here), so one sample of either side decides
 little and three still let one slow round of a side decide the median.
+The disk counts: besides the trial directory both create, mlaudit writes each trial's
+stdout and stderr to files (the bare pool discards them), two more inodes per trial.
+Where creating a file is slow (a journal-less ext4 scans past every inode deleted in the
+last minutes before it reuses one), that alone is a few percent of the ratio, so the
+cost of creating a file in the study's folder is printed too. TMPDIR picks that folder.
 Exits 1 when a target is missed (--no-targets: only report).
 Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 5] [--no-targets]
 """
@@ -54,6 +59,15 @@ def xargs_seconds(repo: Path, seeds: int, out: str) -> float:
     return time.perf_counter() - start
 
 
+def file_create_seconds(folder: Path, count: int = 200) -> float:
+    """Seconds to create one empty file here (the mean of `count`, in a fresh folder)."""
+    folder.mkdir()
+    start = time.perf_counter()
+    for index in range(count):
+        (folder / f"f{index}").touch()
+    return (time.perf_counter() - start) / count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=100)
@@ -75,6 +89,7 @@ def main() -> int:
                 f"  round {round_ + 1}: xargs {xargs[-1]:.2f} s, mlaudit trials {pool[-1]:.2f} s, "
                 f"whole command {whole[-1]:.2f} s"
             )
+        create = file_create_seconds(repo / "out-file-create")
     base, pool_s, whole_s = (statistics.median(v) for v in (xargs, pool, whole))
     print(f"{trials} trivial trials, 2 workers (median of {args.rounds} interleaved rounds)")
     print(f"  xargs -P 2             {base:7.2f} s")
@@ -85,6 +100,10 @@ def main() -> int:
     print(
         f"  mlaudit (whole command){whole_s:7.2f} s   ratio {whole_s / base:5.2f}x "
         f"(target <= {TARGET_WHOLE}; incl. approval check, git/DVC provenance, plan)"
+    )
+    print(
+        f"  creating a file here: {create * 1e6:.0f} us; mlaudit's {2 * trials} log files "
+        f"take about {2 * trials * create:.2f} s the bare pool does not spend"
     )
     met = pool_s / base <= TARGET and whole_s / base <= TARGET_WHOLE
     return 0 if args.no_targets or met else 1
