@@ -113,15 +113,22 @@ def data_hashes(root: Path, data_paths: Sequence[str]) -> dict[str, str]:
 
 def dvc_status(root: Path, data_paths: Sequence[str]) -> list[str]:
     """Problems `dvc status` reports for the EDD's data; empty when the workspace matches."""
+    return _status_of(root, _status_targets(root, data_paths))
+
+
+def _status_targets(root: Path, data_paths: Sequence[str]) -> list[str]:
+    """What `dvc status` is asked about: the .dvc files and dvc.lock outs recording the data."""
+    outs = tracked_outs(root, data_paths)
+    return sorted({out.path if out.source == "dvc.lock" else out.source for out in outs.values()})
+
+
+def _status_of(root: Path, targets: Sequence[str]) -> list[str]:
+    """`dvc status` of these targets (paths relative to `root`), as problems."""
     # Nothing phones home, even when the caller forgot to say so.
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    outs = tracked_outs(root, data_paths)
-    targets = sorted(
-        {out.path if out.source == "dvc.lock" else out.source for out in outs.values()}
-    )
     try:
         # DVC's own dependencies (pygtrie) emit DeprecationWarnings that are not the user's.
         with warnings.catch_warnings(), Repo(str(root)) as repo:
@@ -196,9 +203,11 @@ def _describe_status(status: dict[str, Any], root: Path) -> list[str]:
 # same reason it leaves without the interpreter's shutdown, which would collect and free
 # every object DVC made (about 0.05 s more); the answer is flushed first, and the Repo,
 # its state database and its lock were closed by `dvc_status` already.
-# It imports DVC before it knows the question (root and data paths, one JSON line on
+# It imports DVC before it knows the question (root and targets, one JSON line on
 # stdin): the import is most of the check's cost, and the caller learns the question
 # only after its own imports and the EDD's load, time the other core would sit idle.
+# The caller, which has read YAML already, names the targets: the child never loads a
+# YAML library of its own (DVC reads its files with ruamel.yaml).
 _CHILD = """import gc, json, os, sys
 gc.disable()
 sys.path.insert(0, sys.argv[1])
@@ -206,13 +215,13 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 import dvc.repo
 from pathlib import Path
 from audit.errors import ProvenanceError
-from audit.provenance.dvc import dvc_status
+from audit.provenance.dvc import _status_of
 question = sys.stdin.readline()
 if not question:  # nothing to ask after all
     os._exit(0)
-root, *paths = json.loads(question)
+root, *targets = json.loads(question)
 try:
-    answer = {"problems": dvc_status(Path(root), paths)}
+    answer = {"problems": _status_of(Path(root), targets)}
 except ProvenanceError as error:
     answer = {"error": error.message, "hint": error.hint}
 sys.stdout.write(json.dumps(answer))
@@ -235,6 +244,7 @@ class PendingStatus:
         self._child: subprocess.Popen[str] | None = self._spawn() if warm else None
         self._waited: subprocess.Popen[str] | None = None  # the child result() waits on
         self._stopped = False
+        self._refused: ProvenanceError | None = None  # the data is not DVC's: nothing asked
 
     @staticmethod
     def _spawn() -> subprocess.Popen[str]:
@@ -254,12 +264,18 @@ class PendingStatus:
         if not self._paths:
             self.close()  # nothing DVC-tracked: collect_provenance never asks
             return self
+        try:
+            targets = _status_targets(root, self._paths)
+        except ProvenanceError as error:  # result() raises it, as dvc_status would
+            self._refused = error
+            self.close()
+            return self
         if self._child is None:
             self._child = self._spawn()
         stdin = self._child.stdin
         assert stdin is not None
         try:
-            stdin.write(json.dumps([str(root), *self._paths]) + "\n")
+            stdin.write(json.dumps([str(root), *targets]) + "\n")
             stdin.close()
         except OSError:
             pass  # the child is gone: result() sees no answer and checks here
@@ -268,6 +284,8 @@ class PendingStatus:
     def result(self) -> list[str]:
         """The problems `dvc status` reports; raises ProvenanceError as `dvc_status` does."""
         assert self._root is not None, "ask() comes before result()"
+        if self._refused is not None:
+            raise self._refused
         child, self._child = self._child, None
         if child is None:
             return dvc_status(self._root, self._paths)
