@@ -11,7 +11,7 @@ compare it with jsonschema on the whole corpus and on generated documents.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 Problem = tuple[str, str]
@@ -150,13 +150,18 @@ class SchemaChecker:
             yield pointer, _too_long(instance, limit)
 
     def _unique(self, instance: Any, unique: bool, schema: Any, pointer: str) -> Iterator[Problem]:
+        # Linear, by hashing: an EDD's seeds or a results document's trials are lists of
+        # hundreds, and comparing every pair cost a 200-seed EDD 20,000 comparisons.
         if unique and isinstance(instance, list):
-            seen: list[Any] = []
-            for item in instance:
-                if any(_equal(item, other) for other in seen):
-                    yield pointer, f"{instance!r} has non-unique elements"
-                    return
-                seen.append(item)
+            try:
+                keys = [_equality_key(item) for item in instance]
+                repeated = len(set(keys)) < len(keys)
+            except TypeError:  # a value no JSON or YAML reader makes: compare pairwise
+                repeated = any(
+                    _equal(item, other) for i, item in enumerate(instance) for other in instance[:i]
+                )
+            if repeated:
+                yield pointer, f"{instance!r} has non-unique elements"
 
     def _min_length(
         self, instance: Any, limit: int, schema: Any, pointer: str
@@ -227,6 +232,21 @@ def _too_short(instance: Any, limit: int) -> str:
 
 def _too_long(instance: Any, limit: int) -> str:
     return f"{instance!r} is expected to be empty" if limit == 0 else f"{instance!r} is too long"
+
+
+def _equality_key(value: Any) -> Hashable:
+    """A hashable stand-in equal for two values exactly when `_equal` says they are."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        # 1 and 1.0 are one JSON number (and hash alike); NaN equals nothing, itself included.
+        return object() if value != value else ("number", value)
+    if isinstance(value, dict):
+        return ("object", frozenset((key, _equality_key(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(_equality_key(item) for item in value))
+    # Strings, null and anything else: equal only to the same type and value.
+    return (type(value), value)
 
 
 def _equal(one: Any, two: Any) -> bool:

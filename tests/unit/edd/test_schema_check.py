@@ -222,3 +222,42 @@ def test_a_valid_document_read_after_the_run_skips_jsonschema(name, monkeypatch)
 
     monkeypatch.setattr(resources, "schema_problems", refuse)
     check_schema(AFTER_RUN[name], name, f"{name}.json")
+
+
+UNIQUE = {"type": "array", "uniqueItems": True}
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [1, 1.0],
+        [1, True],
+        [0, False],
+        [None, False],
+        ["1", 1],
+        [{"a": 1, "b": [1, 2]}, {"b": [1.0, 2], "a": 1}],
+        [{"a": 1}, {"a": True}],
+        [[1, [2]], [1, [2.0]]],
+        [[1, 2], [2, 1]],
+        [{"a": None}, {"b": None}],
+        [*range(300), 299.0],
+        list(range(300)),
+    ],
+)
+def test_unique_items_agrees_with_jsonschema(items):
+    expected = [e.message for e in Draft202012Validator(UNIQUE).iter_errors(items)]
+    assert [message for _, message in SchemaChecker(UNIQUE).problems(items)] == expected
+
+
+def test_unique_items_never_finds_nan_equal_to_itself():
+    # NaN equals nothing in JSON Schema's sense, as in _equal: [nan, nan] is unique.
+    nan = float("nan")
+    assert SchemaChecker(UNIQUE).problems([nan, nan]) == []
+    assert SchemaChecker(UNIQUE).problems([[nan], [nan]]) == []
+
+
+@given(st.lists(json_values, max_size=8))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_unique_items_agrees_on_generated_lists(items):
+    expected = [e.message for e in Draft202012Validator(UNIQUE).iter_errors(items)]
+    assert [message for _, message in SchemaChecker(UNIQUE).problems(items)] == expected
