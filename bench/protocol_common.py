@@ -36,15 +36,14 @@ with open(os.path.join(d, "metrics.json"), "w") as f:
 """
 
 
+def bench_env() -> dict[str, str]:
+    """The environment benchmark commands run in: this venv's tools first, nothing phones home."""
+    return {**os.environ, **QUIET, "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
 def sh(argv: list[str], cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv,
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **QUIET, "PATH": f"{BIN}:{os.environ['PATH']}"},
-        **kwargs,
+        argv, cwd=cwd, check=True, capture_output=True, text=True, env=bench_env(), **kwargs
     )
 
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from protocol_common import BIN, edd, make_study, mlaudit_run, sh
+from protocol_common import BIN, bench_env, edd, make_study, mlaudit_run, sh
 
 EXPECTED = 20.0
 DVC_TRAIN = """import json, yaml
@@ -67,7 +67,57 @@ def dvc_queue_seconds(repo: Path, seeds: int, limit: float) -> tuple[float, bool
         ],
         repo,
     )
-    sh([dvc, "queue", "start", "-j", "2"], repo)
+    _start_queue(dvc, repo)
+    try:
+        return _wait_for_queue(dvc, repo, seeds, limit, start)
+    finally:
+        # No DVC worker outlives the benchmark, finished or not.
+        for stop in (["queue", "kill", "--all"], ["queue", "stop", "--kill"]):
+            _quiet([dvc, *stop], repo)
+
+
+def _start_queue(dvc: str, repo: Path) -> None:
+    """`dvc queue start -j 2`, its output to a file.
+
+    The command forks a daemon that keeps the descriptors it was given; with pipes, as
+    `sh` would give it, reading them waits until the last worker exits, and a celery
+    worker that never drains (seen once: all 20 tasks done, the worker idle for 20
+    minutes) hangs the benchmark past its limit.
+    """
+    log = repo.parent / "dvc-queue-start.log"
+    with log.open("wb") as out:
+        code = subprocess.run(
+            [dvc, "queue", "start", "-j", "2"],
+            cwd=repo,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=bench_env(),
+            check=False,
+        ).returncode
+    if code != 0:
+        raise SystemExit(f"dvc queue start failed ({code}): {log.read_text()[-2000:]}")
+
+
+def _quiet(argv: list[str], repo: Path) -> None:
+    try:
+        subprocess.run(
+            argv,
+            cwd=repo,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=bench_env(),
+            check=False,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"  warning: `{' '.join(argv[1:])}` did not finish within 120 s", file=sys.stderr)
+
+
+def _wait_for_queue(
+    dvc: str, repo: Path, seeds: int, limit: float, start: float
+) -> tuple[float, bool, str]:
     done, states = 0, "no status yet"
     while time.perf_counter() - start < limit:
         status = sh([dvc, "queue", "status"], repo).stdout
@@ -84,8 +134,6 @@ def dvc_queue_seconds(repo: Path, seeds: int, limit: float) -> tuple[float, bool
         if tasks and not pending:
             return time.perf_counter() - start, True, f"{len(tasks)} experiments finished"
         time.sleep(4.0)  # each `dvc queue status` costs a second of CPU the workers need
-    subprocess.run([dvc, "queue", "kill", "--all"], cwd=repo, capture_output=True, check=False)
-    subprocess.run([dvc, "queue", "stop", "--kill"], cwd=repo, capture_output=True, check=False)
     return limit, False, f"only {done}/{2 * seeds} finished within {limit:.0f} s: {states}"
 
 
