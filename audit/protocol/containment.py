@@ -157,7 +157,7 @@ def _every_process() -> list[int]:
 
 def _descendants(root: int, proc: str | os.PathLike[str] = "/proc") -> list[int] | None:
     """Every descendant of `root` from the kernel's children lists; None where there are none."""
-    base = str(proc)
+    base = os.fspath(proc)
     if not os.path.exists(f"{base}/{root}/task/{root}/children"):
         return None
     found: list[int] = []
