@@ -108,14 +108,19 @@ def test_the_early_dvc_check_answers_as_dvc_status(study):
 
 
 def _children() -> set[int]:
-    """This process's live descendants (a reaped or zombie child is not one)."""
+    """This process's live `dvc status` children (a reaped or zombie child is not one).
+
+    Only those: the session's other work (the CI images built beside the tests) starts and
+    ends processes of its own under this one while a test runs.
+    """
     live = set()
     for pid in _descendants(os.getpid()) or []:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:  # reaped since the listing
             continue
-        if state != "Z":
+        if state != "Z" and b"from audit.provenance.dvc import" in command:
             live.add(pid)
     return live
 
