@@ -14,6 +14,11 @@ stdout and stderr to files (the bare pool discards them), two more inodes per tr
 Where creating a file is slow (a journal-less ext4 scans past every inode deleted in the
 last minutes before it reuses one), that alone is a few percent of the ratio, so the
 cost of creating a file in the study's folder is printed too. TMPDIR picks that folder.
+Where the time goes is printed as well: each side's CPU (the command and every process
+it waited for) and, on Linux, the CPU time the machine left idle while it ran (from
+/proc/stat, so only meaningful on an otherwise quiet machine). On a machine the trials
+saturate, the whole command takes about (CPU + idle) / cores: the extra CPU is what
+the audit does, the extra idle is CPU nobody used while its tasks waited.
 Exits 1 when a target is missed (--no-targets: only report).
 Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 5] [--no-targets]
 """
@@ -21,6 +26,8 @@ Usage: .venv/bin/python bench/protocol_xargs.py [--seeds 100] [--rounds 5] [--no
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -59,6 +66,37 @@ def xargs_seconds(repo: Path, seeds: int, out: str) -> float:
     return time.perf_counter() - start
 
 
+class Usage:
+    """CPU seconds of the processes a block waited for, and the machine's idle core-seconds."""
+
+    cpu: float = 0.0
+    idle: float | None = None  # None where /proc/stat is not there to read
+
+    def __enter__(self) -> Usage:
+        self._cpu, self._idle = _children_cpu(), _idle_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu = _children_cpu() - self._cpu
+        idle = _idle_seconds()
+        self.idle = None if idle is None or self._idle is None else idle - self._idle
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _idle_seconds() -> float | None:
+    """Idle and I/O-wait time of every CPU since boot (Linux; None elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
 def file_create_seconds(folder: Path, count: int = 200) -> float:
     """Seconds to create one empty file here (the mean of `count`, in a fresh folder)."""
     folder.mkdir()
@@ -77,13 +115,18 @@ def main() -> int:
     )
     args = parser.parse_args()
     xargs, whole, pool = [], [], []
+    usage: dict[str, list[Usage]] = {"xargs": [], "mlaudit": []}
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_study(Path(tmp), edd(args.seeds))
         trials = 2 * args.seeds
         for round_ in range(args.rounds):
-            xargs.append(xargs_seconds(repo, args.seeds, f"out-xargs-{round_}"))
+            with Usage() as used:
+                xargs.append(xargs_seconds(repo, args.seeds, f"out-xargs-{round_}"))
+            usage["xargs"].append(used)
             out = f"out-mlaudit-{round_}"
-            whole.append(mlaudit_run(repo, out, "--workers", "2", "--no-cache"))
+            with Usage() as used:
+                whole.append(mlaudit_run(repo, out, "--workers", "2", "--no-cache"))
+            usage["mlaudit"].append(used)
             pool.append(core_seconds(repo, out))
             print(
                 f"  round {round_ + 1}: xargs {xargs[-1]:.2f} s, mlaudit trials {pool[-1]:.2f} s, "
@@ -105,6 +148,11 @@ def main() -> int:
         f"  creating a file here: {create * 1e6:.0f} us; mlaudit's {2 * trials} log files "
         f"take about {2 * trials * create:.2f} s the bare pool does not spend"
     )
+    for side, label in (("xargs", "xargs -P 2"), ("mlaudit", "mlaudit (whole command)")):
+        cpu = statistics.median(u.cpu for u in usage[side])
+        idles = [u.idle for u in usage[side] if u.idle is not None]
+        idle = f", CPU idle meanwhile {statistics.median(idles):5.2f} core-s" if idles else ""
+        print(f"  {label:<25}CPU {cpu:5.2f} s{idle} ({os.cpu_count()} cores)")
     met = pool_s / base <= TARGET and whole_s / base <= TARGET_WHOLE
     return 0 if args.no_targets or met else 1
 
