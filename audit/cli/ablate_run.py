@@ -111,10 +111,8 @@ def run(
     """Run the ablation protocol of EDD exactly as signed and write OUT/results.json."""
     # Only what starting DVC's import needs is imported before it starts: the child's
     # import of DVC then overlaps the rest of this process's imports too.
-    from audit.protocol.shards import parse_shard
     from audit.provenance.dvc import prepare_dvc_status
 
-    shard_range = parse_shard(shard) if shard else None
     if executor == "ray" and workers is not None:
         raise UsageError("--workers is for the local pool; on Ray, protocol.resources decides")
     if no_cache and cache_dir is not None:
@@ -128,9 +126,11 @@ def run(
         from audit.edd import load_edd
         from audit.edd.pin import check_pinned_digest, parse_expected_digest
         from audit.edd.trust import locate_project
+        from audit.protocol.shards import parse_shard
         from audit.provenance.declared import declared_data
         from audit.provenance.git import repo_root
 
+        shard_range = parse_shard(shard) if shard else None
         if expect_digest is not None:
             parse_expected_digest(expect_digest)
         repo_root(start)  # refuses, saying why, outside git: the code must be committed

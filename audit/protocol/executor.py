@@ -101,9 +101,10 @@ class LocalExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
-        # One trial queued behind each busy worker: a worker that finishes starts its
-        # next trial at once instead of waiting for the runner to finish an fsync.
-        self.slots = 2 * self.workers
+        # Trials queued behind the busy workers: a worker that finishes starts its next
+        # trial at once, instead of waiting for the runner to finish an fsync or to end
+        # the pause between its rounds (runner.ROUND_PAUSE_SECONDS).
+        self.slots = 4 * self.workers
         self._pool = futures.ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="trial"
         )

@@ -63,6 +63,14 @@ RERUN_DIR = "reproducibility"
 # fsync. Short trials (tens of ms) otherwise pay one journal fsync each, and the disk
 # flush costs the CPU they run on; a person or a tracking server never notices 50 ms.
 GROUP_COMMIT_SECONDS = 0.05
+# Rounds: with trials of a few tens of milliseconds the scheduler would wake for each
+# one that finishes. Each wake is one more thread the kernel places beside the running
+# trials, and placed behind one it leaves another CPU idle for milliseconds (perf sched
+# on bench/protocol_xargs). So between two rounds the scheduler pauses up to this long,
+# never longer than the local pool's queued trials last (round_pause), and the next
+# round takes every trial that finished meanwhile. Trials of seconds or more never
+# notice: the pause comes before the wait, which returns as soon as one of them ends.
+ROUND_PAUSE_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ class Runner:
         self._interrupted: dict[str, dict[str, Any]] = {}  # trial id -> its last `started`
         self.preflight: Preflight | None = None
         self.watch = FirstTrialWatch(())
+        self._typical_seconds: float | None = None  # a trial's recent duration, smoothed
         self._data_check: futures.Future[None] | None = None  # set by run()
         self._rerun: _Rerun | None = None  # set by _execute when the plan re-runs a trial
         # The same for every trial of the run: read from the EDD once, not per trial.
@@ -532,6 +541,9 @@ class Runner:
                 self._fill(executor, queue, running, journal, budget, batch)
                 waited = self._waited(running)
                 if waited:
+                    pause = self._round_pause(executor, running, commit_at if unsynced else None)
+                    if pause:
+                        time.sleep(pause)
                     timeout = max(0.0, commit_at - time.monotonic()) if unsynced else None
                     done, _ = futures.wait(
                         waited, timeout=timeout, return_when=futures.FIRST_COMPLETED
@@ -548,6 +560,7 @@ class Runner:
                             budget.give_back()
                             queue.clear()
                             continue
+                        self._note_duration(started.outcome.duration_seconds)
                         record = self._from_outcome(trial, started.outcome, fingerprint, started.at)
                         record.update(started.record)
                         self._note_interrupted(record)
@@ -577,6 +590,26 @@ class Runner:
                 self._rerun.future.cancel()
             executor.abort()
             raise
+
+    def _note_duration(self, seconds: float) -> None:
+        typical = self._typical_seconds
+        self._typical_seconds = seconds if typical is None else 0.8 * typical + 0.2 * seconds
+
+    def _round_pause(
+        self,
+        executor: Executor,
+        running: Mapping[futures.Future[Started | None], tuple[Trial, str]],
+        commit_at: float | None,
+    ) -> float:
+        """The pause before waiting for the next round: on the local pool only."""
+        if not isinstance(executor, LocalExecutor):
+            return 0.0
+        return round_pause(
+            self._typical_seconds,
+            queued=len(running) - executor.workers,
+            workers=executor.workers,
+            commit_in=None if commit_at is None else commit_at - time.monotonic(),
+        )
 
     def _waited(
         self, running: Mapping[futures.Future[Started | None], tuple[Trial, str]]
@@ -833,6 +866,23 @@ class _Rerun:
     @property
     def running(self) -> bool:
         return self.future is not None and self.result is None
+
+
+def round_pause(
+    typical: float | None, *, queued: int, workers: int, commit_in: float | None
+) -> float:
+    """Seconds the scheduler pauses between two rounds (ROUND_PAUSE_SECONDS at most).
+
+    No pause before a trial's duration is known, and never longer than half the time the
+    `queued` trials keep `workers` busy, so no worker waits for the next round; a group
+    commit due in `commit_in` seconds is not put off either.
+    """
+    if typical is None or queued <= 0:
+        return 0.0
+    pause = min(ROUND_PAUSE_SECONDS, typical * queued / workers / 2)
+    if commit_in is not None:
+        pause = min(pause, commit_in)
+    return max(0.0, pause)
 
 
 def run_protocol(request: RunRequest) -> RunOutcome:
