@@ -56,7 +56,8 @@ BENCHMARKS := $(filter-out %_common.py,$(sort $(wildcard bench/*.py)))
 # mlaudit's own modules are byte-compiled first, as pip does when it installs a package
 # (an editable install writes them on its first run): where PYTHONDONTWRITEBYTECODE is
 # set, every timed command would otherwise compile them from source again.
-bench: $(DEV_STAMP)
+# system-deps: tracking_scale's target is PostgreSQL's, and the server must be up.
+bench: $(DEV_STAMP) system-deps
 	@$(PY) -m compileall -q audit
 	@status=0; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
 
