@@ -39,6 +39,6 @@ def test_the_local_pool_queues_enough_trials_to_cover_a_pause() -> None:
     try:
         queued = executor.slots - executor.workers
         # Trials of 15 ms (a Python script's start-up) already get the full pause.
-        assert round_pause(0.015, queued=queued, workers=2, commit_in=None) == (ROUND_PAUSE_SECONDS)
+        assert round_pause(0.015, queued=queued, workers=2, commit_in=None) == ROUND_PAUSE_SECONDS
     finally:
         executor.close()
