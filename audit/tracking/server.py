@@ -79,6 +79,9 @@ GUNICORN_THREADS = 4
 # Longer than the loggers' pauses between requests, so their pooled connections are
 # reused instead of being closed under them (gunicorn's default is 2 s).
 GUNICORN_KEEPALIVE_S = 30
+# Closes a connection after a few requests, so loggers spread over the workers as they go
+# (see the module).
+GUNICORN_HOOKS = "audit.tracking.gunicorn_hooks"
 
 
 def default_workers(backend_store_uri: str) -> int:
@@ -209,7 +212,7 @@ class ManagedServer:
             )
         options = (
             f"--worker-class gthread --threads {GUNICORN_THREADS} "
-            f"--keep-alive {GUNICORN_KEEPALIVE_S}"
+            f"--keep-alive {GUNICORN_KEEPALIVE_S} --config python:{GUNICORN_HOOKS}"
         )
         return ["--gunicorn-opts", options]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import sqlite3
 import threading
@@ -352,6 +353,27 @@ def test_mlflows_host_and_origin_guards_stay_on(mlflow_server: Any) -> None:
     )
     assert cross.status_code == 403, cross.text
     assert ok(requests.post(url, json=body, timeout=TIMEOUT))["experiment_id"]
+
+
+def test_a_kept_alive_connection_is_closed_after_a_few_requests(mlflow_server: Any) -> None:
+    """So a busy logger reconnects and lands on whichever worker is free (gunicorn_hooks)."""
+    from urllib.parse import urlsplit
+
+    from audit.tracking.gunicorn_hooks import KEEPALIVE_REQUESTS
+
+    where = urlsplit(mlflow_server.uri)
+    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=TIMEOUT)
+    closes = []
+    try:
+        for _ in range(KEEPALIVE_REQUESTS):
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+            closes.append(response.getheader("Connection", "").lower() == "close")
+    finally:
+        connection.close()
+    assert closes == [False] * (KEEPALIVE_REQUESTS - 1) + [True]
 
 
 @pytest.mark.slow
